@@ -1,0 +1,338 @@
+//! The component glue: wasi:http in and out, `edgedav:dav` imports behind
+//! the [`crate::backend`] traits. No protocol decisions are made here.
+
+use crate::backend::{self as b, Config, Env};
+use crate::error::DavError;
+use crate::http::{BodyReader, Request, Sink};
+
+wit_bindgen::generate!({
+    path: "../wit",
+    world: "edgedav:dav/handler",
+    generate_all,
+});
+
+use edgedav::dav::{locks, storage, types};
+use exports::wasi::http::incoming_handler::Guest;
+use wasi::http::types::{Fields, IncomingBody, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam};
+use wasi::io::streams::{InputStream, OutputStream, StreamError};
+
+struct Component;
+
+export!(Component);
+
+impl Guest for Component {
+    fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
+        let method = match request.method() {
+            Method::Get => "GET".to_owned(),
+            Method::Head => "HEAD".to_owned(),
+            Method::Post => "POST".to_owned(),
+            Method::Put => "PUT".to_owned(),
+            Method::Delete => "DELETE".to_owned(),
+            Method::Connect => "CONNECT".to_owned(),
+            Method::Options => "OPTIONS".to_owned(),
+            Method::Trace => "TRACE".to_owned(),
+            Method::Patch => "PATCH".to_owned(),
+            Method::Other(m) => m,
+        };
+        let headers: Vec<(String, String)> = {
+            let fields = request.headers();
+            fields.entries().into_iter().map(|(n, v)| (n, String::from_utf8_lossy(&v).into_owned())).collect()
+        };
+        let authority = request.authority().or_else(|| {
+            headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("host")).map(|(_, v)| v.clone())
+        });
+        let target = request.path_with_query().unwrap_or_else(|| "/".to_owned());
+        let body = request.consume().ok().and_then(|body| {
+            let stream = body.stream().ok()?;
+            Some(WasiBody { stream, _body: body })
+        });
+        let req = Request {
+            method,
+            target,
+            authority,
+            headers,
+            body: match body {
+                Some(b) => Box::new(b),
+                None => Box::new(&[][..]),
+            },
+        };
+
+        let config = config_from_env();
+        let env = Env { storage: &WitStorage, locks: &WitLocks, config: &config };
+        let response = crate::handle(&env, req);
+
+        let fields = Fields::new();
+        for (name, value) in &response.headers {
+            // Header values we produce are always valid; skip rather than trap if not.
+            let _ = fields.append(name, value.as_bytes());
+        }
+        let outgoing = OutgoingResponse::new(fields);
+        let _ = outgoing.set_status_code(response.status);
+        let Ok(body) = outgoing.body() else { return };
+        ResponseOutparam::set(response_out, Ok(outgoing));
+        let Ok(stream) = body.write() else { return };
+        let mut sink = WasiSink { stream };
+        match response.write_body(&WitStorage, &mut sink) {
+            Ok(()) => {
+                let _ = sink.stream.blocking_flush();
+                drop(sink);
+                let _ = OutgoingBody::finish(body, None);
+            }
+            Err(e) => {
+                // Dropping the body unfinished tells the host the response is
+                // incomplete, so the client sees an aborted transfer.
+                eprintln!("edgedav: response body aborted: {e}");
+            }
+        }
+    }
+}
+
+fn config_from_env() -> Config {
+    let mut config = Config::default();
+    if let Some(limit) = std::env::var("EDGEDAV_DEPTH_INFINITY_LIMIT").ok().and_then(|v| v.parse().ok()) {
+        config.depth_infinity_limit = limit;
+    }
+    if let Some(max) = std::env::var("EDGEDAV_MAX_XML_BODY").ok().and_then(|v| v.parse().ok()) {
+        config.max_xml_body = max;
+    }
+    config
+}
+
+/// The request body. Field order matters: the stream is a child of the
+/// body and must be dropped first.
+struct WasiBody {
+    stream: InputStream,
+    _body: IncomingBody,
+}
+
+impl BodyReader for WasiBody {
+    fn read(&mut self, max: usize) -> Result<Option<Vec<u8>>, DavError> {
+        loop {
+            match self.stream.blocking_read(max as u64) {
+                Ok(chunk) if chunk.is_empty() => continue,
+                Ok(chunk) => return Ok(Some(chunk)),
+                Err(StreamError::Closed) => return Ok(None),
+                Err(StreamError::LastOperationFailed(e)) => {
+                    return Err(DavError::bad_request(format!("reading the request body failed: {}", e.to_debug_string())));
+                }
+            }
+        }
+    }
+}
+
+struct WasiSink {
+    stream: OutputStream,
+}
+
+impl Sink for WasiSink {
+    fn write(&mut self, mut data: &[u8]) -> Result<(), String> {
+        while !data.is_empty() {
+            let permitted = loop {
+                match self.stream.check_write() {
+                    Ok(0) => self.stream.subscribe().block(),
+                    Ok(n) => break n,
+                    Err(e) => return Err(format!("{e:?}")),
+                }
+            };
+            let n = data.len().min(permitted as usize);
+            self.stream.write(&data[..n]).map_err(|e| format!("{e:?}"))?;
+            data = &data[n..];
+        }
+        Ok(())
+    }
+}
+
+impl From<types::Error> for b::StorageError {
+    fn from(e: types::Error) -> Self {
+        use types::Error as E;
+        match e {
+            E::NotFound => Self::NotFound,
+            E::AlreadyExists => Self::AlreadyExists,
+            E::ParentNotFound => Self::ParentNotFound,
+            E::NotACollection => Self::NotACollection,
+            E::IsACollection => Self::IsACollection,
+            E::Conflict(m) => Self::Conflict(m),
+            E::NoSpace => Self::NoSpace,
+            E::TooLarge => Self::TooLarge,
+            E::Forbidden(m) => Self::Forbidden(m),
+            E::Unsupported(m) => Self::Unsupported(m),
+            E::Io(m) => Self::Io(m),
+        }
+    }
+}
+
+fn timestamp(t: types::Timestamp) -> b::Timestamp {
+    b::Timestamp { seconds: t.seconds, nanoseconds: t.nanoseconds }
+}
+
+impl From<types::Metadata> for b::Metadata {
+    fn from(m: types::Metadata) -> Self {
+        Self {
+            kind: match m.kind {
+                types::NodeKind::File => b::Kind::File,
+                types::NodeKind::Collection => b::Kind::Collection,
+            },
+            size: m.size,
+            modified: timestamp(m.modified),
+            created: m.created.map(timestamp),
+            etag: m.etag,
+            content_type: m.content_type,
+        }
+    }
+}
+
+fn member_errors(errors: Vec<storage::MemberError>) -> Vec<b::MemberError> {
+    errors.into_iter().map(|e| b::MemberError { path: e.path, error: e.error.into() }).collect()
+}
+
+/// `edgedav:dav/storage` as a [`b::Storage`].
+struct WitStorage;
+
+struct WitReader(storage::Reader);
+struct WitWriter(storage::Writer);
+
+impl b::Reader for WitReader {
+    fn read(&mut self, max: u32) -> b::StorageResult<Vec<u8>> {
+        Ok(self.0.read(max)?)
+    }
+}
+
+impl b::Writer for WitWriter {
+    fn write(&mut self, data: &[u8]) -> b::StorageResult<()> {
+        Ok(self.0.write(data)?)
+    }
+
+    fn commit(self: Box<Self>) -> b::StorageResult<b::Metadata> {
+        Ok(storage::Writer::commit(self.0)?.into())
+    }
+}
+
+impl b::Storage for WitStorage {
+    fn stat(&self, path: &str) -> b::StorageResult<b::Metadata> {
+        Ok(storage::stat(path)?.into())
+    }
+
+    fn list_members(&self, path: &str, cursor: Option<&str>, limit: u32) -> b::StorageResult<b::Page> {
+        let page = storage::list_members(path, cursor, limit)?;
+        Ok(b::Page {
+            entries: page.entries.into_iter().map(|e| b::Entry { name: e.name, metadata: e.metadata.into() }).collect(),
+            next: page.next,
+        })
+    }
+
+    fn open_read(&self, path: &str, offset: u64, length: Option<u64>) -> b::StorageResult<Box<dyn b::Reader>> {
+        Ok(Box::new(WitReader(storage::open_read(path, offset, length)?)))
+    }
+
+    fn open_write(&self, path: &str, options: &b::WriteOptions) -> b::StorageResult<Box<dyn b::Writer + '_>> {
+        let options =
+            storage::WriteOptions { expected_size: options.expected_size, content_type: options.content_type.clone() };
+        Ok(Box::new(WitWriter(storage::open_write(path, &options)?)))
+    }
+
+    fn create_collection(&self, path: &str) -> b::StorageResult<()> {
+        Ok(storage::create_collection(path)?)
+    }
+
+    fn delete(&self, path: &str) -> b::StorageResult<Vec<b::MemberError>> {
+        Ok(member_errors(storage::delete(path)?))
+    }
+
+    fn copy(&self, source: &str, destination: &str, recursive: bool, overwrite: bool) -> b::StorageResult<Vec<b::MemberError>> {
+        Ok(member_errors(storage::copy(source, destination, recursive, overwrite)?))
+    }
+
+    fn rename(&self, source: &str, destination: &str, overwrite: bool) -> b::StorageResult<Vec<b::MemberError>> {
+        Ok(member_errors(storage::rename(source, destination, overwrite)?))
+    }
+
+    fn get_properties(&self, path: &str) -> b::StorageResult<Vec<b::Property>> {
+        Ok(storage::get_properties(path)?
+            .into_iter()
+            .map(|p| b::Property { name: b::PropertyName { namespace: p.namespace, name: p.name }, value: p.value })
+            .collect())
+    }
+
+    fn patch_properties(&self, path: &str, changes: &[b::PropertyChange]) -> b::StorageResult<()> {
+        let changes: Vec<storage::PropertyChange> = changes
+            .iter()
+            .map(|c| match c {
+                b::PropertyChange::Set(p) => storage::PropertyChange::Set(storage::Property {
+                    namespace: p.name.namespace.clone(),
+                    name: p.name.name.clone(),
+                    value: p.value.clone(),
+                }),
+                b::PropertyChange::Remove(n) => storage::PropertyChange::Remove(storage::PropertyName {
+                    namespace: n.namespace.clone(),
+                    name: n.name.clone(),
+                }),
+            })
+            .collect();
+        Ok(storage::patch_properties(path, &changes)?)
+    }
+
+    fn space_usage(&self, path: &str) -> b::StorageResult<b::Space> {
+        let s = storage::space_usage(path)?;
+        Ok(b::Space { used: s.used, available: s.available })
+    }
+}
+
+/// `edgedav:dav/locks` as a [`b::Locks`].
+struct WitLocks;
+
+fn active_lock(l: locks::ActiveLock) -> b::ActiveLock {
+    b::ActiveLock {
+        token: l.token,
+        root: l.root,
+        scope: match l.scope {
+            locks::Scope::Exclusive => b::LockScope::Exclusive,
+            locks::Scope::Shared => b::LockScope::Shared,
+        },
+        deep: l.deep,
+        owner: l.owner,
+        timeout: l.timeout,
+    }
+}
+
+impl From<locks::LockError> for b::LockError {
+    fn from(e: locks::LockError) -> Self {
+        match e {
+            locks::LockError::Conflict(ls) => Self::Conflict(ls.into_iter().map(active_lock).collect()),
+            locks::LockError::NoSuchLock => Self::NoSuchLock,
+            locks::LockError::Forbidden => Self::Forbidden,
+            locks::LockError::Io(m) => Self::Io(m),
+        }
+    }
+}
+
+impl b::Locks for WitLocks {
+    fn acquire(&self, r: &b::LockRequest) -> Result<b::ActiveLock, b::LockError> {
+        let request = locks::LockRequest {
+            root: r.root.clone(),
+            scope: match r.scope {
+                b::LockScope::Exclusive => locks::Scope::Exclusive,
+                b::LockScope::Shared => locks::Scope::Shared,
+            },
+            deep: r.deep,
+            owner: r.owner.clone(),
+            timeout: r.timeout,
+        };
+        Ok(active_lock(locks::acquire(&request)?))
+    }
+
+    fn refresh(&self, token: &str, timeout: Option<u32>) -> Result<b::ActiveLock, b::LockError> {
+        Ok(active_lock(locks::refresh(token, timeout)?))
+    }
+
+    fn release(&self, token: &str) -> Result<(), b::LockError> {
+        Ok(locks::release(token)?)
+    }
+
+    fn covering(&self, path: &str) -> Vec<b::ActiveLock> {
+        locks::covering(path).into_iter().map(active_lock).collect()
+    }
+
+    fn within(&self, path: &str) -> Vec<b::ActiveLock> {
+        locks::within(path).into_iter().map(active_lock).collect()
+    }
+}

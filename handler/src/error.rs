@@ -1,0 +1,107 @@
+//! The handler's one error type, mapped to an HTTP response in one place.
+
+use crate::backend::{LockError, StorageError};
+use crate::http::Response;
+use crate::xml::{self, XmlWriter};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DavError {
+    pub status: u16,
+    /// A plain-text explanation for the client.
+    pub message: String,
+    /// An RFC 4918 precondition or postcondition element (local name in the
+    /// DAV: namespace) with the hrefs it names, sent as a `DAV:error` body.
+    pub condition: Option<(&'static str, Vec<String>)>,
+}
+
+impl DavError {
+    pub fn status(status: u16, message: impl Into<String>) -> Self {
+        Self { status, message: message.into(), condition: None }
+    }
+
+    pub fn condition(status: u16, condition: &'static str, hrefs: Vec<String>) -> Self {
+        Self { status, message: condition.to_owned(), condition: Some((condition, hrefs)) }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::status(400, message)
+    }
+
+    /// 423 naming the locked resources whose tokens were not submitted.
+    pub fn locked(hrefs: Vec<String>) -> Self {
+        Self::condition(423, "lock-token-submitted", hrefs)
+    }
+
+    pub fn into_response(self) -> Response<'static> {
+        let response = Response::new(self.status);
+        match self.condition {
+            Some((name, hrefs)) => {
+                let mut w = XmlWriter::new();
+                w.open_dav("error");
+                if hrefs.is_empty() {
+                    w.empty_dav(name);
+                } else {
+                    w.open_dav(name);
+                    for href in &hrefs {
+                        w.text_element_dav("href", href);
+                    }
+                    w.close_dav(name);
+                }
+                w.close_dav("error");
+                response.xml(w.finish())
+            }
+            None if self.status >= 400 => {
+                response.bytes("text/plain; charset=utf-8", format!("{}\n", self.message).into_bytes())
+            }
+            None => response,
+        }
+    }
+}
+
+impl From<StorageError> for DavError {
+    fn from(e: StorageError) -> Self {
+        let status = storage_status(&e);
+        Self::status(status, e.to_string())
+    }
+}
+
+impl From<xml::XmlError> for DavError {
+    fn from(e: xml::XmlError) -> Self {
+        Self::bad_request(format!("malformed XML: {}", e.0))
+    }
+}
+
+impl From<LockError> for DavError {
+    fn from(e: LockError) -> Self {
+        match e {
+            LockError::Conflict(_) => Self::condition(423, "no-conflicting-lock", Vec::new()),
+            LockError::NoSuchLock => Self::condition(412, "lock-token-matches-request-uri", Vec::new()),
+            LockError::Forbidden => Self::status(403, "lock belongs to another user"),
+            LockError::Io(m) => Self::status(500, m),
+        }
+    }
+}
+
+/// The status a storage error means, for a whole request or for one member
+/// in a multistatus.
+pub fn storage_status(e: &StorageError) -> u16 {
+    match e {
+        StorageError::NotFound => 404,
+        StorageError::AlreadyExists => 412,
+        StorageError::ParentNotFound | StorageError::NotACollection | StorageError::Conflict(_) => 409,
+        StorageError::IsACollection => 405,
+        StorageError::NoSpace => 507,
+        StorageError::TooLarge => 413,
+        StorageError::Forbidden(_) => 403,
+        StorageError::Unsupported(_) => 501,
+        StorageError::Io(_) => 500,
+    }
+}
+
+pub type DavResult<T> = Result<T, DavError>;
+
+impl std::fmt::Display for DavError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status, self.message)
+    }
+}

@@ -1,0 +1,171 @@
+//! Transport-neutral request and response values.
+//!
+//! The protocol code never touches wasi:http directly: `component.rs` turns a
+//! wasi:http request into a [`Request`] and streams a [`Response`] back, and the
+//! native tests build them by hand.
+
+use crate::backend::{Storage, StorageError};
+use crate::error::DavError;
+
+/// The request body, read in chunks.
+pub trait BodyReader {
+    /// Next chunk of at most `max` bytes; `None` at the end.
+    fn read(&mut self, max: usize) -> Result<Option<Vec<u8>>, DavError>;
+}
+
+impl BodyReader for &[u8] {
+    fn read(&mut self, max: usize) -> Result<Option<Vec<u8>>, DavError> {
+        if self.is_empty() {
+            return Ok(None);
+        }
+        let n = max.min(self.len());
+        let (head, tail) = self.split_at(n);
+        *self = tail;
+        Ok(Some(head.to_vec()))
+    }
+}
+
+pub struct Request<'b> {
+    pub method: String,
+    /// The request target as sent: path and optional query, still percent-encoded.
+    pub target: String,
+    /// `Host` / `:authority` of the request, used to check same-server Destinations.
+    pub authority: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub body: Box<dyn BodyReader + 'b>,
+}
+
+impl Request<'_> {
+    /// The first value of a header (case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim())
+    }
+
+    /// All values of a header joined with commas, as RFC 9110 allows for lists.
+    pub fn header_list(&self, name: &str) -> Option<String> {
+        let values: Vec<&str> =
+            self.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim()).collect();
+        (!values.is_empty()).then(|| values.join(", "))
+    }
+
+    /// Whether the client announced a body (so MKCOL can refuse one).
+    pub fn has_body(&self) -> bool {
+        self.header("Transfer-Encoding").is_some()
+            || self.header("Content-Length").is_some_and(|v| v.trim() != "0")
+    }
+
+    /// Reads the whole body, refusing more than `limit` bytes (XML bodies only).
+    pub fn read_body(&mut self, limit: usize) -> Result<Vec<u8>, DavError> {
+        if let Some(len) = self.header("Content-Length").and_then(|v| v.parse::<u64>().ok()) {
+            if len > limit as u64 {
+                return Err(DavError::status(413, "request body too large"));
+            }
+        }
+        let mut out = Vec::new();
+        while let Some(chunk) = self.body.read(64 * 1024)? {
+            out.extend_from_slice(&chunk);
+            if out.len() > limit {
+                return Err(DavError::status(413, "request body too large"));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A piece of a response body, produced only when the body is written so that
+/// large files and listings stream.
+pub enum Part<'a> {
+    Bytes(Vec<u8>),
+    /// A byte range of a stored file, opened when reached.
+    File { path: String, offset: u64, length: u64 },
+    /// Chunks generated on demand (multistatus and HTML listings).
+    Generated(Box<dyn ChunkSource + 'a>),
+}
+
+pub trait ChunkSource {
+    /// The next chunk; `None` at the end.
+    fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, DavError>;
+}
+
+/// Where a response body goes.
+pub trait Sink {
+    fn write(&mut self, data: &[u8]) -> Result<(), String>;
+}
+
+pub struct Response<'a> {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<Part<'a>>,
+}
+
+/// Size of the chunks moved from storage to the client.
+const CHUNK: u32 = 64 * 1024;
+
+impl<'a> Response<'a> {
+    pub fn new(status: u16) -> Self {
+        Self { status, headers: Vec::new(), body: Vec::new() }
+    }
+
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_owned(), value.into()));
+        self
+    }
+
+    pub fn bytes(mut self, content_type: &str, body: Vec<u8>) -> Self {
+        self.headers.push(("Content-Type".into(), content_type.into()));
+        self.headers.push(("Content-Length".into(), body.len().to_string()));
+        self.body.push(Part::Bytes(body));
+        self
+    }
+
+    pub fn xml(self, body: Vec<u8>) -> Self {
+        self.bytes("application/xml; charset=utf-8", body)
+    }
+
+    pub fn get_header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// Drops the body, keeping the headers (HEAD).
+    pub fn without_body(mut self) -> Self {
+        self.body.clear();
+        self
+    }
+
+    /// Writes the body to `sink`, reading stored ranges chunk by chunk. An error
+    /// after the first byte can only cut the body short; the caller then aborts
+    /// the response so the client sees a truncated transfer, not a complete one.
+    pub fn write_body(self, storage: &dyn Storage, sink: &mut dyn Sink) -> Result<(), String> {
+        for part in self.body {
+            match part {
+                Part::Bytes(bytes) => sink.write(&bytes)?,
+                Part::File { path, offset, length } => {
+                    let mut reader = storage.open_read(&path, offset, Some(length)).map_err(|e| e.to_string())?;
+                    let mut left = length;
+                    while left > 0 {
+                        let chunk = reader.read(CHUNK.min(left.min(u32::MAX as u64) as u32)).map_err(|e: StorageError| e.to_string())?;
+                        if chunk.is_empty() {
+                            return Err(format!("{path}: file ended {left} bytes early"));
+                        }
+                        left = left.saturating_sub(chunk.len() as u64);
+                        sink.write(&chunk)?;
+                    }
+                }
+                Part::Generated(mut source) => {
+                    while let Some(chunk) = source.next_chunk().map_err(|e| e.to_string())? {
+                        sink.write(&chunk)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Collects a body in memory (tests and small responses).
+impl Sink for Vec<u8> {
+    fn write(&mut self, data: &[u8]) -> Result<(), String> {
+        self.extend_from_slice(data);
+        Ok(())
+    }
+}

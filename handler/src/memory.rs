@@ -1,0 +1,285 @@
+//! In-memory storage and locks, so the protocol logic is tested natively
+//! without a host. Deliberately simple: a map from path to node.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+
+use crate::backend::*;
+
+#[derive(Clone)]
+struct Node {
+    meta: Metadata,
+    content: Vec<u8>,
+    props: BTreeMap<PropertyName, String>,
+}
+
+#[derive(Default)]
+pub struct MemoryStorage {
+    nodes: RefCell<BTreeMap<String, Node>>,
+    clock: Cell<i64>,
+}
+
+fn parent_of(path: &str) -> Option<&str> {
+    if path == "/" {
+        return None;
+    }
+    let cut = path.rfind('/').unwrap_or(0);
+    Some(if cut == 0 { "/" } else { &path[..cut] })
+}
+
+fn is_within(path: &str, root: &str) -> bool {
+    root == "/" || path == root || path.starts_with(&format!("{root}/"))
+}
+
+fn rebase(path: &str, from: &str, to: &str) -> String {
+    format!("{to}{}", &path[from.len()..])
+}
+
+impl MemoryStorage {
+    pub fn new() -> Self {
+        let storage = Self::default();
+        storage.insert("/", Kind::Collection, Vec::new());
+        storage
+    }
+
+    fn insert(&self, path: &str, kind: Kind, content: Vec<u8>) -> Metadata {
+        self.clock.set(self.clock.get() + 1);
+        let t = Timestamp { seconds: 1_700_000_000 + self.clock.get(), nanoseconds: 0 };
+        let meta = Metadata {
+            kind,
+            size: content.len() as u64,
+            modified: t,
+            created: Some(t),
+            etag: format!("{:x}-{:x}", self.clock.get(), content.len()),
+            content_type: None,
+        };
+        let props = self.nodes.borrow().get(path).map(|n| n.props.clone()).unwrap_or_default();
+        self.nodes.borrow_mut().insert(path.to_owned(), Node { meta: meta.clone(), content, props });
+        meta
+    }
+
+    /// Checks the parent of a path to be created.
+    fn check_parent(&self, path: &str) -> StorageResult<()> {
+        let parent = parent_of(path).ok_or(StorageError::AlreadyExists)?;
+        match self.nodes.borrow().get(parent) {
+            Some(n) if n.meta.kind == Kind::Collection => Ok(()),
+            Some(_) => Err(StorageError::NotACollection),
+            None => Err(StorageError::ParentNotFound),
+        }
+    }
+
+    fn subtree(&self, root: &str) -> Vec<String> {
+        self.nodes.borrow().keys().filter(|k| is_within(k, root)).cloned().collect()
+    }
+
+    fn prepare_destination(&self, destination: &str, overwrite: bool) -> StorageResult<()> {
+        self.check_parent(destination)?;
+        if self.nodes.borrow().contains_key(destination) {
+            if !overwrite {
+                return Err(StorageError::AlreadyExists);
+            }
+            self.delete(destination)?;
+        }
+        Ok(())
+    }
+}
+
+impl Storage for MemoryStorage {
+    fn stat(&self, path: &str) -> StorageResult<Metadata> {
+        self.nodes.borrow().get(path).map(|n| n.meta.clone()).ok_or(StorageError::NotFound)
+    }
+
+    fn list_members(&self, path: &str, cursor: Option<&str>, limit: u32) -> StorageResult<Page> {
+        if self.stat(path)?.kind != Kind::Collection {
+            return Err(StorageError::NotACollection);
+        }
+        let nodes = self.nodes.borrow();
+        let mut entries: Vec<Entry> = nodes
+            .iter()
+            .filter(|(k, _)| k.as_str() != path && parent_of(k) == Some(path))
+            .map(|(k, n)| Entry { name: k.rsplit('/').next().unwrap_or("").to_owned(), metadata: n.meta.clone() })
+            .filter(|e| cursor.is_none_or(|c| e.name.as_str() > c))
+            .collect();
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        let next = (entries.len() > limit as usize).then(|| entries[limit as usize - 1].name.clone());
+        entries.truncate(limit as usize);
+        Ok(Page { entries, next })
+    }
+
+    fn open_read(&self, path: &str, offset: u64, length: Option<u64>) -> StorageResult<Box<dyn Reader>> {
+        let nodes = self.nodes.borrow();
+        let node = nodes.get(path).ok_or(StorageError::NotFound)?;
+        if node.meta.kind == Kind::Collection {
+            return Err(StorageError::IsACollection);
+        }
+        let start = (offset as usize).min(node.content.len());
+        let end = length.map_or(node.content.len(), |l| (start + l as usize).min(node.content.len()));
+        Ok(Box::new(MemoryReader { data: node.content[start..end].to_vec(), pos: 0 }))
+    }
+
+    fn open_write(&self, path: &str, _options: &WriteOptions) -> StorageResult<Box<dyn Writer + '_>> {
+        self.check_parent(path)?;
+        if self.stat(path).is_ok_and(|m| m.kind == Kind::Collection) {
+            return Err(StorageError::IsACollection);
+        }
+        Ok(Box::new(MemoryWriter { storage: self, path: path.to_owned(), data: Vec::new() }))
+    }
+
+    fn create_collection(&self, path: &str) -> StorageResult<()> {
+        if self.nodes.borrow().contains_key(path) {
+            return Err(StorageError::AlreadyExists);
+        }
+        self.check_parent(path)?;
+        self.insert(path, Kind::Collection, Vec::new());
+        Ok(())
+    }
+
+    fn delete(&self, path: &str) -> StorageResult<Vec<MemberError>> {
+        self.stat(path)?;
+        for key in self.subtree(path) {
+            self.nodes.borrow_mut().remove(&key);
+        }
+        Ok(Vec::new())
+    }
+
+    fn copy(&self, source: &str, destination: &str, recursive: bool, overwrite: bool) -> StorageResult<Vec<MemberError>> {
+        self.stat(source)?;
+        self.prepare_destination(destination, overwrite)?;
+        let keys = if recursive { self.subtree(source) } else { vec![source.to_owned()] };
+        for key in keys {
+            let node = self.nodes.borrow()[&key].clone();
+            let target = rebase(&key, source, destination);
+            self.insert(&target, node.meta.kind, node.content);
+            self.nodes.borrow_mut().get_mut(&target).expect("just inserted").props = node.props;
+        }
+        Ok(Vec::new())
+    }
+
+    fn rename(&self, source: &str, destination: &str, overwrite: bool) -> StorageResult<Vec<MemberError>> {
+        self.stat(source)?;
+        self.prepare_destination(destination, overwrite)?;
+        for key in self.subtree(source) {
+            let node = self.nodes.borrow_mut().remove(&key).expect("listed");
+            self.nodes.borrow_mut().insert(rebase(&key, source, destination), node);
+        }
+        Ok(Vec::new())
+    }
+
+    fn get_properties(&self, path: &str) -> StorageResult<Vec<Property>> {
+        let nodes = self.nodes.borrow();
+        let node = nodes.get(path).ok_or(StorageError::NotFound)?;
+        Ok(node.props.iter().map(|(name, value)| Property { name: name.clone(), value: value.clone() }).collect())
+    }
+
+    fn patch_properties(&self, path: &str, changes: &[PropertyChange]) -> StorageResult<()> {
+        let mut nodes = self.nodes.borrow_mut();
+        let node = nodes.get_mut(path).ok_or(StorageError::NotFound)?;
+        for change in changes {
+            match change {
+                PropertyChange::Set(p) => {
+                    node.props.insert(p.name.clone(), p.value.clone());
+                }
+                PropertyChange::Remove(name) => {
+                    node.props.remove(name);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn space_usage(&self, _path: &str) -> StorageResult<Space> {
+        let used = self.nodes.borrow().values().map(|n| n.content.len() as u64).sum();
+        Ok(Space { used: Some(used), available: Some(1 << 30) })
+    }
+}
+
+struct MemoryReader {
+    data: Vec<u8>,
+    pos: usize,
+}
+
+impl Reader for MemoryReader {
+    fn read(&mut self, max: u32) -> StorageResult<Vec<u8>> {
+        let end = (self.pos + max as usize).min(self.data.len());
+        let chunk = self.data[self.pos..end].to_vec();
+        self.pos = end;
+        Ok(chunk)
+    }
+}
+
+struct MemoryWriter<'s> {
+    storage: &'s MemoryStorage,
+    path: String,
+    data: Vec<u8>,
+}
+
+impl Writer for MemoryWriter<'_> {
+    fn write(&mut self, data: &[u8]) -> StorageResult<()> {
+        self.data.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn commit(self: Box<Self>) -> StorageResult<Metadata> {
+        Ok(self.storage.insert(&self.path, Kind::File, self.data))
+    }
+}
+
+/// A lock table without expiry.
+#[derive(Default)]
+pub struct MemoryLocks {
+    locks: RefCell<Vec<ActiveLock>>,
+    next: Cell<u32>,
+}
+
+impl Locks for MemoryLocks {
+    fn acquire(&self, request: &LockRequest) -> Result<ActiveLock, LockError> {
+        let overlapping = |l: &ActiveLock| {
+            (l.root == request.root)
+                || (l.deep && is_within(&request.root, &l.root))
+                || (request.deep && is_within(&l.root, &request.root))
+        };
+        let conflicts: Vec<ActiveLock> = self
+            .locks
+            .borrow()
+            .iter()
+            .filter(|l| overlapping(l) && (l.scope == LockScope::Exclusive || request.scope == LockScope::Exclusive))
+            .cloned()
+            .collect();
+        if !conflicts.is_empty() {
+            return Err(LockError::Conflict(conflicts));
+        }
+        self.next.set(self.next.get() + 1);
+        let lock = ActiveLock {
+            token: format!("urn:uuid:00000000-0000-0000-0000-{:012}", self.next.get()),
+            root: request.root.clone(),
+            scope: request.scope,
+            deep: request.deep,
+            owner: request.owner.clone(),
+            timeout: Some(request.timeout.unwrap_or(3600).min(3600)),
+        };
+        self.locks.borrow_mut().push(lock.clone());
+        Ok(lock)
+    }
+
+    fn refresh(&self, token: &str, timeout: Option<u32>) -> Result<ActiveLock, LockError> {
+        let mut locks = self.locks.borrow_mut();
+        let lock = locks.iter_mut().find(|l| l.token == token).ok_or(LockError::NoSuchLock)?;
+        lock.timeout = Some(timeout.unwrap_or(3600).min(3600));
+        Ok(lock.clone())
+    }
+
+    fn release(&self, token: &str) -> Result<(), LockError> {
+        let mut locks = self.locks.borrow_mut();
+        let before = locks.len();
+        locks.retain(|l| l.token != token);
+        if locks.len() == before { Err(LockError::NoSuchLock) } else { Ok(()) }
+    }
+
+    fn covering(&self, path: &str) -> Vec<ActiveLock> {
+        self.locks.borrow().iter().filter(|l| l.root == path || (l.deep && is_within(path, &l.root))).cloned().collect()
+    }
+
+    fn within(&self, path: &str) -> Vec<ActiveLock> {
+        self.locks.borrow().iter().filter(|l| is_within(&l.root, path)).cloned().collect()
+    }
+}

@@ -1,0 +1,305 @@
+//! Whole-request tests against the in-memory backend.
+
+use crate::backend::{Config, Env, Locks};
+use crate::http::{Request, Response};
+use crate::memory::{MemoryLocks, MemoryStorage};
+
+struct Server {
+    storage: MemoryStorage,
+    locks: MemoryLocks,
+    config: Config,
+}
+
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+impl Server {
+    fn new() -> Self {
+        Self { storage: MemoryStorage::new(), locks: MemoryLocks::default(), config: Config::default() }
+    }
+
+    fn send(&self, method: &str, target: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+        let env = Env { storage: &self.storage, locks: &self.locks, config: &self.config };
+        let mut all: Vec<(String, String)> = headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+        if !body.is_empty() {
+            all.push(("Content-Length".into(), body.len().to_string()));
+        }
+        let req = Request {
+            method: method.into(),
+            target: target.into(),
+            authority: Some("localhost".into()),
+            headers: all,
+            body: Box::new(body.as_bytes()),
+        };
+        let response: Response<'_> = crate::handle(&env, req);
+        let status = response.status;
+        let headers = response.headers.clone();
+        let mut out = Vec::new();
+        response.write_body(&self.storage, &mut out).expect("body");
+        Reply { status, headers, body: String::from_utf8(out).expect("utf-8 body") }
+    }
+
+    fn put(&self, target: &str, body: &str) -> u16 {
+        self.send("PUT", target, &[], body).status
+    }
+}
+
+const LOCKINFO_EXCLUSIVE: &str = r#"<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>litmus</D:owner></D:lockinfo>"#;
+const LOCKINFO_SHARED: &str = r#"<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:shared/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>"#;
+
+fn token(reply: &Reply) -> String {
+    reply.header("Lock-Token").expect("Lock-Token").trim_matches(['<', '>']).to_owned()
+}
+
+#[test]
+fn options_advertises_class_2() {
+    let s = Server::new();
+    let r = s.send("OPTIONS", "/", &[], "");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("DAV"), Some("1, 2"));
+    assert!(r.header("Allow").unwrap().contains("PROPFIND"));
+    assert_eq!(s.send("BREW", "/", &[], "").status, 405);
+}
+
+#[test]
+fn put_get_ranges_and_conditionals() {
+    let s = Server::new();
+    assert_eq!(s.put("/a.txt", "hello world"), 201);
+    assert_eq!(s.put("/a.txt", "hello world!"), 204);
+    assert_eq!(s.put("/missing/a.txt", "x"), 409);
+    let r = s.send("GET", "/a.txt", &[], "");
+    assert_eq!((r.status, r.body.as_str()), (200, "hello world!"));
+    assert_eq!(r.header("Content-Type"), Some("text/plain; charset=utf-8"));
+    let etag = r.header("ETag").unwrap().to_owned();
+
+    let r = s.send("GET", "/a.txt", &[("Range", "bytes=0-4")], "");
+    assert_eq!((r.status, r.body.as_str()), (206, "hello"));
+    assert_eq!(r.header("Content-Range"), Some("bytes 0-4/12"));
+    let r = s.send("GET", "/a.txt", &[("Range", "bytes=-1")], "");
+    assert_eq!(r.body, "!");
+    let r = s.send("GET", "/a.txt", &[("Range", "bytes=0-0,6-10")], "");
+    assert_eq!(r.status, 206);
+    assert!(r.body.contains("Content-Range: bytes 6-10/12\r\n\r\nworld"));
+    assert_eq!(r.header("Content-Length").unwrap().parse::<usize>().unwrap(), r.body.len());
+    let r = s.send("GET", "/a.txt", &[("Range", "bytes=50-")], "");
+    assert_eq!((r.status, r.header("Content-Range")), (416, Some("bytes */12")));
+    let r = s.send("GET", "/a.txt", &[("Range", "bytes=0-4"), ("If-Range", "\"stale\"")], "");
+    assert_eq!(r.status, 200);
+
+    assert_eq!(s.send("GET", "/a.txt", &[("If-None-Match", &etag)], "").status, 304);
+    assert_eq!(s.send("PUT", "/a.txt", &[("If-Match", "\"nope\"")], "x").status, 412);
+    assert_eq!(s.send("PUT", "/a.txt", &[("If-Match", &etag)], "x").status, 204);
+    assert_eq!(s.send("PUT", "/b.txt", &[("If-None-Match", "*")], "x").status, 201);
+    assert_eq!(s.send("PUT", "/b.txt", &[("If-None-Match", "*")], "x").status, 412);
+    let head = s.send("HEAD", "/b.txt", &[], "");
+    assert_eq!((head.status, head.body.as_str(), head.header("Content-Length")), (200, "", Some("1")));
+}
+
+#[test]
+fn collection_listing_is_escaped_html() {
+    let s = Server::new();
+    assert_eq!(s.send("MKCOL", "/d", &[], "").status, 201);
+    assert_eq!(s.put("/d/a%3Cb%26c.txt", "x"), 201);
+    let r = s.send("GET", "/d/", &[], "");
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("<a href=\"/d/a%3Cb%26c.txt\">a&lt;b&amp;c.txt</a>"), "{}", r.body);
+}
+
+#[test]
+fn mkcol_and_delete() {
+    let s = Server::new();
+    assert_eq!(s.send("MKCOL", "/c/", &[], "").status, 201);
+    assert_eq!(s.send("MKCOL", "/c/", &[], "").status, 405);
+    assert_eq!(s.send("MKCOL", "/x/y/", &[], "").status, 409);
+    assert_eq!(s.send("MKCOL", "/b/", &[], "junk").status, 415);
+    assert_eq!(s.put("/c/f", "1"), 201);
+    assert_eq!(s.send("PUT", "/c", &[], "1").status, 405);
+    assert_eq!(s.send("DELETE", "/c/", &[], "").status, 204);
+    assert_eq!(s.send("GET", "/c/f", &[], "").status, 404);
+    assert_eq!(s.send("DELETE", "/c/", &[], "").status, 404);
+    assert_eq!(s.send("DELETE", "/", &[], "").status, 403);
+}
+
+#[test]
+fn copy_and_move() {
+    let s = Server::new();
+    s.send("MKCOL", "/src", &[], "");
+    s.put("/src/f", "data");
+    s.send("MKCOL", "/src/sub", &[], "");
+    let dest = |p: &str| format!("http://localhost{p}");
+    let r = s.send("COPY", "/src/", &[("Destination", &dest("/dst/"))], "");
+    assert_eq!(r.status, 201);
+    assert_eq!(s.send("GET", "/dst/f", &[], "").body, "data");
+    assert_eq!(s.send("COPY", "/src/", &[("Destination", &dest("/dst/")), ("Overwrite", "F")], "").status, 412);
+    assert_eq!(s.send("COPY", "/src/", &[("Destination", &dest("/dst/"))], "").status, 204);
+    assert_eq!(s.send("COPY", "/src/", &[("Destination", &dest("/shallow")), ("Depth", "0")], "").status, 201);
+    assert_eq!(s.send("GET", "/shallow/f", &[], "").status, 404);
+    assert_eq!(s.send("COPY", "/src/f", &[("Destination", &dest("/nope/f"))], "").status, 409);
+    assert_eq!(s.send("COPY", "/src/f", &[("Destination", "http://elsewhere/f")], "").status, 502);
+    assert_eq!(s.send("COPY", "/src/f", &[], "").status, 400);
+    assert_eq!(s.send("COPY", "/src/f", &[("Destination", &dest("/src/f"))], "").status, 403);
+    assert_eq!(s.send("MOVE", "/src/", &[("Destination", &dest("/src/sub/x"))], "").status, 403);
+    assert_eq!(s.send("MOVE", "/src/", &[("Destination", &dest("/moved"))], "").status, 201);
+    assert_eq!(s.send("GET", "/src/f", &[], "").status, 404);
+    assert_eq!(s.send("GET", "/moved/f", &[], "").body, "data");
+    assert_eq!(s.send("MOVE", "/nothing", &[("Destination", &dest("/x"))], "").status, 404);
+}
+
+#[test]
+fn propfind_depths_and_selections() {
+    let s = Server::new();
+    s.send("MKCOL", "/d", &[], "");
+    s.put("/d/f.txt", "abc");
+    let r = s.send("PROPFIND", "/d/", &[("Depth", "1")], "");
+    assert_eq!(r.status, 207);
+    assert!(r.body.contains("<D:href>/d/</D:href>"));
+    assert!(r.body.contains("<D:href>/d/f.txt</D:href>"));
+    assert!(r.body.contains("<D:resourcetype><D:collection/></D:resourcetype>"));
+    assert!(r.body.contains("<D:getcontentlength>3</D:getcontentlength>"));
+    assert!(r.body.contains("<D:supportedlock>"));
+    assert_eq!(s.send("PROPFIND", "/d/", &[], "").status, 403, "infinity refused by default");
+    assert_eq!(s.send("PROPFIND", "/d/", &[("Depth", "2")], "").status, 400);
+    assert_eq!(s.send("PROPFIND", "/nope", &[("Depth", "0")], "").status, 404);
+    assert_eq!(s.send("PROPFIND", "/d/", &[("Depth", "0")], "<propfind").status, 400);
+
+    let body = r#"<propfind xmlns="DAV:"><prop><getcontentlength/><x:nope xmlns:x="urn:x"/><quota-available-bytes/></prop></propfind>"#;
+    let r = s.send("PROPFIND", "/d/f.txt", &[("Depth", "0")], body);
+    assert!(r.body.contains("<D:getcontentlength>3</D:getcontentlength>"));
+    assert!(r.body.contains("<nope xmlns=\"urn:x\"/></D:prop><D:status>HTTP/1.1 404 Not Found</D:status>"), "{}", r.body);
+    assert!(r.body.contains("<D:quota-available-bytes>1073741824</D:quota-available-bytes>"));
+
+    let r = s.send("PROPFIND", "/d/f.txt", &[("Depth", "0")], r#"<propfind xmlns="DAV:"><propname/></propfind>"#);
+    assert!(r.body.contains("<D:getetag/>"));
+}
+
+#[test]
+fn propfind_pages_through_large_collections() {
+    let mut s = Server::new();
+    s.config.depth_infinity_limit = 10_000;
+    s.send("MKCOL", "/big", &[], "");
+    for i in 0..2500 {
+        s.put(&format!("/big/{i:04}"), "");
+    }
+    s.send("MKCOL", "/big/sub", &[], "");
+    s.put("/big/sub/deep", "");
+    let r = s.send("PROPFIND", "/big/", &[("Depth", "1")], "");
+    assert_eq!(r.body.matches("<D:response>").count(), 2502);
+    let r = s.send("PROPFIND", "/big/", &[("Depth", "infinity")], "");
+    assert_eq!(r.body.matches("<D:response>").count(), 2503);
+    assert!(r.body.contains("/big/sub/deep"));
+    assert!(r.body.trim_end().ends_with("</D:multistatus>"));
+}
+
+#[test]
+fn proppatch_is_atomic_and_round_trips_xml() {
+    let s = Server::new();
+    s.put("/p", "x");
+    let set = r#"<D:propertyupdate xmlns:D="DAV:" xmlns:Z="http://example.com/ns"><D:set><D:prop><Z:author><Z:name>Ada &amp; co</Z:name></Z:author><Win32LastModifiedTime xmlns="urn:schemas-microsoft-com:">Wed, 01 Jan 2025 00:00:00 GMT</Win32LastModifiedTime></D:prop></D:set></D:propertyupdate>"#;
+    let r = s.send("PROPPATCH", "/p", &[], set);
+    assert_eq!(r.status, 207);
+    assert!(r.body.contains("HTTP/1.1 200 OK"));
+    let r = s.send("PROPFIND", "/p", &[("Depth", "0")], r#"<propfind xmlns="DAV:"><prop><author xmlns="http://example.com/ns"/></prop></propfind>"#);
+    assert!(r.body.contains("<author xmlns=\"http://example.com/ns\"><name xmlns=\"http://example.com/ns\">Ada &amp; co</name></author>"), "{}", r.body);
+
+    let mixed = r#"<D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><D:getetag>x</D:getetag><a xmlns="urn:a">1</a></D:prop></D:set></D:propertyupdate>"#;
+    let r = s.send("PROPPATCH", "/p", &[], mixed);
+    assert!(r.body.contains("403 Forbidden") && r.body.contains("424 Failed Dependency"));
+    let r = s.send("PROPFIND", "/p", &[("Depth", "0")], r#"<propfind xmlns="DAV:"><prop><a xmlns="urn:a"/></prop></propfind>"#);
+    assert!(r.body.contains("404 Not Found"), "failed PROPPATCH must change nothing");
+
+    let rm = r#"<D:propertyupdate xmlns:D="DAV:"><D:remove><D:prop><Z:author xmlns:Z="http://example.com/ns"/></D:prop></D:remove></D:propertyupdate>"#;
+    assert_eq!(s.send("PROPPATCH", "/p", &[], rm).status, 207);
+    let r = s.send("PROPFIND", "/p", &[("Depth", "0")], "");
+    assert!(!r.body.contains("author"));
+    assert!(r.body.contains("Win32LastModifiedTime"));
+    // Dead properties follow a MOVE.
+    s.send("MOVE", "/p", &[("Destination", "/q")], "");
+    assert!(s.send("PROPFIND", "/q", &[("Depth", "0")], "").body.contains("Win32LastModifiedTime"));
+}
+
+#[test]
+fn exclusive_locks_guard_writes() {
+    let s = Server::new();
+    s.put("/l", "x");
+    let r = s.send("LOCK", "/l", &[("Depth", "0")], LOCKINFO_EXCLUSIVE);
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("<D:owner>litmus</D:owner>"));
+    let t = token(&r);
+    assert_eq!(s.send("LOCK", "/l", &[], LOCKINFO_EXCLUSIVE).status, 423);
+    assert_eq!(s.send("LOCK", "/l", &[], LOCKINFO_SHARED).status, 423);
+    let locked = s.send("PUT", "/l", &[], "y");
+    assert_eq!(locked.status, 423);
+    assert!(locked.body.contains("lock-token-submitted"));
+    assert_eq!(s.send("DELETE", "/l", &[], "").status, 423);
+    assert_eq!(s.send("MOVE", "/l", &[("Destination", "/m")], "").status, 423);
+    let with = format!("(<{t}>)");
+    assert_eq!(s.send("PUT", "/l", &[("If", &with)], "y").status, 204);
+    // Valid token, wrong entity tag: the If header is false.
+    assert_eq!(s.send("PUT", "/l", &[("If", &format!("(<{t}> [\"bad\"])"))], "y").status, 412);
+    // A corrupted token submits nothing: the lock wins.
+    assert_eq!(s.send("PUT", "/l", &[("If", &format!("(<{t}x>)"))], "y").status, 423);
+    assert_eq!(s.send("PUT", "/l", &[("If", &format!("(<{t}>) (Not <DAV:no-lock>)"))], "y").status, 204);
+    let refresh = s.send("LOCK", "/l", &[("If", &with), ("Timeout", "Second-100")], "");
+    assert_eq!(refresh.status, 200);
+    assert!(refresh.body.contains("Second-100"));
+    let disc = s.send("PROPFIND", "/l", &[("Depth", "0")], r#"<propfind xmlns="DAV:"><prop><lockdiscovery/></prop></propfind>"#);
+    assert!(disc.body.contains(&t));
+    assert_eq!(s.send("UNLOCK", "/l", &[("Lock-Token", "<urn:uuid:wrong>")], "").status, 409);
+    assert_eq!(s.send("UNLOCK", "/l", &[], "").status, 400);
+    assert_eq!(s.send("UNLOCK", "/l", &[("Lock-Token", &format!("<{t}>"))], "").status, 204);
+    assert_eq!(s.send("PUT", "/l", &[("If", &with)], "z").status, 412, "stale token: If is false");
+    assert_eq!(s.send("PUT", "/l", &[("If", "(<DAV:no-lock>)")], "z").status, 412);
+}
+
+#[test]
+fn shared_and_collection_locks() {
+    let s = Server::new();
+    s.send("MKCOL", "/c", &[], "");
+    s.put("/c/f", "x");
+    let a = s.send("LOCK", "/c/f", &[], LOCKINFO_SHARED);
+    let b = s.send("LOCK", "/c/f", &[], LOCKINFO_SHARED);
+    assert_eq!((a.status, b.status), (200, 200));
+    s.send("UNLOCK", "/c/f", &[("Lock-Token", a.header("Lock-Token").unwrap())], "");
+    s.send("UNLOCK", "/c/f", &[("Lock-Token", b.header("Lock-Token").unwrap())], "");
+
+    let r = s.send("LOCK", "/c/", &[], LOCKINFO_EXCLUSIVE);
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("<D:depth>infinity</D:depth>"));
+    let t = token(&r);
+    assert_eq!(s.put("/c/f", "y"), 423);
+    assert_eq!(s.put("/c/new", "y"), 423);
+    assert_eq!(s.send("PUT", "/c/new", &[("If", &format!("(<{t}>)"))], "y").status, 201);
+    let tagged = format!("<http://localhost/c/> (<{t}>)");
+    assert_eq!(s.send("PUT", "/c/f", &[("If", &tagged)], "y").status, 204);
+    // Refresh through a member URL.
+    assert_eq!(s.send("LOCK", "/c/f", &[("If", &format!("(<{t}>)"))], "").status, 200);
+    assert_eq!(s.send("DELETE", "/c/", &[("If", &format!("(<{t}>)"))], "").status, 204);
+    assert!(s.locks.covering("/c").is_empty(), "locks go with deleted resources");
+
+    let r = s.send("LOCK", "/unmapped", &[], LOCKINFO_EXCLUSIVE);
+    assert_eq!(r.status, 201);
+    assert_eq!(s.send("GET", "/unmapped", &[], "").status, 200);
+    assert_eq!(s.send("LOCK", "/no/parent", &[], LOCKINFO_EXCLUSIVE).status, 409);
+}
+
+#[test]
+fn bad_input_is_a_4xx() {
+    let s = Server::new();
+    assert_eq!(s.send("GET", "/../etc/passwd", &[], "").status, 400);
+    assert_eq!(s.send("GET", "/%2e%2e/x", &[], "").status, 400);
+    assert_eq!(s.send("PUT", "/x", &[("If", "garbage")], "1").status, 400);
+    assert_eq!(s.send("PROPPATCH", "/", &[], "<nope").status, 400);
+    assert_eq!(s.send("LOCK", "/", &[], "<lockinfo xmlns='DAV:'/>").status, 400);
+    let big = format!("<propfind xmlns='DAV:'><prop>{}</prop></propfind>", "<a/>".repeat(300_000));
+    assert_eq!(s.send("PROPFIND", "/", &[("Depth", "0")], &big).status, 413);
+    assert_eq!(s.send("COPY", "/", &[("Destination", "/x"), ("Overwrite", "maybe")], "").status, 400);
+}

@@ -1,0 +1,210 @@
+//! URL paths to storage paths and back.
+//!
+//! Every path a backend sees is produced here: percent-decoded, normalised
+//! and free of `.`/`..` segments, so no request can name anything outside
+//! the store's root.
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+
+use crate::error::{DavError, DavResult};
+
+/// A normalised storage path: `/` or `/a/b` (no trailing slash).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DavPath {
+    path: String,
+}
+
+/// Characters left unescaped in hrefs: RFC 3986 unreserved plus a few
+/// sub-delimiters that are safe in a path segment.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'!')
+    .remove(b'$')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'*')
+    .remove(b'+')
+    .remove(b',')
+    .remove(b';')
+    .remove(b'=')
+    .remove(b':')
+    .remove(b'@');
+
+impl DavPath {
+    pub fn root() -> Self {
+        Self { path: "/".into() }
+    }
+
+    /// Parses the path of a request target (`/a%20b/c?query`).
+    pub fn from_target(target: &str) -> DavResult<Self> {
+        let path = target.split(['?', '#']).next().unwrap_or("");
+        if !path.starts_with('/') {
+            return Err(DavError::bad_request("request target must be an absolute path"));
+        }
+        let mut segments = Vec::new();
+        for raw in path.split('/') {
+            let segment = percent_decode_str(raw)
+                .decode_utf8()
+                .map_err(|_| DavError::bad_request("path is not valid UTF-8"))?;
+            match segment.as_ref() {
+                "" | "." => {}
+                ".." => return Err(DavError::bad_request("path must not contain '..'")),
+                s if s.contains(['/', '\\', '\0']) => {
+                    return Err(DavError::bad_request("path segment contains '/', '\\' or NUL"));
+                }
+                s => segments.push(s.to_owned()),
+            }
+        }
+        Ok(Self::from_segments(&segments))
+    }
+
+    fn from_segments<S: AsRef<str>>(segments: &[S]) -> Self {
+        let mut path = String::new();
+        for s in segments {
+            path.push('/');
+            path.push_str(s.as_ref());
+        }
+        if path.is_empty() {
+            path.push('/');
+        }
+        Self { path }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.path
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.path == "/"
+    }
+
+    pub fn segments(&self) -> impl Iterator<Item = &str> {
+        self.path.split('/').filter(|s| !s.is_empty())
+    }
+
+    /// The last segment, or "" for the root.
+    pub fn name(&self) -> &str {
+        self.path.rsplit('/').next().unwrap_or("")
+    }
+
+    pub fn parent(&self) -> Option<Self> {
+        if self.is_root() {
+            return None;
+        }
+        let cut = self.path.rfind('/').unwrap_or(0);
+        Some(if cut == 0 { Self::root() } else { Self { path: self.path[..cut].to_owned() } })
+    }
+
+    pub fn join(&self, name: &str) -> Self {
+        if self.is_root() { Self { path: format!("/{name}") } } else { Self { path: format!("{}/{name}", self.path) } }
+    }
+
+    /// Whether `self` is `other` or lies below it.
+    pub fn is_within(&self, other: &DavPath) -> bool {
+        other.is_root() || self.path == other.path || self.path.starts_with(&format!("{}/", other.path))
+    }
+
+    /// The URL path for this resource; collections get a trailing slash.
+    pub fn href(&self, collection: bool) -> String {
+        let mut href = String::new();
+        for s in self.segments() {
+            href.push('/');
+            href.extend(utf8_percent_encode(s, SEGMENT));
+        }
+        if href.is_empty() || collection {
+            href.push('/');
+        }
+        href
+    }
+}
+
+/// Parses a `Destination` header: an absolute URI on this server or an
+/// absolute path. Another authority is answered 502 (RFC 4918 §9.8.5).
+pub fn parse_destination(value: &str, authority: Option<&str>) -> DavResult<DavPath> {
+    let value = value.trim();
+    let path = if let Some(rest) = value.strip_prefix("http://").or_else(|| value.strip_prefix("https://")) {
+        let (host, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        if let Some(authority) = authority {
+            if !same_authority(host, authority) {
+                return Err(DavError::status(502, "Destination is on another server"));
+            }
+        }
+        path
+    } else if value.starts_with('/') {
+        value
+    } else if value.contains("://") {
+        return Err(DavError::status(502, "Destination uses another scheme"));
+    } else {
+        return Err(DavError::bad_request("Destination must be an absolute URI or path"));
+    };
+    DavPath::from_target(path)
+}
+
+/// Compares authorities ignoring case and a default port.
+fn same_authority(a: &str, b: &str) -> bool {
+    let strip = |s: &str| {
+        let s = s.rsplit('@').next().unwrap_or(s).to_ascii_lowercase();
+        s.strip_suffix(":80").or_else(|| s.strip_suffix(":443")).map(str::to_owned).unwrap_or(s)
+    };
+    strip(a) == strip(b)
+}
+
+/// Resolves an href found in a request body or `If` header to a path; hrefs
+/// on other servers give `None`.
+pub fn path_from_href(href: &str, authority: Option<&str>) -> Option<DavPath> {
+    parse_destination(href, authority).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalises_and_decodes() {
+        assert_eq!(DavPath::from_target("/a//b/./c%20d/?x=1").unwrap().as_str(), "/a/b/c d");
+        assert_eq!(DavPath::from_target("/").unwrap().as_str(), "/");
+        assert_eq!(DavPath::from_target("").unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn refuses_traversal() {
+        for bad in ["/../etc/passwd", "/a/%2e%2e/b", "/a/%2E%2E", "/a%2fb", "/a%00b", "/%ff"] {
+            assert_eq!(DavPath::from_target(bad).unwrap_err().status, 400, "{bad}");
+        }
+    }
+
+    #[test]
+    fn hrefs_round_trip() {
+        let p = DavPath::from_target("/dir/a%3Cb%26c.txt").unwrap();
+        assert_eq!(p.as_str(), "/dir/a<b&c.txt");
+        assert_eq!(p.href(false), "/dir/a%3Cb%26c.txt");
+        assert_eq!(DavPath::root().href(true), "/");
+        assert_eq!(DavPath::from_target("/ü").unwrap().href(true), "/%C3%BC/");
+    }
+
+    #[test]
+    fn parents_and_containment() {
+        let p = DavPath::from_target("/a/b").unwrap();
+        assert_eq!(p.parent().unwrap().as_str(), "/a");
+        assert_eq!(p.parent().unwrap().parent().unwrap(), DavPath::root());
+        assert!(p.is_within(&DavPath::from_target("/a").unwrap()));
+        assert!(!DavPath::from_target("/ab").unwrap().is_within(&DavPath::from_target("/a").unwrap()));
+    }
+
+    #[test]
+    fn destinations() {
+        let host = Some("example.com:8080");
+        assert_eq!(parse_destination("http://example.com:8080/x%20y", host).unwrap().as_str(), "/x y");
+        assert_eq!(parse_destination("/x", host).unwrap().as_str(), "/x");
+        assert_eq!(parse_destination("http://other/x", host).unwrap_err().status, 502);
+        assert_eq!(parse_destination("x", host).unwrap_err().status, 400);
+        assert_eq!(parse_destination("http://EXAMPLE.com:8080", host).unwrap(), DavPath::root());
+    }
+}

@@ -1,0 +1,178 @@
+//! Live properties (RFC 4918 §15, RFC 4331) computed from storage metadata
+//! and the lock table.
+
+use crate::backend::{ActiveLock, Env, LockScope, Metadata, PropertyName, Timestamp};
+use crate::path::DavPath;
+use crate::xml::{DAV, XmlWriter};
+
+/// Live properties returned by `allprop` and `propname`, in output order.
+pub const ALLPROP: &[&str] = &[
+    "creationdate",
+    "displayname",
+    "getcontentlength",
+    "getcontenttype",
+    "getetag",
+    "getlastmodified",
+    "lockdiscovery",
+    "resourcetype",
+    "supportedlock",
+];
+
+/// Live properties only returned when asked for by name.
+const ON_REQUEST: &[&str] = &["quota-available-bytes", "quota-used-bytes"];
+
+/// Whether a property is computed by the server (and so cannot be set or
+/// removed with PROPPATCH). `displayname` is writable: a stored value wins
+/// over the name-derived default.
+pub fn is_protected(name: &PropertyName) -> bool {
+    name.namespace == DAV
+        && (ALLPROP.contains(&name.name.as_str()) || ON_REQUEST.contains(&name.name.as_str()))
+        && name.name != "displayname"
+}
+
+pub fn is_live(name: &PropertyName) -> bool {
+    name.namespace == DAV && (ALLPROP.contains(&name.name.as_str()) || ON_REQUEST.contains(&name.name.as_str()))
+}
+
+/// The XML content of a live property on a resource, or `None` when the
+/// property does not apply to it (e.g. `getcontentlength` on a collection).
+pub fn live_value(env: &Env<'_>, path: &DavPath, meta: &Metadata, name: &str) -> Option<String> {
+    let file = !meta.is_collection();
+    Some(match name {
+        "creationdate" => rfc3339(meta.created.unwrap_or(meta.modified)),
+        "displayname" => escape_text(path.name()),
+        "getcontentlength" if file => meta.size.to_string(),
+        "getcontenttype" if file => escape_text(&content_type(path, meta)),
+        "getetag" => escape_text(&meta.quoted_etag()),
+        "getlastmodified" => http_date(meta.modified),
+        "resourcetype" => if file { String::new() } else { "<D:collection/>".into() },
+        "lockdiscovery" => lockdiscovery(&env.locks.covering(path.as_str())),
+        "supportedlock" => SUPPORTED_LOCK.into(),
+        "quota-available-bytes" | "quota-used-bytes" => {
+            let space = env.storage.space_usage(path.as_str()).ok()?;
+            let value = if name == "quota-used-bytes" { space.used } else { space.available };
+            value?.to_string()
+        }
+        _ => return None,
+    })
+}
+
+const SUPPORTED_LOCK: &str = "<D:lockentry><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry>\
+<D:lockentry><D:lockscope><D:shared/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry>";
+
+/// The content of `DAV:lockdiscovery` for a set of locks.
+pub fn lockdiscovery(locks: &[ActiveLock]) -> String {
+    let mut w = XmlWriter::fragment();
+    for lock in locks {
+        activelock(&mut w, lock);
+    }
+    String::from_utf8(w.finish()).unwrap_or_default()
+}
+
+fn activelock(w: &mut XmlWriter, lock: &ActiveLock) {
+    w.open_dav("activelock");
+    w.open_dav("locktype");
+    w.empty_dav("write");
+    w.close_dav("locktype");
+    w.open_dav("lockscope");
+    w.empty_dav(match lock.scope {
+        LockScope::Exclusive => "exclusive",
+        LockScope::Shared => "shared",
+    });
+    w.close_dav("lockscope");
+    w.text_element_dav("depth", if lock.deep { "infinity" } else { "0" });
+    if let Some(owner) = &lock.owner {
+        w.open_dav("owner");
+        w.raw(owner);
+        w.close_dav("owner");
+    }
+    let timeout = lock.timeout.map_or_else(|| "Infinite".to_owned(), |s| format!("Second-{s}"));
+    w.text_element_dav("timeout", &timeout);
+    w.open_dav("locktoken");
+    w.text_element_dav("href", &lock.token);
+    w.close_dav("locktoken");
+    w.open_dav("lockroot");
+    let root = DavPath::from_target(&lock.root).map(|p| p.href(false)).unwrap_or_else(|_| lock.root.clone());
+    w.text_element_dav("href", &root);
+    w.close_dav("lockroot");
+    w.close_dav("activelock");
+}
+
+/// The stored content type, or one guessed from the extension.
+pub fn content_type(path: &DavPath, meta: &Metadata) -> String {
+    meta.content_type.clone().unwrap_or_else(|| {
+        let guess = mime_guess::from_path(path.name()).first_raw().unwrap_or("application/octet-stream");
+        if guess.starts_with("text/") { format!("{guess}; charset=utf-8") } else { guess.to_owned() }
+    })
+}
+
+fn escape_text(s: &str) -> String {
+    quick_xml::escape::escape(s).into_owned()
+}
+
+/// RFC 1123 date, as HTTP and `getlastmodified` use.
+pub fn http_date(t: Timestamp) -> String {
+    let secs = u64::try_from(t.seconds).unwrap_or(0);
+    httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+}
+
+/// RFC 3339 UTC date, as `creationdate` uses.
+pub fn rfc3339(t: Timestamp) -> String {
+    let days = t.seconds.div_euclid(86_400);
+    let secs = t.seconds.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
+}
+
+/// Howard Hinnant's days-to-civil algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        let t = Timestamp { seconds: 1_000_000_000, nanoseconds: 0 };
+        assert_eq!(rfc3339(t), "2001-09-09T01:46:40Z");
+        assert_eq!(http_date(t), "Sun, 09 Sep 2001 01:46:40 GMT");
+        assert_eq!(rfc3339(Timestamp::default()), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(Timestamp { seconds: 951_782_400, nanoseconds: 0 }), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn protection() {
+        assert!(is_protected(&PropertyName::new(DAV, "getetag")));
+        assert!(!is_protected(&PropertyName::new(DAV, "displayname")));
+        assert!(!is_protected(&PropertyName::new("urn:x", "getetag")));
+    }
+
+    #[test]
+    fn lock_xml() {
+        let lock = ActiveLock {
+            token: "urn:uuid:1".into(),
+            root: "/a b".into(),
+            scope: LockScope::Shared,
+            deep: false,
+            owner: Some("<href xmlns=\"DAV:\">me</href>".into()),
+            timeout: Some(60),
+        };
+        let xml = lockdiscovery(&[lock]);
+        assert!(xml.contains("<D:shared/>"));
+        assert!(xml.contains("<D:depth>0</D:depth>"));
+        assert!(xml.contains("<D:timeout>Second-60</D:timeout>"));
+        assert!(xml.contains("<D:lockroot><D:href>/a%20b</D:href></D:lockroot>"));
+        assert!(xml.contains("<D:owner><href xmlns=\"DAV:\">me</href></D:owner>"));
+    }
+}

@@ -1,0 +1,365 @@
+//! XML in and out: a small namespace-resolved tree for request bodies, a
+//! serializer that turns a subtree back into a self-contained fragment (for
+//! dead property values and lock owners), and a writer for responses.
+
+use quick_xml::NsReader;
+use quick_xml::escape::escape;
+use quick_xml::events::Event;
+use quick_xml::name::ResolveResult;
+
+pub const DAV: &str = "DAV:";
+const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XmlError(pub String);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Element {
+    pub namespace: String,
+    pub name: String,
+    /// (namespace, local name, value); namespace declarations are not kept.
+    pub attributes: Vec<(String, String, String)>,
+    pub children: Vec<Node>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    Element(Element),
+    Text(String),
+}
+
+impl Element {
+    pub fn is(&self, namespace: &str, name: &str) -> bool {
+        self.namespace == namespace && self.name == name
+    }
+
+    pub fn is_dav(&self, name: &str) -> bool {
+        self.is(DAV, name)
+    }
+
+    /// Child elements, skipping text.
+    pub fn elements(&self) -> impl Iterator<Item = &Element> {
+        self.children.iter().filter_map(|n| match n {
+            Node::Element(e) => Some(e),
+            Node::Text(_) => None,
+        })
+    }
+
+    pub fn child_dav(&self, name: &str) -> Option<&Element> {
+        self.elements().find(|e| e.is_dav(name))
+    }
+
+    /// Concatenated text content of the direct children.
+    pub fn text(&self) -> String {
+        self.children
+            .iter()
+            .filter_map(|n| match n {
+                Node::Text(t) => Some(t.as_str()),
+                Node::Element(_) => None,
+            })
+            .collect()
+    }
+
+    /// The element's content as a self-contained fragment: every element
+    /// declares the namespace it is in, so the fragment means the same
+    /// wherever it is pasted.
+    pub fn inner_fragment(&self) -> String {
+        let mut out = String::new();
+        for child in &self.children {
+            write_node(child, None, &mut out);
+        }
+        out
+    }
+}
+
+fn write_node(node: &Node, parent_ns: Option<&str>, out: &mut String) {
+    match node {
+        Node::Text(t) => out.push_str(&escape(t.as_str())),
+        Node::Element(e) => {
+            out.push('<');
+            out.push_str(&e.name);
+            if parent_ns != Some(e.namespace.as_str()) {
+                out.push_str(" xmlns=\"");
+                out.push_str(&escape(e.namespace.as_str()));
+                out.push('"');
+            }
+            for (i, (ns, name, value)) in e.attributes.iter().enumerate() {
+                out.push(' ');
+                if ns == XML_NS {
+                    out.push_str("xml:");
+                } else if !ns.is_empty() {
+                    out.push_str(&format!("xmlns:a{i}=\"{}\" a{i}:", escape(ns.as_str())));
+                }
+                out.push_str(name);
+                out.push_str("=\"");
+                out.push_str(&escape(value.as_str()));
+                out.push('"');
+            }
+            if e.children.is_empty() {
+                out.push_str("/>");
+            } else {
+                out.push('>');
+                for child in &e.children {
+                    write_node(child, Some(&e.namespace), out);
+                }
+                out.push_str("</");
+                out.push_str(&e.name);
+                out.push('>');
+            }
+        }
+    }
+}
+
+/// Parses a document into its root element, resolving namespaces.
+pub fn parse(input: &[u8]) -> Result<Element, XmlError> {
+    let text = std::str::from_utf8(input).map_err(|_| XmlError("body is not UTF-8".into()))?;
+    let mut reader = NsReader::from_str(text);
+    let err = |e: &dyn std::fmt::Display| XmlError(e.to_string());
+    let mut stack: Vec<Element> = Vec::new();
+    let mut root = None;
+    loop {
+        let (resolved, event) = reader.read_resolved_event().map_err(|e| err(&e))?;
+        match event {
+            Event::Start(ref start) | Event::Empty(ref start) => {
+                if root.is_some() {
+                    return Err(XmlError("content after the root element".into()));
+                }
+                let namespace = namespace_of(resolved)?;
+                let name = std::str::from_utf8(start.local_name().as_ref()).map_err(|e| err(&e))?.to_owned();
+                let mut attributes = Vec::new();
+                for attr in start.attributes() {
+                    let attr = attr.map_err(|e| err(&e))?;
+                    let key = attr.key;
+                    let value = attr.unescape_value().map_err(|e| err(&e))?.into_owned();
+                    if let Some(prefix) = key.as_namespace_binding() {
+                        if matches!(prefix, quick_xml::name::PrefixDeclaration::Named(_)) && value.is_empty() {
+                            return Err(XmlError("a namespace prefix cannot be bound to an empty URI".into()));
+                        }
+                        continue;
+                    }
+                    let (res, local) = reader.resolve_attribute(key);
+                    let ns = namespace_of(res)?;
+                    let local = std::str::from_utf8(local.as_ref()).map_err(|e| err(&e))?.to_owned();
+                    attributes.push((ns, local, value));
+                }
+                let element = Element { namespace, name, attributes, children: Vec::new() };
+                if matches!(event, Event::Empty(_)) {
+                    attach(&mut stack, &mut root, element);
+                } else {
+                    stack.push(element);
+                }
+            }
+            Event::End(_) => {
+                let element = stack.pop().ok_or_else(|| XmlError("unbalanced end tag".into()))?;
+                attach(&mut stack, &mut root, element);
+            }
+            Event::Text(t) => {
+                let text = t.unescape().map_err(|e| err(&e))?.into_owned();
+                push_text(&mut stack, &root, text)?;
+            }
+            Event::CData(c) => {
+                let text = std::str::from_utf8(&c).map_err(|e| err(&e))?.to_owned();
+                push_text(&mut stack, &root, text)?;
+            }
+            Event::Eof => break,
+            Event::DocType(_) => return Err(XmlError("DTDs are not accepted".into())),
+            Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
+        }
+    }
+    if !stack.is_empty() {
+        return Err(XmlError("unexpected end of document".into()));
+    }
+    root.ok_or_else(|| XmlError("no root element".into()))
+}
+
+fn namespace_of(resolved: ResolveResult<'_>) -> Result<String, XmlError> {
+    match resolved {
+        ResolveResult::Bound(ns) => {
+            Ok(std::str::from_utf8(ns.as_ref()).map_err(|e| XmlError(e.to_string()))?.to_owned())
+        }
+        ResolveResult::Unbound => Ok(String::new()),
+        ResolveResult::Unknown(prefix) => {
+            Err(XmlError(format!("undeclared namespace prefix '{}'", String::from_utf8_lossy(&prefix))))
+        }
+    }
+}
+
+fn attach(stack: &mut [Element], root: &mut Option<Element>, element: Element) {
+    match stack.last_mut() {
+        Some(parent) => parent.children.push(Node::Element(element)),
+        None => *root = Some(element),
+    }
+}
+
+fn push_text(stack: &mut [Element], root: &Option<Element>, text: String) -> Result<(), XmlError> {
+    match stack.last_mut() {
+        Some(parent) => {
+            parent.children.push(Node::Text(text));
+            Ok(())
+        }
+        None if text.trim().is_empty() => Ok(()),
+        None if root.is_none() => Err(XmlError("text before the root element".into())),
+        None => Err(XmlError("text after the root element".into())),
+    }
+}
+
+/// Writes response XML with the DAV: namespace bound to `D`.
+pub struct XmlWriter {
+    out: Vec<u8>,
+    declared: bool,
+}
+
+impl Default for XmlWriter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl XmlWriter {
+    pub fn new() -> Self {
+        Self { out: b"<?xml version=\"1.0\" encoding=\"utf-8\"?>\n".to_vec(), declared: false }
+    }
+
+    /// A writer for part of a document whose root already declared `D`.
+    pub fn fragment() -> Self {
+        Self { out: Vec::new(), declared: true }
+    }
+
+    fn tag_dav(&mut self, name: &str) {
+        self.out.extend_from_slice(b"<D:");
+        self.out.extend_from_slice(name.as_bytes());
+        if !self.declared {
+            self.out.extend_from_slice(b" xmlns:D=\"DAV:\"");
+            self.declared = true;
+        }
+    }
+
+    pub fn open_dav(&mut self, name: &str) {
+        self.tag_dav(name);
+        self.out.push(b'>');
+    }
+
+    pub fn close_dav(&mut self, name: &str) {
+        self.out.extend_from_slice(b"</D:");
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.push(b'>');
+    }
+
+    pub fn empty_dav(&mut self, name: &str) {
+        self.tag_dav(name);
+        self.out.extend_from_slice(b"/>");
+    }
+
+    pub fn text_element_dav(&mut self, name: &str, text: &str) {
+        self.open_dav(name);
+        self.text(text);
+        self.close_dav(name);
+    }
+
+    pub fn text(&mut self, text: &str) {
+        self.out.extend_from_slice(escape(text).as_bytes());
+    }
+
+    /// Inserts an already well-formed, self-contained fragment.
+    pub fn raw(&mut self, fragment: &str) {
+        self.out.extend_from_slice(fragment.as_bytes());
+    }
+
+    /// A property element by name, with `content` as its (raw) content, or
+    /// empty when `content` is `None`.
+    pub fn property(&mut self, namespace: &str, name: &str, content: Option<&str>) {
+        if namespace == DAV {
+            match content {
+                Some(c) => {
+                    self.open_dav(name);
+                    self.raw(c);
+                    self.close_dav(name);
+                }
+                None => self.empty_dav(name),
+            }
+            return;
+        }
+        let open = format!("<{name} xmlns=\"{}\"", escape(namespace));
+        self.out.extend_from_slice(open.as_bytes());
+        match content {
+            Some(c) => {
+                self.out.push(b'>');
+                self.raw(c);
+                self.out.extend_from_slice(format!("</{name}>").as_bytes());
+            }
+            None => self.out.extend_from_slice(b"/>"),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.out.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.out.is_empty()
+    }
+
+    /// Takes what was written so far, leaving the writer empty (for streaming).
+    pub fn take(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.out)
+    }
+
+    pub fn finish(self) -> Vec<u8> {
+        self.out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_namespaces() {
+        let root = parse(br#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><x:a xmlns:x="urn:x"/><b xmlns=""/></D:prop></D:propfind>"#).unwrap();
+        assert!(root.is_dav("propfind"));
+        let prop = root.child_dav("prop").unwrap();
+        let names: Vec<_> = prop.elements().map(|e| (e.namespace.as_str(), e.name.as_str())).collect();
+        assert_eq!(names, [("urn:x", "a"), ("", "b")]);
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        for bad in [
+            &b"<a><b></a>"[..],
+            b"<a>",
+            b"not xml",
+            b"<x:a/>",
+            b"<a xmlns:bar=\"\"><bar:foo/></a>",
+            b"<a/><b/>",
+            b"<!DOCTYPE a [<!ENTITY x \"y\">]><a>&x;</a>",
+        ] {
+            assert!(parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn fragments_are_self_contained() {
+        let root = parse(br#"<p xmlns:t="urn:t"><t:a xml:lang="en" t:k="v">x &amp; y<b/></t:a>tail</p>"#).unwrap();
+        let fragment = root.inner_fragment();
+        assert_eq!(
+            fragment,
+            r#"<a xmlns="urn:t" xml:lang="en" xmlns:a1="urn:t" a1:k="v">x &amp; y<b xmlns=""/></a>tail"#
+        );
+        // Re-parsing the fragment inside another element keeps its meaning.
+        let again = parse(format!("<w xmlns=\"urn:other\">{fragment}</w>").as_bytes()).unwrap();
+        let a = again.elements().next().unwrap();
+        assert!(a.is("urn:t", "a"));
+        assert!(a.elements().next().unwrap().is("", "b"));
+    }
+
+    #[test]
+    fn writer_declares_dav_once() {
+        let mut w = XmlWriter::new();
+        w.open_dav("multistatus");
+        w.property("urn:x", "p", Some("<v xmlns=\"\"/>"));
+        w.property(DAV, "getetag", None);
+        w.close_dav("multistatus");
+        let s = String::from_utf8(w.finish()).unwrap();
+        assert!(s.ends_with(r#"<D:multistatus xmlns:D="DAV:"><p xmlns="urn:x"><v xmlns=""/></p><D:getetag/></D:multistatus>"#));
+    }
+}
