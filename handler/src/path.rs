@@ -41,7 +41,12 @@ impl DavPath {
 
     /// Parses the path of a request target (`/a%20b/c?query`).
     pub fn from_target(target: &str) -> DavResult<Self> {
-        let path = target.split(['?', '#']).next().unwrap_or("");
+        let path = target.split('?').next().unwrap_or("");
+        if path.contains('#') {
+            // A fragment never belongs in a request target; ignoring it would
+            // act on a different resource than the client named.
+            return Err(DavError::bad_request("request target must not contain a fragment"));
+        }
         if !path.starts_with('/') {
             return Err(DavError::bad_request("request target must be an absolute path"));
         }
@@ -175,7 +180,7 @@ mod tests {
 
     #[test]
     fn refuses_traversal() {
-        for bad in ["/../etc/passwd", "/a/%2e%2e/b", "/a/%2E%2E", "/a%2fb", "/a%00b", "/%ff"] {
+        for bad in ["/frag/#ment", "/../etc/passwd", "/a/%2e%2e/b", "/a/%2E%2E", "/a%2fb", "/a%00b", "/%ff"] {
             assert_eq!(DavPath::from_target(bad).unwrap_err().status, 400, "{bad}");
         }
     }

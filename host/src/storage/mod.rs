@@ -1,0 +1,75 @@
+//! Storage backends behind the `edgedav:dav/storage` interface.
+//!
+//! [`Backend`] mirrors the WIT interface one to one and speaks its types (the
+//! contract's error variant is this layer's error type), so the bindings stay
+//! a thin adapter and another store (S3, say) only has to implement this trait.
+//! The traits are object-safe: the runtime holds an `Arc<dyn Backend>` and
+//! keeps open readers and writers as boxed trait objects in each request's
+//! resource table.
+
+pub mod local;
+
+use async_trait::async_trait;
+
+pub use crate::bindings::edgedav::dav::storage::{
+    Entry, MemberError, Page, Property, PropertyChange, Space, WriteOptions,
+};
+pub use crate::bindings::edgedav::dav::types::{Error, Metadata, NodeKind, Timestamp};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The host never hands out more than this many bytes per `reader.read`,
+/// whatever the guest asks for, so one call cannot make the host allocate
+/// unbounded memory.
+pub const MAX_READ_CHUNK: u32 = 1 << 20;
+
+/// A hierarchical store of files and collections with dead properties.
+///
+/// Paths are absolute and normalised by the handler; implementations must
+/// still confine them to their store.
+#[async_trait]
+pub trait Backend: Send + Sync {
+    async fn stat(&self, path: &str) -> Result<Metadata>;
+    async fn list_members(&self, path: &str, cursor: Option<String>, limit: u32) -> Result<Page>;
+    async fn open_read(&self, path: &str, offset: u64, length: Option<u64>) -> Result<Reader>;
+    async fn open_write(&self, path: &str, options: WriteOptions) -> Result<Writer>;
+    async fn create_collection(&self, path: &str) -> Result<()>;
+    async fn delete(&self, path: &str) -> Result<Vec<MemberError>>;
+    async fn copy(
+        &self,
+        source: &str,
+        destination: &str,
+        recursive: bool,
+        overwrite: bool,
+    ) -> Result<Vec<MemberError>>;
+    async fn rename(
+        &self,
+        source: &str,
+        destination: &str,
+        overwrite: bool,
+    ) -> Result<Vec<MemberError>>;
+    async fn get_properties(&self, path: &str) -> Result<Vec<Property>>;
+    async fn patch_properties(&self, path: &str, changes: Vec<PropertyChange>) -> Result<()>;
+    async fn space_usage(&self, path: &str) -> Result<Space>;
+}
+
+/// A byte range of a file being read.
+#[async_trait]
+pub trait FileReader: Send {
+    /// Up to `max` bytes; empty once the range is exhausted.
+    async fn read(&mut self, max: u32) -> Result<Vec<u8>>;
+}
+
+/// Content being written. Dropping it without [`FileWriter::commit`] must
+/// discard everything written, leaving the previous content in place.
+#[async_trait]
+pub trait FileWriter: Send {
+    async fn write(&mut self, data: Vec<u8>) -> Result<()>;
+    /// Atomically publishes the content at the path.
+    async fn commit(self: Box<Self>) -> Result<Metadata>;
+}
+
+/// The host type behind the `reader` resource.
+pub type Reader = Box<dyn FileReader>;
+/// The host type behind the `writer` resource.
+pub type Writer = Box<dyn FileWriter>;
