@@ -99,6 +99,8 @@ pub struct MemberError {
 pub struct WriteOptions {
     pub expected_size: Option<u64>,
     pub content_type: Option<String>,
+    /// Partial update from this offset (see the WIT `write-options`).
+    pub offset: Option<u64>,
 }
 
 /// A dead property: `value` is a self-contained XML fragment.

@@ -225,8 +225,11 @@ impl b::Storage for WitStorage {
     }
 
     fn open_write(&self, path: &str, options: &b::WriteOptions) -> b::StorageResult<Box<dyn b::Writer + '_>> {
-        let options =
-            storage::WriteOptions { expected_size: options.expected_size, content_type: options.content_type.clone() };
+        let options = storage::WriteOptions {
+            expected_size: options.expected_size,
+            content_type: options.content_type.clone(),
+            offset: options.offset,
+        };
         Ok(Box::new(WitWriter(storage::open_write(path, &options)?)))
     }
 

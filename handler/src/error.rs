@@ -12,15 +12,22 @@ pub struct DavError {
     /// An RFC 4918 precondition or postcondition element (local name in the
     /// DAV: namespace) with the hrefs it names, sent as a `DAV:error` body.
     pub condition: Option<(&'static str, Vec<String>)>,
+    /// Headers the error response carries (`Allow`, `Content-Range`, ...).
+    pub headers: Vec<(String, String)>,
 }
 
 impl DavError {
     pub fn status(status: u16, message: impl Into<String>) -> Self {
-        Self { status, message: message.into(), condition: None }
+        Self { status, message: message.into(), condition: None, headers: Vec::new() }
     }
 
     pub fn condition(status: u16, condition: &'static str, hrefs: Vec<String>) -> Self {
-        Self { status, message: condition.to_owned(), condition: Some((condition, hrefs)) }
+        Self { status, message: condition.to_owned(), condition: Some((condition, hrefs)), headers: Vec::new() }
+    }
+
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_owned(), value.into()));
+        self
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -33,7 +40,8 @@ impl DavError {
     }
 
     pub fn into_response(self) -> Response<'static> {
-        let response = Response::new(self.status);
+        let mut response = Response::new(self.status);
+        response.headers = self.headers;
         match self.condition {
             Some((name, hrefs)) => {
                 let mut w = XmlWriter::new();

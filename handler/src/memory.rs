@@ -117,12 +117,19 @@ impl Storage for MemoryStorage {
         Ok(Box::new(MemoryReader { data: node.content[start..end].to_vec(), pos: 0 }))
     }
 
-    fn open_write(&self, path: &str, _options: &WriteOptions) -> StorageResult<Box<dyn Writer + '_>> {
+    fn open_write(&self, path: &str, options: &WriteOptions) -> StorageResult<Box<dyn Writer + '_>> {
         self.check_parent(path)?;
-        if self.stat(path).is_ok_and(|m| m.kind == Kind::Collection) {
+        let existing = self.stat(path).ok();
+        if existing.as_ref().is_some_and(|m| m.kind == Kind::Collection) {
             return Err(StorageError::IsACollection);
         }
-        Ok(Box::new(MemoryWriter { storage: self, path: path.to_owned(), data: Vec::new() }))
+        if let Some(offset) = options.offset {
+            let size = existing.ok_or(StorageError::NotFound)?.size;
+            if offset > size {
+                return Err(StorageError::Conflict("offset beyond the end of the file".into()));
+            }
+        }
+        Ok(Box::new(MemoryWriter { storage: self, path: path.to_owned(), offset: options.offset, data: Vec::new() }))
     }
 
     fn create_collection(&self, path: &str) -> StorageResult<()> {
@@ -210,6 +217,7 @@ impl Reader for MemoryReader {
 struct MemoryWriter<'s> {
     storage: &'s MemoryStorage,
     path: String,
+    offset: Option<u64>,
     data: Vec<u8>,
 }
 
@@ -220,7 +228,17 @@ impl Writer for MemoryWriter<'_> {
     }
 
     fn commit(self: Box<Self>) -> StorageResult<Metadata> {
-        Ok(self.storage.insert(&self.path, Kind::File, self.data))
+        let content = match self.offset {
+            None => self.data,
+            Some(offset) => {
+                let mut content = self.storage.nodes.borrow()[&self.path].content.clone();
+                let start = offset as usize;
+                let end = (start + self.data.len()).min(content.len());
+                content.splice(start..end, self.data);
+                content
+            }
+        };
+        Ok(self.storage.insert(&self.path, Kind::File, content))
     }
 }
 

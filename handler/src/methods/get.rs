@@ -43,9 +43,8 @@ pub fn get<'a>(env: &'a Env<'a>, req: &Request<'_>, with_body: bool) -> DavResul
             r
         }
         RangeRequest::Unsatisfiable => {
-            return Ok(DavError::status(416, "range not satisfiable")
-                .into_response()
-                .header("Content-Range", format!("bytes */{}", meta.size)));
+            return Err(DavError::status(416, "range not satisfiable")
+                .with_header("Content-Range", format!("bytes */{}", meta.size)));
         }
         RangeRequest::Partial(ranges) if ranges.len() == 1 => {
             let r = ranges[0];

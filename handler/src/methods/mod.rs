@@ -15,7 +15,7 @@ use crate::error::{DavError, DavResult};
 use crate::http::{Request, Response};
 use crate::path::DavPath;
 
-pub const ALLOW: &str = "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK";
+pub const ALLOW: &str = "OPTIONS, GET, HEAD, PUT, PATCH, DELETE, MKCOL, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK";
 
 /// Answers one request. Never panics on bad input: every failure becomes a
 /// status.
@@ -25,6 +25,7 @@ pub fn handle<'a>(env: &'a Env<'a>, mut req: Request<'_>) -> Response<'a> {
         "GET" => get::get(env, &req, true),
         "HEAD" => get::get(env, &req, false),
         "PUT" => put::put(env, &mut req),
+        "PATCH" => put::patch(env, &mut req),
         "DELETE" => delete::delete(env, &req),
         "MKCOL" => mkcol::mkcol(env, &req),
         "COPY" => copymove::copy_or_move(env, &req, copymove::Mode::Copy),
@@ -33,9 +34,14 @@ pub fn handle<'a>(env: &'a Env<'a>, mut req: Request<'_>) -> Response<'a> {
         "PROPPATCH" => proppatch::proppatch(env, &mut req),
         "LOCK" => lock::lock(env, &mut req),
         "UNLOCK" => lock::unlock(env, &req),
-        _ => Ok(DavError::status(405, "method not supported").into_response().header("Allow", ALLOW)),
+        _ => Err(DavError::status(405, "method not supported")),
     };
-    result.unwrap_or_else(|e| e.into_response())
+    let response = result.unwrap_or_else(|e| e.into_response());
+    // RFC 9110 §15.5.6: a 405 always says what is allowed.
+    if response.status == 405 && response.get_header("Allow").is_none() {
+        return response.header("Allow", ALLOW);
+    }
+    response
 }
 
 /// The resource's metadata, or `None` when nothing is there (including a

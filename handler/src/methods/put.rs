@@ -1,41 +1,166 @@
-//! PUT (RFC 9110 §9.3.4, RFC 4918 §9.7): streams the body into a storage
-//! writer that publishes only on commit, so a failed upload never replaces
-//! the previous content.
+//! PUT (RFC 9110 §9.3.4, RFC 4918 §9.7) and partial updates: PUT with
+//! `Content-Range`, and PATCH with `X-Update-Range` (the sabre/dav
+//! convention), which let clients behind body-size caps upload big files in
+//! pieces. The body streams into a storage writer that publishes only on
+//! commit, so a failed upload never replaces or changes the stored content.
 
 use super::{header_lookup, request_path, require_parent, stat};
-use crate::backend::{Env, WriteOptions};
+use crate::backend::{Env, Metadata, WriteOptions};
 use crate::conditions::{Outcome, Preconditions, Scope, http_conditions};
 use crate::error::{DavError, DavResult};
 use crate::http::{Request, Response};
+use crate::path::DavPath;
 
 /// Bytes read from the request per storage write.
 const CHUNK: usize = 256 * 1024;
 
+/// The media type sabre/dav requires on partial-update PATCH requests.
+pub const PARTIAL_UPDATE_TYPE: &str = "application/x-sabredav-partialupdate";
+
+/// Where a partial update starts and, when the client said, how many bytes
+/// it carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Piece {
+    pub offset: u64,
+    pub length: Option<u64>,
+}
+
+/// `Content-Range: bytes START-END/TOTAL` (TOTAL may be `*`).
+pub fn parse_content_range(value: &str) -> Option<Piece> {
+    let spec = value.trim().strip_prefix("bytes")?.trim_start();
+    let (range, total) = spec.split_once('/')?;
+    let (start, end) = range.trim().split_once('-')?;
+    let (start, end): (u64, u64) = (start.parse().ok()?, end.parse().ok()?);
+    let total = total.trim();
+    if end < start || (total != "*" && total.parse::<u64>().ok()? <= end) {
+        return None;
+    }
+    Some(Piece { offset: start, length: Some(end - start + 1) })
+}
+
+/// `X-Update-Range`: `bytes=START-END`, `bytes=START-`, `bytes=-N` (the last
+/// N bytes) or `append`, against the current size.
+pub fn parse_update_range(value: &str, size: u64) -> Option<Piece> {
+    let value = value.trim();
+    if value.eq_ignore_ascii_case("append") {
+        return Some(Piece { offset: size, length: None });
+    }
+    let (start, end) = value.strip_prefix("bytes=")?.split_once('-')?;
+    match (start.trim(), end.trim()) {
+        ("", n) => Some(Piece { offset: size.checked_sub(n.parse().ok()?)?, length: None }),
+        (s, "") => Some(Piece { offset: s.parse().ok()?, length: None }),
+        (s, e) => {
+            let (s, e): (u64, u64) = (s.parse().ok()?, e.parse().ok()?);
+            (e >= s).then(|| Piece { offset: s, length: Some(e - s + 1) })
+        }
+    }
+}
+
 pub fn put<'a>(env: &'a Env<'a>, req: &mut Request<'_>) -> DavResult<Response<'a>> {
     let path = request_path(req)?;
-    if req.header("Content-Range").is_some() {
-        return Err(DavError::bad_request("partial PUT with Content-Range is not supported"));
-    }
     let existing = stat(env, &path)?;
-    if existing.as_ref().is_some_and(|m| m.is_collection()) {
+    if existing.as_ref().is_some_and(Metadata::is_collection) {
         return Err(DavError::status(405, "cannot PUT to a collection"));
     }
     require_parent(env, &path)?;
-    if http_conditions(&header_lookup(req), existing.as_ref(), false) != Outcome::Proceed {
+    let piece = match req.header("Content-Range") {
+        None => None,
+        Some(v) => Some(parse_content_range(v).ok_or_else(|| DavError::bad_request("malformed Content-Range"))?),
+    };
+    // A piece at 0 of a new file simply creates it.
+    let piece = piece.filter(|p| p.offset > 0 || existing.is_some());
+    let status = if existing.is_some() { 204 } else { 201 };
+    upload(env, req, &path, existing.as_ref(), piece, status)
+}
+
+pub fn patch<'a>(env: &'a Env<'a>, req: &mut Request<'_>) -> DavResult<Response<'a>> {
+    let path = request_path(req)?;
+    let is_partial_update = req
+        .header("Content-Type")
+        .is_some_and(|t| t.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case(PARTIAL_UPDATE_TYPE));
+    if !is_partial_update {
+        return Err(DavError::status(415, format!("PATCH needs Content-Type: {PARTIAL_UPDATE_TYPE}")));
+    }
+    let existing = stat(env, &path)?.ok_or_else(|| DavError::status(404, "not found"))?;
+    if existing.is_collection() {
+        return Err(DavError::status(405, "cannot PATCH a collection"));
+    }
+    let range = req.header("X-Update-Range").ok_or_else(|| DavError::bad_request("X-Update-Range header missing"))?;
+    let piece = parse_update_range(range, existing.size).ok_or_else(|| DavError::bad_request("malformed X-Update-Range"))?;
+    upload(env, req, &path, Some(&existing), Some(piece), 204)
+}
+
+/// The shared tail of PUT and PATCH: preconditions, then the body streamed
+/// into a writer that is committed only when all of it arrived.
+fn upload<'a>(
+    env: &'a Env<'a>,
+    req: &mut Request<'_>,
+    path: &DavPath,
+    existing: Option<&Metadata>,
+    piece: Option<Piece>,
+    status: u16,
+) -> DavResult<Response<'a>> {
+    if let Some(p) = piece {
+        let size = existing.map_or(0, |m| m.size);
+        if existing.is_none() || p.offset > size {
+            return Err(DavError::status(416, "a partial update must start within the existing file")
+                .with_header("Content-Range", format!("bytes */{size}")));
+        }
+    }
+    if http_conditions(&header_lookup(req), existing, false) != Outcome::Proceed {
         return Err(DavError::status(412, "precondition failed"));
     }
     let scope = if existing.is_some() { Scope::Resource } else { Scope::Member };
-    Preconditions::new(env, req.header("If"), req.authority.as_deref())?.check(&path, scope)?;
+    Preconditions::new(env, req.header("If"), req.authority.as_deref())?.check(path, scope)?;
 
-    let expected_size = ["Content-Length", "X-Expected-Entity-Length"]
+    let announced = ["Content-Length", "X-Expected-Entity-Length"]
         .iter()
         .find_map(|h| req.header(h).and_then(|v| v.parse::<u64>().ok()));
-    let options = WriteOptions { expected_size, content_type: req.header("Content-Type").map(str::to_owned) };
+    let options = WriteOptions {
+        expected_size: match piece {
+            None => announced,
+            Some(p) => announced.map(|n| existing.map_or(0, |m| m.size).max(p.offset + n)),
+        },
+        content_type: req.header("Content-Type").map(str::to_owned).filter(|_| piece.is_none()),
+        offset: piece.map(|p| p.offset),
+    };
     let mut writer = env.storage.open_write(path.as_str(), &options)?;
+    let mut received = 0u64;
     while let Some(chunk) = req.body.read(CHUNK)? {
+        received += chunk.len() as u64;
         writer.write(&chunk)?;
     }
+    if let Some(expected) = piece.and_then(|p| p.length) {
+        if received != expected {
+            // Dropping the writer discards the piece.
+            return Err(DavError::bad_request(format!("the range announces {expected} bytes but the body has {received}")));
+        }
+    }
     let meta = writer.commit()?;
-    let status = if existing.is_some() { 204 } else { 201 };
     Ok(Response::new(status).header("ETag", meta.quoted_etag()).header("Content-Length", "0"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_ranges() {
+        assert_eq!(parse_content_range("bytes 0-9/100"), Some(Piece { offset: 0, length: Some(10) }));
+        assert_eq!(parse_content_range("bytes 10-19/*"), Some(Piece { offset: 10, length: Some(10) }));
+        assert_eq!(parse_content_range("bytes 10-9/*"), None);
+        assert_eq!(parse_content_range("bytes 0-100/100"), None);
+        assert_eq!(parse_content_range("bytes */100"), None);
+    }
+
+    #[test]
+    fn update_ranges() {
+        assert_eq!(parse_update_range("append", 7), Some(Piece { offset: 7, length: None }));
+        assert_eq!(parse_update_range("bytes=2-3", 7), Some(Piece { offset: 2, length: Some(2) }));
+        assert_eq!(parse_update_range("bytes=5-", 7), Some(Piece { offset: 5, length: None }));
+        assert_eq!(parse_update_range("bytes=-2", 7), Some(Piece { offset: 5, length: None }));
+        assert_eq!(parse_update_range("bytes=-9", 7), None);
+        assert_eq!(parse_update_range("bytes=3-2", 7), None);
+        assert_eq!(parse_update_range("lines=1-2", 7), None);
+    }
 }

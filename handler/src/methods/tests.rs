@@ -65,9 +65,11 @@ fn options_advertises_class_2() {
     let s = Server::new();
     let r = s.send("OPTIONS", "/", &[], "");
     assert_eq!(r.status, 200);
-    assert_eq!(r.header("DAV"), Some("1, 2"));
+    assert_eq!(r.header("DAV"), Some("1, 2, sabredav-partialupdate"));
     assert!(r.header("Allow").unwrap().contains("PROPFIND"));
-    assert_eq!(s.send("BREW", "/", &[], "").status, 405);
+    let brew = s.send("BREW", "/", &[], "");
+    assert_eq!(brew.status, 405);
+    assert!(brew.header("Allow").is_some());
 }
 
 #[test]
@@ -302,4 +304,28 @@ fn bad_input_is_a_4xx() {
     let big = format!("<propfind xmlns='DAV:'><prop>{}</prop></propfind>", "<a/>".repeat(300_000));
     assert_eq!(s.send("PROPFIND", "/", &[("Depth", "0")], &big).status, 413);
     assert_eq!(s.send("COPY", "/", &[("Destination", "/x"), ("Overwrite", "maybe")], "").status, 400);
+}
+
+#[test]
+fn partial_updates() {
+    let s = Server::new();
+    let patch = |range: &str, body: &str| {
+        s.send("PATCH", "/big", &[("Content-Type", "application/x-sabredav-partialupdate"), ("X-Update-Range", range)], body)
+    };
+    assert_eq!(patch("append", "x").status, 404);
+    assert_eq!(s.send("PUT", "/big", &[("Content-Range", "bytes 0-4/*")], "hello").status, 201);
+    assert_eq!(s.send("PUT", "/big", &[("Content-Range", "bytes 5-10/11")], " world").status, 204);
+    assert_eq!(s.send("GET", "/big", &[], "").body, "hello world");
+    assert_eq!(patch("append", "!").status, 204);
+    assert_eq!(patch("bytes=0-4", "HELLO").status, 204);
+    assert_eq!(patch("bytes=-1", "?").status, 204);
+    assert_eq!(s.send("GET", "/big", &[], "").body, "HELLO world?");
+    // A piece whose body does not match its range changes nothing.
+    assert_eq!(patch("bytes=0-4", "abc").status, 400);
+    assert_eq!(s.send("PUT", "/big", &[("Content-Range", "bytes 0-4/*")], "abc").status, 400);
+    assert_eq!(s.send("GET", "/big", &[], "").body, "HELLO world?");
+    let past_end = s.send("PUT", "/big", &[("Content-Range", "bytes 20-21/*")], "ab");
+    assert_eq!((past_end.status, past_end.header("Content-Range")), (416, Some("bytes */12")));
+    assert_eq!(s.send("PATCH", "/big", &[("X-Update-Range", "append")], "x").status, 415);
+    assert_eq!(s.send("PUT", "/big", &[("Content-Range", "bytes x-1/*")], "ab").status, 400);
 }

@@ -277,6 +277,12 @@ impl Store {
         let target = self.resolve(path)?;
         match fs::metadata(&target) {
             Ok(meta) if meta.is_dir() => return Err(Error::IsACollection),
+            Ok(meta) if options.offset.is_some_and(|offset| offset > meta.len()) => {
+                return Err(Error::Conflict("offset beyond the end of the file".into()));
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound && options.offset.is_some() => {
+                return Err(Error::NotFound);
+            }
             Err(e) if e.kind() != ErrorKind::NotFound => return Err(e.into()),
             _ => {}
         }
@@ -297,6 +303,7 @@ impl Store {
             file: file.into(),
             temp,
             target,
+            offset: options.offset,
             committed: false,
         }))
     }
@@ -663,10 +670,19 @@ impl FileReader for LocalReader {
     }
 }
 
+/// An upload staged in a hidden temporary file beside its target.
+///
+/// A whole-file write is published by renaming the temporary file over the
+/// target, atomically. A partial update (`offset`) is applied at commit by
+/// copying the staged piece into the target in place: an aborted piece
+/// changes nothing and the file is never copied whole (uploading a big file
+/// in pieces stays linear), but a crash during that copy can leave the piece
+/// half-applied.
 struct LocalWriter {
     file: tokio::fs::File,
     temp: PathBuf,
     target: PathBuf,
+    offset: Option<u64>,
     committed: bool,
 }
 
@@ -679,8 +695,17 @@ impl FileWriter for LocalWriter {
     async fn commit(mut self: Box<Self>) -> Result<Metadata> {
         self.file.flush().await?;
         self.file.sync_all().await?;
-        let (temp, target) = (self.temp.clone(), self.target.clone());
+        let (temp, target, offset) = (self.temp.clone(), self.target.clone(), self.offset);
         let meta = tokio::task::spawn_blocking(move || {
+            if let Some(offset) = offset {
+                let mut piece = File::open(&temp)?;
+                let mut file = OpenOptions::new().write(true).open(&target)?;
+                file.seek(io::SeekFrom::Start(offset))?;
+                io::copy(&mut piece, &mut file)?;
+                file.sync_all()?;
+                fs::remove_file(&temp)?;
+                return Ok::<_, Error>(file.metadata()?);
+            }
             fs::rename(&temp, &target).map_err(|e| match e.kind() {
                 // The collection went away (and took the upload with it).
                 ErrorKind::NotFound => Error::ParentNotFound,
@@ -883,6 +908,7 @@ mod tests {
         WriteOptions {
             expected_size: None,
             content_type: None,
+            offset: None,
         }
     }
 
@@ -967,6 +993,26 @@ mod tests {
         let second = s.put("/f.txt", b"new").await;
         assert_eq!(s.get("/f.txt").await, b"new");
         assert_ne!(first.etag, second.etag);
+    }
+
+    #[tokio::test]
+    async fn partial_updates_apply_in_place_on_commit() {
+        let s = Scratch::new();
+        s.put("/f", b"hello world").await;
+        let at = |offset| WriteOptions {
+            offset: Some(offset),
+            ..no_options()
+        };
+        let mut writer = s.backend.open_write("/f", at(6)).await.unwrap();
+        writer.write(b"there!".to_vec()).await.unwrap();
+        drop(writer);
+        assert_eq!(s.get("/f").await, b"hello world", "an aborted piece changes nothing");
+        let mut writer = s.backend.open_write("/f", at(6)).await.unwrap();
+        writer.write(b"there!".to_vec()).await.unwrap();
+        assert_eq!(writer.commit().await.unwrap().size, 12);
+        assert_eq!(s.get("/f").await, b"hello there!");
+        assert!(matches!(s.backend.open_write("/f", at(13)).await, Err(Error::Conflict(_))));
+        assert!(matches!(s.backend.open_write("/nope", at(0)).await, Err(Error::NotFound)));
     }
 
     #[tokio::test]
