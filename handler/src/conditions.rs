@@ -225,8 +225,10 @@ impl<'e> Preconditions<'e> {
         self.header.as_ref().is_some_and(|h| h.tokens().any(|t| t == lock.token))
     }
 
-    /// 423 unless the token of every lock on what the change touches was
-    /// submitted.
+    /// 423 unless, for every lock root on what the change touches, the token
+    /// of one of the locks there was submitted: an exclusive lock's own
+    /// token, or any one of the shared locks held at that root (RFC 4918 §7,
+    /// as Apache mod_dav reads it).
     pub fn check_locks(&self, path: &DavPath, scope: Scope) -> DavResult<()> {
         let mut locks = self.env.locks.covering(path.as_str());
         if scope != Scope::Resource {
@@ -238,9 +240,10 @@ impl<'e> Preconditions<'e> {
             locks.extend(self.env.locks.within(path.as_str()));
         }
         let mut missing: Vec<String> = Vec::new();
-        for lock in locks.iter().filter(|l| !self.submitted(l)) {
+        for lock in &locks {
+            let root_satisfied = locks.iter().any(|l| l.root == lock.root && self.submitted(l));
             let href = DavPath::from_target(&lock.root).map(|p| p.href(false)).unwrap_or_else(|_| lock.root.clone());
-            if !missing.contains(&href) {
+            if !root_satisfied && !missing.contains(&href) {
                 missing.push(href);
             }
         }
@@ -260,11 +263,11 @@ impl<'e> Preconditions<'e> {
         if holds { Ok(()) } else { Err(DavError::status(412, "If header evaluated to false")) }
     }
 
-    /// Lock check then `If` evaluation, the order litmus and clients expect:
-    /// a lock that is not submitted is 423 even when the header is also false.
+    /// `If` evaluation, then the lock check (RFC 4918 §10.4: a false header
+    /// fails with 412 before locks are considered).
     pub fn check(&self, path: &DavPath, scope: Scope) -> DavResult<()> {
-        self.check_locks(path, scope)?;
-        self.check_if(path)
+        self.check_if(path)?;
+        self.check_locks(path, scope)
     }
 
     fn state(&self, path: &DavPath) -> ResourceState {

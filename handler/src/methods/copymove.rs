@@ -49,11 +49,11 @@ pub fn copy_or_move<'a>(env: &'a Env<'a>, req: &Request<'_>, mode: Mode) -> DavR
     }
 
     let preconditions = Preconditions::new(env, req.header("If"), req.authority.as_deref())?;
+    preconditions.check_if(&source)?;
     if mode == Mode::Move {
         preconditions.check_locks(&source, Scope::Tree)?;
     }
     preconditions.check_locks(&destination, if existing.is_some() { Scope::Tree } else { Scope::Member })?;
-    preconditions.check_if(&source)?;
 
     let moved_locks = if mode == Mode::Move { env.locks.within(source.as_str()) } else { Vec::new() };
     let failed = match mode {

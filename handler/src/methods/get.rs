@@ -3,7 +3,7 @@
 
 use super::{header_lookup, request_path, stat_existing};
 use crate::backend::{Env, Metadata};
-use crate::conditions::{Outcome, http_conditions, parse_http_date};
+use crate::conditions::{Outcome, Preconditions, http_conditions, parse_http_date};
 use crate::error::{DavError, DavResult};
 use crate::http::{ChunkSource, Part, Request, Response};
 use crate::path::DavPath;
@@ -13,6 +13,7 @@ use crate::range::{self, ByteRange, RangeRequest};
 pub fn get<'a>(env: &'a Env<'a>, req: &Request<'_>, with_body: bool) -> DavResult<Response<'a>> {
     let path = request_path(req)?;
     let meta = stat_existing(env, &path)?;
+    Preconditions::new(env, req.header("If"), req.authority.as_deref())?.check_if(&path)?;
     let validators = |r: Response<'a>| {
         r.header("ETag", meta.quoted_etag()).header("Last-Modified", http_date(meta.modified))
     };

@@ -3,6 +3,7 @@
 
 use super::{Depth, depth, request_path, stat_existing};
 use crate::backend::{Env, Metadata, Property, PropertyName};
+use crate::conditions::Preconditions;
 use crate::error::{DavError, DavResult};
 use crate::http::{ChunkSource, Part, Request, Response};
 use crate::multistatus::{self, status_line};
@@ -48,6 +49,7 @@ pub fn propfind<'a>(env: &'a Env<'a>, req: &mut Request<'_>) -> DavResult<Respon
     let body = req.read_body(env.config.max_xml_body)?;
     let selection = parse_body(&body)?;
     let meta = stat_existing(env, &path)?;
+    Preconditions::new(env, req.header("If"), req.authority.as_deref())?.check_if(&path)?;
     let stream = Walk { env, selection, depth, root: Some((path, meta)), pending: Vec::new(), emitted: 0, done: false };
     let mut response = Response::new(207).header("Content-Type", "application/xml; charset=utf-8");
     response.body.push(Part::Generated(Box::new(stream)));

@@ -247,8 +247,13 @@ fn exclusive_locks_guard_writes() {
     assert_eq!(s.send("PUT", "/l", &[("If", &with)], "y").status, 204);
     // Valid token, wrong entity tag: the If header is false.
     assert_eq!(s.send("PUT", "/l", &[("If", &format!("(<{t}> [\"bad\"])"))], "y").status, 412);
-    // A corrupted token submits nothing: the lock wins.
-    assert_eq!(s.send("PUT", "/l", &[("If", &format!("(<{t}x>)"))], "y").status, 423);
+    // A true If header that submits no valid token: the lock wins (litmus cond_put_corrupt_token).
+    assert_eq!(s.send("PUT", "/l", &[("If", &format!("(<{t}x>) (Not <DAV:no-lock>)"))], "y").status, 423);
+    // A false If header fails first, even on a locked resource (litmus fail_cond_put).
+    assert_eq!(s.send("PUT", "/l", &[("If", "(<DAV:no-lock> [\"x\"])")], "y").status, 412);
+    // The If header applies to reads too.
+    assert_eq!(s.send("GET", "/l", &[("If", "([\"stale\"])")], "").status, 412);
+    assert_eq!(s.send("PROPFIND", "/l", &[("If", "([\"stale\"])"), ("Depth", "0")], "").status, 412);
     assert_eq!(s.send("PUT", "/l", &[("If", &format!("(<{t}>) (Not <DAV:no-lock>)"))], "y").status, 204);
     let refresh = s.send("LOCK", "/l", &[("If", &with), ("Timeout", "Second-100")], "");
     assert_eq!(refresh.status, 200);
@@ -270,6 +275,9 @@ fn shared_and_collection_locks() {
     let a = s.send("LOCK", "/c/f", &[], LOCKINFO_SHARED);
     let b = s.send("LOCK", "/c/f", &[], LOCKINFO_SHARED);
     assert_eq!((a.status, b.status), (200, 200));
+    assert_eq!(s.put("/c/f", "y"), 423);
+    // Holding one of the shared locks is enough to write.
+    assert_eq!(s.send("PUT", "/c/f", &[("If", &format!("(<{}>)", token(&b)))], "y").status, 204);
     s.send("UNLOCK", "/c/f", &[("Lock-Token", a.header("Lock-Token").unwrap())], "");
     s.send("UNLOCK", "/c/f", &[("Lock-Token", b.header("Lock-Token").unwrap())], "");
 
