@@ -71,13 +71,19 @@ ensure_toolchain() {
     rustc --version
 }
 
-ensure_litmus() {
-    if command -v litmus >/dev/null 2>&1; then
+# Debian packages the tests drive: the litmus suite and two real clients
+# (rclone, cadaver) used by tests/tests/clients.rs.
+ensure_packages() {
+    local missing=() tool
+    for tool in litmus rclone cadaver; do
+        command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+    done
+    if ((${#missing[@]} == 0)); then
         return
     fi
-    log "installing litmus"
+    log "installing ${missing[*]}"
     as_root apt-get update
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y litmus
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
 }
 
 # ---------------------------------------------------------------- server
@@ -180,7 +186,7 @@ litmus_other_backends() {
 # ---------------------------------------------------------------- main
 main() {
     ensure_toolchain
-    ensure_litmus
+    ensure_packages
 
     log "cargo build --release -p edgedav"
     cargo build --release -p edgedav
