@@ -1,0 +1,142 @@
+# shellcheck shell=bash
+# Helpers shared by the test scripts: logging, cleanup on exit, starting an
+# edgedav server on a free port, and running the litmus suites. Source it:
+#
+#   source scripts/lib.sh
+#   start_server LOCAL --root "$(new_tmpdir root)"   # sets LOCAL_URL, LOCAL_PID
+#   run_litmus "local disk" "$LOCAL_URL"             # adds to LITMUS_PASSED/FAILED
+#
+# Callers set EDGEDAV_BIN (the server binary), LITMUS_SUITES and
+# STARTUP_TIMEOUT, or get the defaults below.
+
+# Sourcing twice (scripts that source each other) must not reset the state.
+[ -n "${EDGEDAV_LIB_LOADED:-}" ] && return 0
+EDGEDAV_LIB_LOADED=1
+
+LIB_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+EDGEDAV_BIN=${EDGEDAV_BIN:-"$LIB_REPO/target/release/edgedav"}
+export EDGEDAV_BIN
+LITMUS_SUITES=${LITMUS_SUITES:-"basic copymove props locks http"}
+STARTUP_TIMEOUT=${STARTUP_TIMEOUT:-180}
+
+log() { printf '\n==> %s\n' "$*"; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# ---------------------------------------------------------------- cleanup
+# Everything started or created here is registered and undone on exit.
+PIDS=()
+TMPDIRS=()
+# Functions to run at exit (e.g. garage_stop), before the PIDs are killed.
+CLEANUP_HOOKS=()
+cleanup() {
+    local pid dir hook
+    for hook in "${CLEANUP_HOOKS[@]+"${CLEANUP_HOOKS[@]}"}"; do
+        "$hook" || true
+    done
+    for pid in "${PIDS[@]+"${PIDS[@]}"}"; do
+        if kill -0 "$pid" 2>/dev/null; then
+            kill "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+        fi
+    done
+    for dir in "${TMPDIRS[@]+"${TMPDIRS[@]}"}"; do
+        rm -rf "$dir"
+    done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+new_tmpdir() {
+    local d
+    d=$(mktemp -d "${TMPDIR:-/tmp}/edgedav-$1.XXXXXX")
+    TMPDIRS+=("$d")
+    printf '%s\n' "$d"
+}
+
+# ---------------------------------------------------------------- server
+# start_server VAR_PREFIX [serve args...]: starts $EDGEDAV_BIN on a
+# free port and sets ${VAR_PREFIX}_URL, ${VAR_PREFIX}_PID and
+# ${VAR_PREFIX}_LOG (its stderr).
+start_server() {
+    local prefix=$1
+    shift
+    local dir out pid url i
+    dir=$(new_tmpdir server)
+    out="$dir/stdout"
+    "$EDGEDAV_BIN" serve --listen 127.0.0.1:0 "$@" >"$out" 2>"$dir/stderr" &
+    pid=$!
+    PIDS+=("$pid")
+    for ((i = 0; i < STARTUP_TIMEOUT * 10; i++)); do
+        if url=$(grep -o 'listening on http://[^[:space:]]*' "$out" 2>/dev/null); then
+            url=${url#listening on }
+            printf -v "${prefix}_URL" '%s' "${url%/}"
+            printf -v "${prefix}_PID" '%s' "$pid"
+            printf -v "${prefix}_LOG" '%s' "$dir/stderr"
+            return 0
+        fi
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "edgedav exited before listening; stderr:" >&2
+            tail -n 50 "$dir/stderr" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+    echo "edgedav did not print its listening line within ${STARTUP_TIMEOUT}s; stderr:" >&2
+    tail -n 50 "$dir/stderr" >&2
+    return 1
+}
+
+stop_server() {
+    local pid=$1
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+# ---------------------------------------------------------------- litmus
+LITMUS_PASSED=0
+LITMUS_FAILED=0
+
+# run_litmus LABEL URL: runs each suite against URL (litmus works in
+# URL/litmus/, which it creates) and adds to LITMUS_PASSED/LITMUS_FAILED.
+run_litmus() {
+    local label=$1 url=$2
+    local work suite out rc line run passed failed
+    work=$(new_tmpdir litmus)
+    for suite in $LITMUS_SUITES; do
+        out="$work/$suite.out"
+        log "litmus $suite ($label)"
+        rc=0
+        # litmus writes debug.log and child.log into its working directory.
+        (cd "$work" && TESTS="$suite" litmus "$url/") >"$out" 2>&1 || rc=$?
+        cat "$out"
+        line=$(grep -E "summary for \`$suite'" "$out" | tail -n 1 || true)
+        if [[ $line =~ of\ ([0-9]+)\ tests\ run:\ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+            run=${BASH_REMATCH[1]}
+            passed=${BASH_REMATCH[2]}
+            failed=${BASH_REMATCH[3]}
+            # Tests run but not counted as passed (e.g. aborted) count as failed.
+            if ((passed + failed < run)); then
+                failed=$((run - passed))
+            fi
+        else
+            echo "litmus $suite: no summary line (exit $rc)" >&2
+            passed=0
+            failed=1
+        fi
+        if ((rc != 0 && failed == 0)); then
+            echo "litmus $suite exited with $rc" >&2
+            failed=1
+        fi
+        if ((failed > 0)) && [ -f "$work/debug.log" ]; then
+            echo "---- last lines of litmus debug.log ($suite) ----"
+            tail -n 60 "$work/debug.log"
+            echo "----"
+        fi
+        LITMUS_PASSED=$((LITMUS_PASSED + passed))
+        LITMUS_FAILED=$((LITMUS_FAILED + failed))
+    done
+}
+
