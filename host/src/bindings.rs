@@ -1,5 +1,5 @@
 //! Host side of the `edgedav:dav` imports: generated bindings plus a thin
-//! adapter from the generated `Host` traits to [`Backend`] and [`LockTable`].
+//! adapter from the generated `Host` traits to [`Backend`] and [`LockView`].
 //!
 //! The contract's `backend` world *exports* storage and locks, but the host
 //! must *provide* them, so the bindings are generated for an inline world that
@@ -10,7 +10,7 @@
 
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
-use crate::locks::LockTable;
+use crate::locks::LockView;
 use crate::storage::{self, Backend, Reader, Writer};
 use edgedav::dav::locks::{ActiveLock, LockError, LockRequest};
 use edgedav::dav::storage::{
@@ -39,7 +39,7 @@ wasmtime::component::bindgen!({
 /// What the `edgedav:dav` imports need from a store's data.
 pub struct DavView<'a> {
     pub backend: &'a dyn Backend,
-    pub locks: &'a LockTable,
+    pub locks: &'a LockView,
     pub table: &'a mut ResourceTable,
 }
 

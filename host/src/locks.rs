@@ -9,12 +9,24 @@
 //! (one hour), and a request for an infinite timeout gets that cap, so a
 //! crashed client cannot lock a resource forever. Expired locks are purged
 //! lazily, on the next call.
+//!
+//! **Users.** One table serves every user through a per-request
+//! [`LockView`]. A lock is recorded with the store it lives in and its full
+//! name there (the home's prefix + the user's path), so users whose homes
+//! overlap see each other's locks on the same resources, and users with
+//! separate homes never conflict. Each lock records the user who took it:
+//! only that user may refresh or release it (`forbidden` otherwise), and the
+//! tokens of other users' locks are replaced in `covering`/`within` answers
+//! by a fresh random token on every call, so another user can never submit
+//! them (the handler still sees the lock, and answers 423).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::bindings::edgedav::dav::locks::{ActiveLock, LockError, LockRequest, Scope};
+use crate::perms::{PermSet, Permissions};
+use crate::storage::home::LockScope;
 
 /// The longest timeout granted, in seconds.
 pub const MAX_TIMEOUT_SECS: u32 = 3600;
@@ -25,10 +37,15 @@ pub struct LockTable {
 }
 
 struct Lock {
+    /// The store the resource lives in ([`LockScope::store`]).
+    store: Arc<str>,
+    /// Full name of the locked resource in its store.
     root: String,
     scope: Scope,
     deep: bool,
     owner: Option<String>,
+    /// The user who took the lock (none: the unauthenticated zero-config server).
+    holder: Option<Arc<str>>,
     expires: Instant,
 }
 
@@ -47,36 +64,46 @@ impl Lock {
         }
     }
 
-    /// Whether this lock and a requested one may not both be held.
-    fn conflicts_with(&self, request: &LockRequest) -> bool {
+    /// Whether this lock and a requested one (full root in `store`) may not
+    /// both be held.
+    fn conflicts_with(&self, store: &str, root: &str, request: &LockRequest) -> bool {
         let exclusive =
             matches!(self.scope, Scope::Exclusive) || matches!(request.scope, Scope::Exclusive);
-        let overlap = self.root == request.root
-            || (self.deep && is_ancestor(&self.root, &request.root))
-            || (request.deep && is_ancestor(&request.root, &self.root));
-        exclusive && overlap
+        let overlap = self.root == root
+            || (self.deep && is_ancestor(&self.root, root))
+            || (request.deep && is_ancestor(root, &self.root));
+        &*self.store == store && exclusive && overlap
     }
 }
 
 impl LockTable {
-    /// Takes a new lock unless a conflicting one exists.
-    pub fn acquire(&self, request: LockRequest) -> Result<ActiveLock, LockError> {
+    /// Takes a new lock on `root` (a full name in `store`) unless a
+    /// conflicting one exists; conflicts come with whether `holder` holds them.
+    fn acquire(
+        &self,
+        store: &Arc<str>,
+        root: String,
+        request: LockRequest,
+        holder: Option<Arc<str>>,
+    ) -> Result<ActiveLock, Vec<(ActiveLock, bool)>> {
         let now = Instant::now();
         let mut locks = self.live(now);
-        let conflicts: Vec<ActiveLock> = locks
+        let conflicts: Vec<_> = locks
             .iter()
-            .filter(|(_, lock)| lock.conflicts_with(&request))
-            .map(|(token, lock)| lock.active(token, now))
+            .filter(|(_, lock)| lock.conflicts_with(store, &root, &request))
+            .map(|(token, lock)| (lock.active(token, now), lock.holder == holder))
             .collect();
         if !conflicts.is_empty() {
-            return Err(LockError::Conflict(conflicts));
+            return Err(conflicts);
         }
         let token = format!("urn:uuid:{}", uuid::Uuid::new_v4());
         let lock = Lock {
-            root: request.root,
+            store: store.clone(),
+            root,
             scope: request.scope,
             deep: request.deep,
             owner: request.owner,
+            holder,
             expires: now + granted(request.timeout),
         };
         let active = lock.active(&token, now);
@@ -84,37 +111,40 @@ impl LockTable {
         Ok(active)
     }
 
-    /// Restarts a lock's timeout with the newly requested one.
-    pub fn refresh(&self, token: &str, timeout: Option<u32>) -> Result<ActiveLock, LockError> {
+    /// Applies `change` to the lock with `token` if `holder` in `store` may.
+    fn with_own_lock<T>(
+        &self,
+        store: &str,
+        holder: &Option<Arc<str>>,
+        token: &str,
+        change: impl FnOnce(&mut HashMap<String, Lock>, Instant) -> T,
+    ) -> Result<T, LockError> {
         let now = Instant::now();
         let mut locks = self.live(now);
-        let lock = locks.get_mut(token).ok_or(LockError::NoSuchLock)?;
-        lock.expires = now + granted(timeout);
-        Ok(lock.active(token, now))
+        match locks.get(token) {
+            Some(lock) if &*lock.store == store => {
+                if lock.holder != *holder {
+                    return Err(LockError::Forbidden);
+                }
+            }
+            _ => return Err(LockError::NoSuchLock),
+        }
+        Ok(change(&mut locks, now))
     }
 
-    pub fn release(&self, token: &str) -> Result<(), LockError> {
-        let mut locks = self.live(Instant::now());
-        locks.remove(token).map(drop).ok_or(LockError::NoSuchLock)
-    }
-
-    /// Locks taken on `path` and deep locks on its ancestors.
-    pub fn covering(&self, path: &str) -> Vec<ActiveLock> {
-        self.select(|lock| lock.root == path || (lock.deep && is_ancestor(&lock.root, path)))
-    }
-
-    /// Locks taken on `path` or anything below it.
-    pub fn within(&self, path: &str) -> Vec<ActiveLock> {
-        self.select(|lock| lock.root == path || is_ancestor(path, &lock.root))
-    }
-
-    fn select(&self, keep: impl Fn(&Lock) -> bool) -> Vec<ActiveLock> {
+    /// Live locks of `store` that `keep` selects, with whether `holder` holds them.
+    fn select(
+        &self,
+        store: &str,
+        holder: &Option<Arc<str>>,
+        keep: impl Fn(&Lock) -> bool,
+    ) -> Vec<(ActiveLock, bool)> {
         let now = Instant::now();
         let locks = self.live(now);
         locks
             .iter()
-            .filter(|(_, lock)| keep(lock))
-            .map(|(token, lock)| lock.active(token, now))
+            .filter(|(_, lock)| &*lock.store == store && keep(lock))
+            .map(|(token, lock)| (lock.active(token, now), lock.holder == *holder))
             .collect()
     }
 
@@ -128,6 +158,134 @@ impl LockTable {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         locks.retain(|_, lock| lock.expires > now);
         locks
+    }
+}
+
+/// One user's view of the lock table: paths are relative to their home, and
+/// other users' tokens are masked (see the module docs).
+#[derive(Clone)]
+pub struct LockView {
+    table: Arc<LockTable>,
+    scope: LockScope,
+    holder: Option<Arc<str>>,
+    /// Where the user may take locks (a lock is a write: it needs upload or
+    /// overwrite permission where the locked entry lives).
+    perms: Arc<Permissions>,
+}
+
+impl LockView {
+    pub fn new(
+        table: Arc<LockTable>,
+        scope: LockScope,
+        holder: Option<Arc<str>>,
+        perms: Arc<Permissions>,
+    ) -> Self {
+        Self {
+            table,
+            scope,
+            holder,
+            perms,
+        }
+    }
+
+    /// The full name in the store of a user's path.
+    fn full(&self, path: &str) -> String {
+        let prefix = &*self.scope.prefix;
+        match (prefix.is_empty(), path == "/") {
+            (true, _) => path.to_owned(),
+            (false, true) => prefix.to_owned(),
+            (false, false) => format!("{prefix}{path}"),
+        }
+    }
+
+    /// The user's path of a full name; locks on ancestors of the home appear
+    /// on the home's root.
+    fn user_path(&self, full: &str) -> String {
+        let prefix = &*self.scope.prefix;
+        if prefix.is_empty() {
+            return full.to_owned();
+        }
+        match full.strip_prefix(prefix) {
+            Some("") => "/".to_owned(),
+            Some(rest) if rest.starts_with('/') => rest.to_owned(),
+            _ => "/".to_owned(),
+        }
+    }
+
+    /// Rewrites a lock for this user: their path, and a masked token unless
+    /// they hold it.
+    fn present(&self, mut lock: ActiveLock, own: bool) -> ActiveLock {
+        lock.root = self.user_path(&lock.root);
+        if !own {
+            lock.token = format!("urn:uuid:{}", uuid::Uuid::new_v4());
+        }
+        lock
+    }
+
+    /// Takes a new lock unless a conflicting one exists.
+    pub fn acquire(&self, mut request: LockRequest) -> Result<ActiveLock, LockError> {
+        let held = self.perms.for_entry(&request.root);
+        if !held.intersects(PermSet::UPLOAD.or(PermSet::OVERWRITE)) {
+            return Err(LockError::Forbidden);
+        }
+        let root = self.full(&request.root);
+        request.root = root.clone();
+        match self
+            .table
+            .acquire(&self.scope.store, root, request, self.holder.clone())
+        {
+            Ok(lock) => Ok(self.present(lock, true)),
+            Err(conflicts) => Err(LockError::Conflict(
+                conflicts
+                    .into_iter()
+                    .map(|(lock, own)| self.present(lock, own))
+                    .collect(),
+            )),
+        }
+    }
+
+    /// Restarts the timeout of one of the user's locks.
+    pub fn refresh(&self, token: &str, timeout: Option<u32>) -> Result<ActiveLock, LockError> {
+        let lock =
+            self.table
+                .with_own_lock(&self.scope.store, &self.holder, token, |locks, now| {
+                    let lock = locks.get_mut(token).expect("checked by with_own_lock");
+                    lock.expires = now + granted(timeout);
+                    lock.active(token, now)
+                })?;
+        Ok(self.present(lock, true))
+    }
+
+    /// Removes one of the user's locks.
+    pub fn release(&self, token: &str) -> Result<(), LockError> {
+        self.table
+            .with_own_lock(&self.scope.store, &self.holder, token, |locks, _| {
+                locks.remove(token);
+            })
+    }
+
+    /// Locks taken on `path` and deep locks on its ancestors.
+    pub fn covering(&self, path: &str) -> Vec<ActiveLock> {
+        let full = self.full(path);
+        self.table
+            .select(&self.scope.store, &self.holder, |lock| {
+                lock.root == full || (lock.deep && is_ancestor(&lock.root, &full))
+            })
+            .into_iter()
+            .map(|(lock, own)| self.present(lock, own))
+            .collect()
+    }
+
+    /// Locks taken on `path` or anything below it.
+    pub fn within(&self, path: &str) -> Vec<ActiveLock> {
+        let full = self.full(path);
+        self.table
+            .select(&self.scope.store, &self.holder, |lock| {
+                lock.root == full || is_ancestor(&full, &lock.root)
+            })
+            .into_iter()
+            .map(|(lock, own)| self.present(lock, own))
+            .collect()
     }
 }
 
@@ -162,6 +320,22 @@ mod tests {
         }
     }
 
+    fn view_as(table: &Arc<LockTable>, prefix: &str, holder: Option<&str>) -> LockView {
+        LockView::new(
+            table.clone(),
+            LockScope {
+                store: Arc::from("local"),
+                prefix: Arc::from(prefix),
+            },
+            holder.map(Arc::from),
+            Arc::new(Permissions::all()),
+        )
+    }
+
+    fn view() -> LockView {
+        view_as(&Arc::new(LockTable::default()), "", None)
+    }
+
     fn roots(mut locks: Vec<ActiveLock>) -> Vec<String> {
         locks.sort_by(|a, b| a.root.cmp(&b.root));
         locks.into_iter().map(|l| l.root).collect()
@@ -178,7 +352,7 @@ mod tests {
 
     #[test]
     fn exclusive_conflicts_with_everything_on_the_same_root() {
-        let table = LockTable::default();
+        let table = view();
         let first = table.acquire(request("/a", Scope::Shared, false)).unwrap();
         assert!(first.token.starts_with("urn:uuid:"));
         let Err(LockError::Conflict(blocking)) =
@@ -193,7 +367,7 @@ mod tests {
 
     #[test]
     fn depth_decides_overlap() {
-        let table = LockTable::default();
+        let table = view();
         table
             .acquire(request("/a", Scope::Exclusive, false))
             .unwrap();
@@ -219,7 +393,7 @@ mod tests {
 
     #[test]
     fn covering_and_within() {
-        let table = LockTable::default();
+        let table = view();
         table.acquire(request("/", Scope::Shared, true)).unwrap();
         table.acquire(request("/a", Scope::Shared, false)).unwrap();
         table
@@ -234,7 +408,7 @@ mod tests {
 
     #[test]
     fn timeouts_are_capped_and_refreshed() {
-        let table = LockTable::default();
+        let table = view();
         let mut infinite = request("/a", Scope::Exclusive, false);
         infinite.timeout = None;
         let lock = table.acquire(infinite).unwrap();
@@ -249,11 +423,12 @@ mod tests {
 
     #[test]
     fn expired_locks_vanish() {
-        let table = LockTable::default();
+        let table = view();
         let lock = table
             .acquire(request("/a", Scope::Exclusive, true))
             .unwrap();
         table
+            .table
             .locks
             .lock()
             .unwrap()
@@ -272,7 +447,7 @@ mod tests {
 
     #[test]
     fn release_frees_the_root() {
-        let table = LockTable::default();
+        let table = view();
         let lock = table
             .acquire(request("/a", Scope::Exclusive, false))
             .unwrap();
@@ -280,5 +455,95 @@ mod tests {
         table
             .acquire(request("/a", Scope::Exclusive, false))
             .unwrap();
+    }
+
+    #[test]
+    fn users_cannot_use_each_others_locks() {
+        let table = Arc::new(LockTable::default());
+        let alice = view_as(&table, "/srv/shared", Some("alice"));
+        let bob = view_as(&table, "/srv/shared", Some("bob"));
+        let lock = alice
+            .acquire(request("/doc", Scope::Exclusive, false))
+            .unwrap();
+        // Bob sees the lock, never its token.
+        let seen = bob.covering("/doc");
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].root, "/doc");
+        assert_ne!(seen[0].token, lock.token);
+        assert_ne!(bob.covering("/doc")[0].token, seen[0].token);
+        assert_eq!(alice.covering("/doc")[0].token, lock.token);
+        assert!(matches!(
+            bob.release(&lock.token),
+            Err(LockError::Forbidden)
+        ));
+        assert!(matches!(
+            bob.refresh(&lock.token, None),
+            Err(LockError::Forbidden)
+        ));
+        let Err(LockError::Conflict(blocking)) = bob.acquire(request("/doc", Scope::Shared, false))
+        else {
+            panic!("bob locked alice's resource");
+        };
+        assert_ne!(blocking[0].token, lock.token);
+        alice.release(&lock.token).unwrap();
+    }
+
+    #[test]
+    fn homes_map_to_one_namespace() {
+        let table = Arc::new(LockTable::default());
+        let admin = view_as(&table, "/srv", Some("admin"));
+        let carol = view_as(&table, "/srv/carol", Some("carol"));
+        let other = view_as(&table, "/srv/dave", Some("dave"));
+        let lock = admin
+            .acquire(request("/carol", Scope::Exclusive, true))
+            .unwrap();
+        assert_eq!(lock.root, "/carol");
+        // The admin's deep lock on Carol's home covers all of it, seen as "/".
+        assert_eq!(roots(carol.covering("/x/y")), ["/"]);
+        assert!(
+            carol
+                .acquire(request("/x", Scope::Exclusive, false))
+                .is_err()
+        );
+        assert!(other.covering("/x").is_empty());
+        other
+            .acquire(request("/x", Scope::Exclusive, false))
+            .unwrap();
+        assert_eq!(roots(admin.within("/")), ["/carol", "/dave/x"]);
+        // A different store never conflicts.
+        let elsewhere = LockView::new(
+            table.clone(),
+            LockScope {
+                store: Arc::from("s3:bucket"),
+                prefix: Arc::from("/srv/carol"),
+            },
+            Some(Arc::from("carol")),
+            Arc::new(Permissions::all()),
+        );
+        elsewhere
+            .acquire(request("/x", Scope::Exclusive, false))
+            .unwrap();
+        assert!(matches!(
+            elsewhere.release(&lock.token),
+            Err(LockError::NoSuchLock)
+        ));
+    }
+
+    #[test]
+    fn read_only_users_cannot_lock() {
+        let table = Arc::new(LockTable::default());
+        let reader = LockView::new(
+            table,
+            LockScope {
+                store: Arc::from("local"),
+                prefix: Arc::from(""),
+            },
+            Some(Arc::from("reader")),
+            Arc::new(Permissions::all().read_only()),
+        );
+        assert!(matches!(
+            reader.acquire(request("/a", Scope::Shared, false)),
+            Err(LockError::Forbidden)
+        ));
     }
 }

@@ -4,28 +4,44 @@
 //! from `handler/` by the build script), serves HTTP, and provides the
 //! component's imports: storage on a local directory and an in-memory lock
 //! table. WebDAV semantics live entirely in the component.
+//!
+//! With `--config FILE` it is a production server (see `app.rs`): users and
+//! HTTP Basic authentication, per-user homes, permissions and quotas, TLS,
+//! rate limits, metrics and sandbox limits.
 
+mod access;
+mod app;
+mod auth;
 mod bindings;
+mod config;
+mod limits;
 mod locks;
+mod metrics;
+mod perms;
+mod quota;
 mod runtime;
 mod server;
 mod storage;
+mod tls;
+mod traffic;
+mod users;
 
 use std::borrow::Cow;
-use std::io::{IsTerminal, Write};
+use std::io::{IsTerminal, Read};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
-use tokio::net::TcpListener;
 use tracing::info;
 use tracing_subscriber::EnvFilter;
 use wasmtime::error::Context;
 
-use crate::locks::LockTable;
-use crate::runtime::{GuestSettings, Runtime};
+use crate::config::LogFormat;
+use crate::runtime::GuestSettings;
+use crate::storage::Backend;
 use crate::storage::local::LocalBackend;
+use crate::storage::s3::{S3Backend, S3Options};
 
 #[derive(Parser)]
 #[command(version, about)]
@@ -41,11 +57,27 @@ enum Command {
     /// Locks are held in memory: they do not survive a restart, and each
     /// expires after at most 3600 seconds (a request for an infinite timeout
     /// is granted 3600 seconds) unless refreshed.
+    ///
+    /// Without --config: one plain listener, no authentication. With
+    /// --config FILE: everything the file configures (see
+    /// examples/edgedav.toml); SIGHUP reloads its users and certificates.
     Serve(ServeArgs),
+    /// Check a configuration file without serving; exits non-zero with the
+    /// file, key and reason of the first problem.
+    CheckConfig {
+        /// The TOML configuration file.
+        file: PathBuf,
+    },
+    /// Read a password from stdin and print its argon2id PHC hash, for a
+    /// user's `password_hash`.
+    HashPassword,
 }
 
 #[derive(Args)]
 struct ServeArgs {
+    /// Serve what this TOML configuration file describes.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["root", "listen", "depth_infinity_limit", "component"])]
+    config: Option<PathBuf>,
     /// Directory to serve; created if missing.
     #[arg(long, default_value = "./data")]
     root: PathBuf,
@@ -59,24 +91,93 @@ struct ServeArgs {
     /// such requests.
     #[arg(long, value_name = "N", default_value_t = 0)]
     depth_infinity_limit: u32,
+    #[command(flatten)]
+    s3: S3Options,
 }
 
 #[tokio::main]
 async fn main() -> wasmtime::Result<()> {
-    tracing_subscriber::fmt()
+    match Cli::parse().command {
+        Command::Serve(args) => serve(args).await,
+        Command::CheckConfig { file } => check_config(&file),
+        Command::HashPassword => hash_password(),
+    }
+}
+
+/// Logs to stderr, as text or JSON lines; `RUST_LOG` overrides `level`.
+fn init_logging(format: LogFormat, level: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
-    let Command::Serve(args) = Cli::parse().command;
-    serve(args).await
+        .with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+fn check_config(file: &std::path::Path) -> wasmtime::Result<()> {
+    match config::load(file) {
+        Ok(config) => {
+            println!(
+                "{}: ok ({} bindings, {} users)",
+                file.display(),
+                config.bindings.len(),
+                config.users.len()
+            );
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn hash_password() -> wasmtime::Result<()> {
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .context("reading the password from stdin")?;
+    // One line: drop the line break a shell or `echo` adds.
+    let password = input.strip_suffix('\n').unwrap_or(&input);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.is_empty() {
+        eprintln!("no password on stdin");
+        std::process::exit(2);
+    }
+    println!("{}", users::hash_password(password));
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> wasmtime::Result<()> {
-    let backend = LocalBackend::open(&args.root)
-        .with_context(|| format!("opening the store at {}", args.root.display()))?;
+    if let Some(path) = &args.config {
+        if args.s3.bucket.is_some() {
+            eprintln!("the --s3-* options configure the zero-config server; they do not mix with --config");
+            std::process::exit(2);
+        }
+        let config = match config::load(path) {
+            Ok(config) => config,
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::exit(2);
+            }
+        };
+        init_logging(config.log.format, &config.log.level);
+        return app::serve_config(path, config).await;
+    }
+    init_logging(LogFormat::Text, "info");
+    let backend: Arc<dyn Backend> = match &args.s3.bucket {
+        Some(bucket) => Arc::new(
+            S3Backend::connect(&args.s3)
+                .await
+                .with_context(|| format!("opening the S3 bucket {bucket}"))?,
+        ),
+        None => Arc::new(
+            LocalBackend::open(&args.root)
+                .with_context(|| format!("opening the store at {}", args.root.display()))?,
+        ),
+    };
     let component = match &args.component {
         Some(path) => {
             Cow::Owned(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
@@ -86,34 +187,6 @@ async fn serve(args: ServeArgs) -> wasmtime::Result<()> {
     let settings = GuestSettings {
         depth_infinity_limit: args.depth_infinity_limit,
     };
-    let runtime = Runtime::new(
-        &component,
-        Arc::new(backend),
-        Arc::new(LockTable::default()),
-        settings,
-    )?;
-
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("listening on {}", args.listen))?;
-    let address = listener.local_addr()?;
-    // The one line on stdout: tests and scripts read the bound address here.
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "edgedav listening on http://{address}")?;
-    stdout.flush()?;
-    drop(stdout);
     info!(root = %args.root.display(), "serving");
-
-    server::serve(listener, Arc::new(runtime), shutdown_signal()).await;
-    Ok(())
-}
-
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
+    app::serve_open(&component, backend, args.listen, settings).await
 }

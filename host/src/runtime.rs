@@ -9,22 +9,35 @@
 //! Guests are interrupted by epochs from a single ticker thread per engine
 //! (a ticker per request would collapse throughput): at every tick a running
 //! guest yields to tokio, so a busy guest cannot starve other requests on its
-//! worker thread. No request is cut short yet; long streaming transfers are
-//! legitimate.
+//! worker thread.
+//!
+//! **Sandbox limits.** Each instance's linear memory is capped (a pooling
+//! slot of that size plus a `StoreLimits` cap), and each request has an
+//! execution deadline counted in *guest CPU time*: call hooks start a clock
+//! when wasm starts running and stop it when wasm calls into the host (or
+//! returns), and the epoch callback at every tick adds the running time and
+//! traps the guest once the deadline is used up. Time spent waiting in host
+//! calls (for the client's body, for storage, for a throttled transfer) does
+//! not count, so long streaming transfers are fine while a guest that spins
+//! is cut off after the deadline. A trap answers 500, a deadline 503 (when
+//! the response has not started yet), both logged and counted; other
+//! requests are unaffected.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 use tracing::{debug, error, warn};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::error::Context;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::{
+    CallHook, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
+    StoreLimits, StoreLimitsBuilder, UpdateDeadline,
+};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
@@ -34,7 +47,8 @@ use wasmtime_wasi_http::{
 };
 
 use crate::bindings::{self, DavView};
-use crate::locks::LockTable;
+use crate::locks::LockView;
+use crate::metrics::{self, ComponentError};
 use crate::storage::Backend;
 
 /// The handler built from `handler/` by the build script.
@@ -51,24 +65,62 @@ pub struct GuestSettings {
     pub depth_infinity_limit: u32,
 }
 
+/// Resource limits of every instance.
+#[derive(Debug, Clone, Copy)]
+pub struct SandboxLimits {
+    /// Linear memory one instance may use, in bytes.
+    pub max_memory: u64,
+    /// Guest CPU time one request may use; none: unlimited.
+    pub max_cpu_time: Option<Duration>,
+    /// Instances alive at once.
+    pub max_instances: u32,
+}
+
+impl Default for SandboxLimits {
+    fn default() -> Self {
+        Self {
+            max_memory: 128 << 20,
+            max_cpu_time: Some(Duration::from_secs(10)),
+            max_instances: 1000,
+        }
+    }
+}
+
+/// The storage and locks one request's instance is bound to: the user's
+/// home (guarded by their permissions and quota) and their lock view.
+pub struct StorageBinding {
+    pub backend: Arc<dyn Backend>,
+    pub locks: LockView,
+}
+
 /// A compiled, pre-linked handler and the state every instance shares.
 pub struct Runtime {
     pre: ProxyPre<RequestState>,
-    backend: Arc<dyn Backend>,
-    locks: Arc<LockTable>,
     settings: GuestSettings,
+    limits: SandboxLimits,
 }
+
+/// The error a guest is stopped with when its CPU-time deadline is used up.
+#[derive(Debug)]
+struct DeadlineExceeded(Duration);
+
+impl std::fmt::Display for DeadlineExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the guest used up its CPU-time deadline of {:?}", self.0)
+    }
+}
+
+impl std::error::Error for DeadlineExceeded {}
 
 impl Runtime {
     /// Compiles `component` and links it against WASI, wasi:http, storage
     /// and locks.
     pub fn new(
         component: &[u8],
-        backend: Arc<dyn Backend>,
-        locks: Arc<LockTable>,
         settings: GuestSettings,
+        limits: SandboxLimits,
     ) -> wasmtime::Result<Self> {
-        let engine = Engine::new(&engine_config())?;
+        let engine = Engine::new(&engine_config(&limits))?;
         start_epoch_ticker(&engine);
         let component = Component::new(&engine, component).context("compiling the component")?;
 
@@ -85,53 +137,115 @@ impl Runtime {
         )?;
         Ok(Self {
             pre,
-            backend,
-            locks,
             settings,
+            limits,
         })
     }
 
-    /// Answers one request; a guest that fails or traps yields a 500 and
-    /// affects no other request.
-    pub async fn handle(&self, request: Request<Incoming>) -> Response<HyperOutgoingBody> {
+    /// Answers one request with an instance bound to `storage`; a guest that
+    /// fails, traps or runs out of time yields a 5xx and affects no other
+    /// request.
+    pub async fn handle<B>(
+        &self,
+        request: Request<B>,
+        storage: StorageBinding,
+    ) -> Response<HyperOutgoingBody>
+    where
+        B: hyper::body::Body<Data = Bytes, Error = hyper::Error> + Send + 'static,
+    {
         debug!(method = %request.method(), uri = %request.uri(), "request");
-        match self.dispatch(request).await {
+        match self.dispatch(request, storage).await {
             Ok(response) => response,
-            Err(e) => {
-                error!("request failed: {e:?}");
-                internal_error()
-            }
+            Err(kind) => failure_response(kind),
         }
     }
 
-    async fn dispatch(
+    async fn dispatch<B>(
         &self,
-        request: Request<Incoming>,
-    ) -> wasmtime::Result<Response<HyperOutgoingBody>> {
-        let mut store = Store::new(self.pre.engine(), self.request_state());
+        request: Request<B>,
+        storage: StorageBinding,
+    ) -> Result<Response<HyperOutgoingBody>, ComponentError>
+    where
+        B: hyper::body::Body<Data = Bytes, Error = hyper::Error> + Send + 'static,
+    {
+        let mut store = Store::new(self.pre.engine(), self.request_state(storage));
+        store.limiter(|state| &mut state.limits);
+        store.call_hook(|mut ctx, hook| {
+            let clock = &ctx.data_mut().cpu;
+            match hook {
+                CallHook::CallingWasm | CallHook::ReturningFromHost => clock.start(),
+                CallHook::ReturningFromWasm | CallHook::CallingHost => clock.stop(),
+            }
+            Ok(())
+        });
         store.set_epoch_deadline(1);
-        store.epoch_deadline_async_yield_and_update(1);
+        store.epoch_deadline_callback(|mut ctx| {
+            let clock = &ctx.data_mut().cpu;
+            clock.stop();
+            if let Some(limit) = clock.limit
+                && clock.used() > limit
+            {
+                return Err(DeadlineExceeded(limit).into());
+            }
+            // Yield to other tasks; the clock restarts when the guest resumes.
+            let running = clock.running_since.clone();
+            Ok(UpdateDeadline::YieldCustom(
+                1,
+                Box::pin(async move {
+                    tokio::task::yield_now().await;
+                    *running.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+                }),
+            ))
+        });
 
         let (sender, receiver) = oneshot::channel();
-        let request = store
-            .data_mut()
-            .http()
-            .new_incoming_request(Scheme::Http, request)?;
-        let response = store.data_mut().http().new_response_outparam(sender)?;
+        let prepared = (|| -> wasmtime::Result<_> {
+            let request = store
+                .data_mut()
+                .http()
+                .new_incoming_request(Scheme::Http, request)?;
+            let response = store.data_mut().http().new_response_outparam(sender)?;
+            Ok((request, response))
+        })();
+        let (request, response) = prepared.map_err(|e| {
+            error!("preparing the request for the guest failed: {e:?}");
+            ComponentError::NoResponse
+        })?;
 
         // The guest keeps running after it has set the response, to stream
         // the body, so it runs in its own task.
         let pre = self.pre.clone();
         let guest = tokio::spawn(async move {
-            let handled = async {
-                let proxy = pre.instantiate_async(&mut store).await?;
-                proxy
-                    .wasi_http_incoming_handler()
-                    .call_handle(&mut store, request, response)
-                    .await
+            let started = Instant::now();
+            let proxy = match pre.instantiate_async(&mut store).await {
+                Ok(proxy) => proxy,
+                Err(e) => {
+                    error!("instantiating the component failed: {e:?}");
+                    metrics::get().component_error(ComponentError::Instantiation);
+                    return Some(ComponentError::Instantiation);
+                }
             };
-            if let Err(e) = handled.await {
-                error!("handler failed: {e:?}");
+            metrics::get().instantiated(started.elapsed());
+            let handled = proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, request, response)
+                .await;
+            let cpu = store.data().cpu.used();
+            match handled {
+                Ok(()) => {
+                    debug!(cpu_ms = cpu.as_secs_f64() * 1e3, "guest finished");
+                    None
+                }
+                Err(e) => {
+                    let kind = classify(&e);
+                    error!(
+                        kind = kind.label(),
+                        cpu_ms = cpu.as_secs_f64() * 1e3,
+                        "handler failed: {e:?}"
+                    );
+                    metrics::get().component_error(kind);
+                    Some(kind)
+                }
             }
         });
 
@@ -140,17 +254,29 @@ impl Runtime {
         let mut abandoned = AbortOnDrop(Some(guest.abort_handle()));
         let outcome = receiver.await;
         abandoned.0 = None;
+        // The task counts (and logs) the failures it sees, including those
+        // after the response has started.
         match outcome {
             Ok(Ok(response)) => Ok(response),
-            Ok(Err(code)) => Err(wasmtime::format_err!(
-                "the handler answered with error {code:?}"
-            )),
-            // The task logged why.
-            Err(_) => Err(wasmtime::format_err!("the handler did not set a response")),
+            Ok(Err(code)) => {
+                error!("the handler answered with error {code:?}");
+                metrics::get().component_error(ComponentError::NoResponse);
+                Err(ComponentError::NoResponse)
+            }
+            // The outparam is dropped with the store, when the task ends;
+            // it tells why.
+            Err(_) => match guest.await {
+                Ok(Some(kind)) => Err(kind),
+                _ => {
+                    error!("the handler returned without setting a response");
+                    metrics::get().component_error(ComponentError::NoResponse);
+                    Err(ComponentError::NoResponse)
+                }
+            },
         }
     }
 
-    fn request_state(&self) -> RequestState {
+    fn request_state(&self, storage: StorageBinding) -> RequestState {
         let wasi = WasiCtx::builder()
             .env(
                 "EDGEDAV_DEPTH_INFINITY_LIMIT",
@@ -160,14 +286,70 @@ impl Runtime {
             .stdout(std::io::stderr())
             .inherit_stderr()
             .build();
+        let memory = usize::try_from(self.limits.max_memory).unwrap_or(usize::MAX);
         RequestState {
             wasi,
             http: WasiHttpCtx::new(),
             hooks: DenyOutgoing,
             table: ResourceTable::new(),
-            backend: self.backend.clone(),
-            locks: self.locks.clone(),
+            backend: storage.backend,
+            locks: storage.locks,
+            limits: StoreLimitsBuilder::new().memory_size(memory).build(),
+            cpu: CpuClock {
+                limit: self.limits.max_cpu_time,
+                used: Mutex::new(Duration::ZERO),
+                running_since: Arc::new(Mutex::new(None)),
+            },
         }
+    }
+}
+
+/// What kind of failure ended a guest.
+fn classify(e: &wasmtime::Error) -> ComponentError {
+    if e.downcast_ref::<DeadlineExceeded>().is_some() {
+        ComponentError::Deadline
+    } else if e.downcast_ref::<wasmtime::Trap>().is_some() {
+        ComponentError::Trap
+    } else {
+        ComponentError::NoResponse
+    }
+}
+
+/// Time the guest has spent running wasm (see the module docs).
+struct CpuClock {
+    limit: Option<Duration>,
+    used: Mutex<Duration>,
+    /// When the guest last started running; none while it is in the host
+    /// or yielded. Shared with the future that resumes it after a yield.
+    running_since: Arc<Mutex<Option<Instant>>>,
+}
+
+impl CpuClock {
+    fn start(&self) {
+        let mut since = self.running_since.lock().unwrap_or_else(|p| p.into_inner());
+        if since.is_none() {
+            *since = Some(Instant::now());
+        }
+    }
+
+    fn stop(&self) {
+        let started = self
+            .running_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(started) = started {
+            *self.used.lock().unwrap_or_else(|p| p.into_inner()) += started.elapsed();
+        }
+    }
+
+    fn used(&self) -> Duration {
+        let running = self
+            .running_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map_or(Duration::ZERO, |since| since.elapsed());
+        *self.used.lock().unwrap_or_else(|p| p.into_inner()) + running
     }
 }
 
@@ -182,18 +364,19 @@ impl Drop for AbortOnDrop {
     }
 }
 
-fn engine_config() -> Config {
+fn engine_config(limits: &SandboxLimits) -> Config {
+    let instances = limits.max_instances;
     let mut pooling = PoolingAllocationConfig::default();
     pooling
         // Concurrent requests; each instance of a Rust component holds a few
         // core instances and tables but one memory.
-        .total_component_instances(1000)
-        .total_core_instances(3000)
-        .total_tables(3000)
-        .total_memories(1000)
-        .total_stacks(1000)
+        .total_component_instances(instances)
+        .total_core_instances(instances.saturating_mul(3))
+        .total_tables(instances.saturating_mul(3))
+        .total_memories(instances)
+        .total_stacks(instances)
         // The handler streams; it never needs a large heap.
-        .max_memory_size(128 << 20);
+        .max_memory_size(usize::try_from(limits.max_memory).unwrap_or(usize::MAX));
     let mut config = Config::new();
     config
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling))
@@ -216,12 +399,25 @@ fn start_epoch_ticker(engine: &Engine) {
         .expect("spawning the epoch ticker thread");
 }
 
-fn internal_error() -> Response<HyperOutgoingBody> {
-    let body = Full::new(Bytes::from_static(b"internal server error\n"))
+/// The answer when the guest did not answer: 503 when it ran out of time or
+/// could not be started (capacity), 500 otherwise.
+fn failure_response(kind: ComponentError) -> Response<HyperOutgoingBody> {
+    let (status, text): (_, &'static [u8]) = match kind {
+        ComponentError::Deadline => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            b"the request took too long to process\n",
+        ),
+        ComponentError::Instantiation => (StatusCode::SERVICE_UNAVAILABLE, b"server busy\n"),
+        _ => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            b"internal server error\n",
+        ),
+    };
+    let body = Full::new(Bytes::from_static(text))
         .map_err(|never| match never {})
         .boxed_unsync();
     let mut response = Response::new(body);
-    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    *response.status_mut() = status;
     response
 }
 
@@ -232,7 +428,9 @@ struct RequestState {
     hooks: DenyOutgoing,
     table: ResourceTable,
     backend: Arc<dyn Backend>,
-    locks: Arc<LockTable>,
+    locks: LockView,
+    limits: StoreLimits,
+    cpu: CpuClock,
 }
 
 impl RequestState {

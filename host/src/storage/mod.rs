@@ -7,7 +7,10 @@
 //! keeps open readers and writers as boxed trait objects in each request's
 //! resource table.
 
+pub mod guard;
+pub mod home;
 pub mod local;
+pub mod s3;
 
 use async_trait::async_trait;
 

@@ -1,0 +1,374 @@
+//! The host's per-request gate, in front of the component: client address,
+//! defender ban, rate limit, authentication, then the component instance
+//! bound to the authenticated user's storage, with counted and throttled
+//! bodies and an access log line.
+//!
+//! Nothing here knows WebDAV: it looks at the `Authorization` and
+//! `X-Forwarded-For` headers and the method only to let `OPTIONS` through
+//! without credentials (the component answers it; its storage then refuses
+//! everything).
+
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::{Method, Request, Response, StatusCode};
+use tracing::warn;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+use crate::app::App;
+use crate::auth::{self, CHALLENGE, Credentials};
+use crate::config::{BanAction, IpNet};
+use crate::limits::{Defender, RateLimiter, Throttle};
+use crate::locks::LockView;
+use crate::metrics;
+use crate::perms::Permissions;
+use crate::runtime::StorageBinding;
+use crate::storage::Error as StorageError;
+use crate::storage::guard::{DenyAll, Guarded, Refusals};
+use crate::storage::home::LockScope;
+use crate::traffic::{AccessLog, RequestBody, ResponseBody};
+use crate::users::User;
+
+/// How a binding authenticates.
+pub enum AuthMode {
+    /// No authentication: everyone gets the whole store (zero-config CLI).
+    Open,
+    /// Users from the configuration; requests without credentials act as
+    /// `anonymous` (read-only) when set.
+    Users { anonymous: Option<String> },
+}
+
+/// One binding's request gate.
+pub struct Endpoint {
+    pub app: Arc<App>,
+    pub auth: AuthMode,
+    pub rate_limit: Option<RateLimiter>,
+    pub defender: Option<Arc<Defender>>,
+    pub trusted_proxies: Vec<IpNet>,
+    pub request_timeout: Option<Duration>,
+}
+
+/// Returned to hyper to close the connection without answering (banned
+/// client with `action = "drop"`).
+#[derive(Debug)]
+pub struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped: the client is banned")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+/// Who a request acts as.
+enum Identity {
+    Open,
+    User {
+        user: Arc<User>,
+        anonymous: bool,
+    },
+    /// Unauthenticated OPTIONS.
+    Nobody,
+}
+
+impl Endpoint {
+    pub async fn serve(
+        &self,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Result<Response<ResponseBody>, Dropped> {
+        let started = Instant::now();
+        let remote = auth::client_ip(peer.ip(), request.headers(), &self.trusted_proxies);
+        let received = Arc::new(AtomicU64::new(0));
+        let mut log = AccessLog {
+            method: request.method().as_str().to_owned(),
+            path: request.uri().path().to_owned(),
+            status: 0,
+            user: None,
+            remote,
+            started,
+            received: received.clone(),
+        };
+
+        if let Some(defender) = &self.defender
+            && defender.is_banned(remote)
+        {
+            metrics::get().banned_requests.fetch_add(1, Relaxed);
+            if defender.action == BanAction::Drop {
+                return Err(Dropped);
+            }
+            return Ok(finish(simple(StatusCode::FORBIDDEN, "banned\n"), None, log));
+        }
+        if let Some(limiter) = &self.rate_limit
+            && let Err(wait) = limiter.check(remote)
+        {
+            metrics::get().rate_limited.fetch_add(1, Relaxed);
+            let mut response = simple(StatusCode::TOO_MANY_REQUESTS, "too many requests\n");
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert("retry-after", secs.max(1).into());
+            return Ok(finish(response, None, log));
+        }
+
+        let identity = match self.identify(&request, remote).await {
+            Ok(identity) => identity,
+            Err(response) => return Ok(finish(response, None, log)),
+        };
+        let refusals = Arc::new(Refusals::default());
+        let (storage, upload, download, anonymous) = match &identity {
+            Identity::Open => {
+                let open = self
+                    .app
+                    .open
+                    .as_ref()
+                    .expect("open bindings exist only with an open store");
+                let binding = StorageBinding {
+                    backend: open.backend.clone(),
+                    locks: LockView::new(
+                        self.app.locks.clone(),
+                        open.scope.clone(),
+                        None,
+                        Arc::new(Permissions::all()),
+                    ),
+                };
+                (binding, None, None, false)
+            }
+            Identity::User { user, anonymous } => {
+                log.user = Some(user.name.clone());
+                let policy = if *anonymous {
+                    user.read_only_policy.clone()
+                } else {
+                    user.policy.clone()
+                };
+                let binding = StorageBinding {
+                    backend: Arc::new(
+                        Guarded::new(
+                            user.home.backend.clone(),
+                            policy.clone(),
+                            user.usage.clone(),
+                        )
+                        .with_refusals(refusals.clone()),
+                    ),
+                    locks: LockView::new(
+                        self.app.locks.clone(),
+                        user.home.scope.clone(),
+                        Some(user.name.clone()),
+                        policy.perms.clone(),
+                    ),
+                };
+                (
+                    binding,
+                    user.upload.clone(),
+                    user.download.clone(),
+                    *anonymous,
+                )
+            }
+            Identity::Nobody => {
+                let binding = StorageBinding {
+                    backend: Arc::new(DenyAll),
+                    locks: LockView::new(
+                        self.app.locks.clone(),
+                        LockScope {
+                            store: Arc::from("none"),
+                            prefix: Arc::from(""),
+                        },
+                        None,
+                        Arc::new(Permissions::all().read_only()),
+                    ),
+                };
+                (binding, None, None, true)
+            }
+        };
+
+        let request = request.map(|body| RequestBody::new(body, received, upload));
+        let handled = async {
+            let response = self.app.runtime.handle(request, storage).await;
+            settle(response, &refusals).await
+        };
+        let response = match self.request_timeout {
+            None => handled.await,
+            Some(limit) => match tokio::time::timeout(limit, handled).await {
+                Ok(response) => response,
+                Err(_) => {
+                    warn!(
+                        method = %log.method,
+                        path = %log.path,
+                        "no response within the request timeout of {limit:?}"
+                    );
+                    simple(StatusCode::SERVICE_UNAVAILABLE, "request timed out\n")
+                }
+            },
+        };
+        // An anonymous client refused something may have credentials that
+        // allow it: ask for them.
+        let response = if anonymous && response.status() == StatusCode::FORBIDDEN {
+            challenge()
+        } else {
+            response
+        };
+        Ok(finish(response, download, log))
+    }
+
+    /// Authenticates the request, or answers it (401).
+    async fn identify(
+        &self,
+        request: &Request<Incoming>,
+        remote: IpAddr,
+    ) -> Result<Identity, Response<HyperOutgoingBody>> {
+        let AuthMode::Users { anonymous } = &self.auth else {
+            return Ok(Identity::Open);
+        };
+        let users = self.app.users.load_full();
+        match auth::credentials(request.headers()) {
+            Credentials::Basic { user, password } => {
+                let m = metrics::get();
+                m.login_attempts.fetch_add(1, Relaxed);
+                if let Some(found) = users.authenticate(&user, &password).await {
+                    m.login_successes.fetch_add(1, Relaxed);
+                    return Ok(Identity::User {
+                        user: found,
+                        anonymous: false,
+                    });
+                }
+                m.login_failures.fetch_add(1, Relaxed);
+                warn!(user = %user, remote = %remote, "login failed");
+                if let Some(defender) = &self.defender
+                    && defender.record_failure(remote)
+                {
+                    m.bans.fetch_add(1, Relaxed);
+                    warn!(remote = %remote, "banned after repeated failed logins");
+                }
+                Err(challenge())
+            }
+            Credentials::None | Credentials::Unusable => {
+                if request.method() == Method::OPTIONS {
+                    return Ok(Identity::Nobody);
+                }
+                match anonymous.as_deref().and_then(|name| users.get(name)) {
+                    Some(user) => Ok(Identity::User {
+                        user,
+                        anonymous: true,
+                    }),
+                    None => Err(challenge()),
+                }
+            }
+        }
+    }
+}
+
+/// Holds a successful response's head until its first body frame: when the
+/// body fails before any byte because the guard refused something (a GET
+/// opens its file only while sending the body), the client gets the
+/// refusal's status instead of a cut 200.
+async fn settle(
+    response: Response<HyperOutgoingBody>,
+    refusals: &Refusals,
+) -> Response<HyperOutgoingBody> {
+    if !response.status().is_success() {
+        return response;
+    }
+    let (parts, mut body) = response.into_parts();
+    let first = body.frame().await;
+    if matches!(first, Some(Err(_)))
+        && let Some(refusal) = refusals.take()
+    {
+        return refusal_response(&refusal);
+    }
+    Response::from_parts(
+        parts,
+        Replay {
+            first: Some(first),
+            rest: body,
+        }
+        .boxed_unsync(),
+    )
+}
+
+/// The status of a guard's refusal (as the handler maps it).
+fn refusal_response(refusal: &StorageError) -> Response<HyperOutgoingBody> {
+    match refusal {
+        StorageError::NoSpace => simple(StatusCode::INSUFFICIENT_STORAGE, "insufficient storage\n"),
+        StorageError::TooLarge => simple(StatusCode::PAYLOAD_TOO_LARGE, "too large\n"),
+        _ => simple(StatusCode::FORBIDDEN, "permission denied\n"),
+    }
+}
+
+/// A body whose first frame was already read.
+struct Replay {
+    /// The first frame (`Some(None)`: the body was empty).
+    first: Option<Option<Result<Frame<Bytes>, wasmtime_wasi_http::Error>>>,
+    rest: HyperOutgoingBody,
+}
+
+impl Body for Replay {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.first.take() {
+            Some(Some(frame)) => Poll::Ready(Some(frame)),
+            Some(None) => {
+                self.first = Some(None);
+                Poll::Ready(None)
+            }
+            None => Pin::new(&mut self.rest).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.first, Some(None))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.first {
+            Some(None) => SizeHint::with_exact(0),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+/// Wraps the response body for counting, throttling and the access log.
+fn finish(
+    response: Response<HyperOutgoingBody>,
+    download: Option<Arc<Throttle>>,
+    mut log: AccessLog,
+) -> Response<ResponseBody> {
+    log.status = response.status().as_u16();
+    response.map(|body| ResponseBody::new(body, download, log))
+}
+
+/// 401 with the one Basic challenge.
+fn challenge() -> Response<HyperOutgoingBody> {
+    let mut response = simple(StatusCode::UNAUTHORIZED, "authentication required\n");
+    response.headers_mut().insert(
+        hyper::header::WWW_AUTHENTICATE,
+        hyper::header::HeaderValue::from_static(CHALLENGE),
+    );
+    response
+}
+
+/// A short plain-text response.
+pub fn simple(status: StatusCode, text: &'static str) -> Response<HyperOutgoingBody> {
+    let body = Full::new(Bytes::from_static(text.as_bytes()))
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}

@@ -1,0 +1,302 @@
+//! Assembles a server from the zero-config command line or a configuration
+//! file, and reloads the configuration on SIGHUP.
+//!
+//! What a reload changes: users (passwords, homes, permissions, quotas,
+//! bandwidth limits; the users cache starts empty) and TLS certificates.
+//! Connections are not touched: requests already running keep the users
+//! and certificate they started with. Listeners, the admin listener, the
+//! sandbox, logging and the per-binding settings (rate limit, defender,
+//! anonymous user, timeouts) need a restart; a reload that changes them
+//! says so in the log. A configuration that does not load is refused and
+//! the running one stays.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio_rustls::TlsAcceptor;
+use tracing::{error, info, warn};
+use wasmtime::error::Context;
+
+use crate::access::{AuthMode, Endpoint};
+use crate::config::{self, Config, TlsConfig};
+use crate::limits::{Defender, RateLimiter};
+use crate::locks::LockTable;
+use crate::metrics;
+use crate::runtime::{self, GuestSettings, Runtime, SandboxLimits};
+use crate::server::{self, Admin, Listener};
+use crate::storage::Backend;
+use crate::storage::home::{HomeRegistry, LockScope};
+use crate::tls::{self, ReloadableCert};
+use crate::users::Users;
+
+/// State shared by every binding.
+pub struct App {
+    pub runtime: Runtime,
+    pub locks: Arc<LockTable>,
+    pub homes: HomeRegistry,
+    /// The current users; replaced whole on reload.
+    pub users: ArcSwap<Users>,
+    /// The store of the unauthenticated zero-config server.
+    pub open: Option<OpenStore>,
+}
+
+pub struct OpenStore {
+    pub backend: Arc<dyn Backend>,
+    pub scope: LockScope,
+}
+
+/// Defaults of a zero-config listener (the same as a configured binding's).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+const MAX_CONNECTIONS: usize = 1024;
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Serves `backend` to everyone on `listen`, without authentication: the
+/// zero-config `edgedav serve [--root DIR]`.
+pub async fn serve_open(
+    component: &[u8],
+    backend: Arc<dyn Backend>,
+    listen: SocketAddr,
+    settings: GuestSettings,
+) -> wasmtime::Result<()> {
+    let runtime = Runtime::new(component, settings, SandboxLimits::default())?;
+    let app = Arc::new(App {
+        runtime,
+        locks: Arc::new(LockTable::default()),
+        homes: HomeRegistry::default(),
+        users: ArcSwap::from_pointee(Users::empty()),
+        open: Some(OpenStore {
+            backend,
+            scope: LockScope {
+                store: Arc::from("cli"),
+                prefix: Arc::from(""),
+            },
+        }),
+    });
+    let tcp = server::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    let address = tcp.local_addr()?;
+    let endpoint = Arc::new(Endpoint {
+        app,
+        auth: AuthMode::Open,
+        rate_limit: None,
+        defender: None,
+        trusted_proxies: Vec::new(),
+        request_timeout: None,
+    });
+    let listener = Listener {
+        tcp,
+        endpoint,
+        tls: None,
+        http2: true,
+        header_read_timeout: HEADER_READ_TIMEOUT,
+        idle_timeout: IDLE_TIMEOUT,
+        max_connections: MAX_CONNECTIONS,
+    };
+    // The one line on stdout: tests and scripts read the bound address here.
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "edgedav listening on http://{address}")?;
+    stdout.flush()?;
+    drop(stdout);
+    server::serve(vec![listener], None, SHUTDOWN_GRACE, shutdown_signal()).await;
+    Ok(())
+}
+
+/// Serves what `config` (loaded from `path`) describes.
+pub async fn serve_config(path: &Path, config: Config) -> wasmtime::Result<()> {
+    let component = match &config.server.component {
+        Some(file) => std::fs::read(file).with_context(|| format!("reading {}", file.display()))?,
+        None => runtime::EMBEDDED_HANDLER.to_vec(),
+    };
+    let limits = SandboxLimits {
+        max_memory: config.sandbox.max_memory.0,
+        max_cpu_time: Some(config.sandbox.max_cpu_time.0).filter(|t| !t.is_zero()),
+        max_instances: config.sandbox.max_instances,
+    };
+    let runtime = Runtime::new(
+        &component,
+        GuestSettings {
+            depth_infinity_limit: config.server.depth_infinity_limit,
+        },
+        limits,
+    )?;
+    let homes = HomeRegistry::default();
+    let users = Users::build(&config.users, &homes)
+        .await
+        .map_err(wasmtime::Error::msg)?;
+    let app = Arc::new(App {
+        runtime,
+        locks: Arc::new(LockTable::default()),
+        homes,
+        users: ArcSwap::from_pointee(users),
+        open: None,
+    });
+
+    let mut listeners = Vec::new();
+    let mut lines = Vec::new();
+    let mut certs = Vec::new();
+    let mut defenders = Vec::new();
+    for (i, binding) in config.bindings.iter().enumerate() {
+        let tcp = server::bind(binding.listen)
+            .await
+            .with_context(|| format!("bindings[{i}]: listening on {}", binding.listen))?;
+        let address = tcp.local_addr()?;
+        let tls = match &binding.tls {
+            Some(tls) => {
+                let cert = ReloadableCert::load(tls).map_err(wasmtime::Error::msg)?;
+                let server_config = tls::server_config(cert.clone(), binding.http2)
+                    .map_err(wasmtime::Error::msg)?;
+                certs.push((i, cert));
+                Some(TlsAcceptor::from(server_config))
+            }
+            None => None,
+        };
+        let defender = binding
+            .defender
+            .as_ref()
+            .map(|d| Arc::new(Defender::new(d)));
+        defenders.extend(defender.clone());
+        let endpoint = Arc::new(Endpoint {
+            app: app.clone(),
+            auth: AuthMode::Users {
+                anonymous: binding.anonymous_user.clone(),
+            },
+            rate_limit: binding.rate_limit.as_ref().map(RateLimiter::new),
+            defender,
+            trusted_proxies: binding.trusted_proxies.clone(),
+            request_timeout: Some(binding.request_timeout.0).filter(|t| !t.is_zero()),
+        });
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        lines.push(format!("edgedav listening on {scheme}://{address}"));
+        listeners.push(Listener {
+            tcp,
+            endpoint,
+            tls,
+            http2: binding.http2,
+            header_read_timeout: binding.header_read_timeout.0,
+            idle_timeout: binding.idle_timeout.0,
+            max_connections: binding.max_connections as usize,
+        });
+    }
+    let admin = match &config.admin {
+        Some(admin) => {
+            let tcp = server::bind(admin.listen)
+                .await
+                .with_context(|| format!("admin: listening on {}", admin.listen))?;
+            lines.push(format!(
+                "edgedav admin listening on http://{}",
+                tcp.local_addr()?
+            ));
+            Some(Admin { tcp, defenders })
+        }
+        None => None,
+    };
+
+    let mut stdout = std::io::stdout().lock();
+    for line in &lines {
+        writeln!(stdout, "{line}")?;
+    }
+    writeln!(stdout, "edgedav ready")?;
+    stdout.flush()?;
+    drop(stdout);
+    info!(
+        config = %path.display(),
+        bindings = config.bindings.len(),
+        users = app.users.load().len(),
+        "serving"
+    );
+
+    tokio::spawn(reload_on_sighup(
+        path.to_owned(),
+        app.clone(),
+        certs,
+        config
+            .bindings
+            .iter()
+            .map(|b| (b.listen, b.tls.clone()))
+            .collect(),
+    ));
+    server::serve(
+        listeners,
+        admin,
+        config.server.shutdown_grace.0,
+        shutdown_signal(),
+    )
+    .await;
+    Ok(())
+}
+
+/// Reloads users and certificates on every SIGHUP.
+async fn reload_on_sighup(
+    path: PathBuf,
+    app: Arc<App>,
+    certs: Vec<(usize, Arc<ReloadableCert>)>,
+    started_with: Vec<(SocketAddr, Option<TlsConfig>)>,
+) {
+    let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        error!("cannot install the SIGHUP handler; reloading is disabled");
+        return;
+    };
+    while hangup.recv().await.is_some() {
+        match reload(&path, &app, &certs, &started_with).await {
+            Ok(()) => {
+                metrics::get()
+                    .config_reloads
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                info!(config = %path.display(), users = app.users.load().len(), "configuration reloaded");
+            }
+            Err(e) => {
+                metrics::get()
+                    .config_reload_failures
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                error!("configuration reload refused, keeping the running one: {e}");
+            }
+        }
+    }
+}
+
+async fn reload(
+    path: &Path,
+    app: &App,
+    certs: &[(usize, Arc<ReloadableCert>)],
+    started_with: &[(SocketAddr, Option<TlsConfig>)],
+) -> Result<(), String> {
+    let config = config::load(path).map_err(|e| e.to_string())?;
+    let listens: Vec<SocketAddr> = config.bindings.iter().map(|b| b.listen).collect();
+    let before: Vec<SocketAddr> = started_with.iter().map(|(l, _)| *l).collect();
+    if listens != before {
+        warn!("listener changes in the configuration take effect only after a restart");
+    }
+    // Load everything before changing anything.
+    let mut new_keys = Vec::new();
+    for (i, cert) in certs {
+        match config.bindings.get(*i).and_then(|b| b.tls.as_ref()) {
+            Some(tls) => new_keys.push((cert, tls::load_certified_key(tls)?)),
+            None => {
+                warn!("bindings[{i}] no longer has TLS; that takes effect only after a restart")
+            }
+        }
+    }
+    let users = Users::build(&config.users, &app.homes).await?;
+    for (cert, key) in new_keys {
+        cert.set(key);
+    }
+    app.users.store(Arc::new(users));
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}

@@ -1,0 +1,215 @@
+//! Quota accounting: bytes and files used by a home.
+//!
+//! Usage is counted per home (users sharing a home share its usage) and kept
+//! in memory. It survives restarts by a **scan on start**: the first time a
+//! user with a quota is configured for a home (at start-up or on a reload),
+//! the whole home is walked through the storage interface (so it works for
+//! any backend) to count its files and bytes. After that the counters follow
+//! this server's own operations (uploads, deletes, copies, moves); changes
+//! made behind the server's back are picked up at the next start.
+//!
+//! Uploads in progress *reserve* what they have written beyond the size of
+//! the file they replace, so concurrent uploads cannot together overshoot a
+//! quota; a reservation is settled on commit and released when the upload is
+//! dropped.
+
+use std::sync::Mutex;
+
+use crate::storage::{Backend, Error, NodeKind, Result};
+
+/// A user's limits (none: unlimited).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Quota {
+    pub max_bytes: Option<u64>,
+    pub max_files: Option<u64>,
+}
+
+impl Quota {
+    pub fn is_limited(&self) -> bool {
+        self.max_bytes.is_some() || self.max_files.is_some()
+    }
+}
+
+/// Bytes and files, as a pair of signed deltas or unsigned totals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Amount {
+    pub bytes: u64,
+    pub files: u64,
+}
+
+/// Usage counters of one home.
+#[derive(Debug, Default)]
+pub struct Usage {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    used: Amount,
+    reserved: Amount,
+}
+
+impl Usage {
+    /// Counts everything in `backend` (the scan on start).
+    pub async fn scan(backend: &dyn Backend) -> Result<Usage> {
+        let used = measure(backend, "/").await?;
+        Ok(Usage {
+            state: Mutex::new(State {
+                used,
+                reserved: Amount::default(),
+            }),
+        })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What is used (committed content only).
+    pub fn used(&self) -> Amount {
+        self.state().used
+    }
+
+    /// Whether `more` would still fit, counting reservations.
+    pub fn fits(&self, more: Amount, quota: &Quota) -> bool {
+        let s = self.state();
+        fits(&s, more, quota)
+    }
+
+    /// Reserves `more` if it fits.
+    pub fn try_reserve(&self, more: Amount, quota: &Quota) -> bool {
+        let mut s = self.state();
+        if !fits(&s, more, quota) {
+            return false;
+        }
+        s.reserved.bytes += more.bytes;
+        s.reserved.files += more.files;
+        true
+    }
+
+    /// Gives back a reservation.
+    pub fn release(&self, reserved: Amount) {
+        let mut s = self.state();
+        s.reserved.bytes = s.reserved.bytes.saturating_sub(reserved.bytes);
+        s.reserved.files = s.reserved.files.saturating_sub(reserved.files);
+    }
+
+    /// Applies a change of the stored content.
+    pub fn apply(&self, bytes: i128, files: i128) {
+        let mut s = self.state();
+        s.used.bytes = add(s.used.bytes, bytes);
+        s.used.files = add(s.used.files, files);
+    }
+}
+
+fn fits(s: &State, more: Amount, quota: &Quota) -> bool {
+    let within = |used: u64, reserved: u64, more: u64, max: Option<u64>| {
+        more == 0 || max.is_none_or(|max| used.saturating_add(reserved).saturating_add(more) <= max)
+    };
+    within(s.used.bytes, s.reserved.bytes, more.bytes, quota.max_bytes)
+        && within(s.used.files, s.reserved.files, more.files, quota.max_files)
+}
+
+fn add(value: u64, delta: i128) -> u64 {
+    (i128::from(value) + delta).clamp(0, i128::from(u64::MAX)) as u64
+}
+
+/// Bytes and files stored at `path` (a file, or a collection and everything
+/// below it); nothing when the path does not exist.
+pub async fn measure(backend: &dyn Backend, path: &str) -> Result<Amount> {
+    let meta = match backend.stat(path).await {
+        Ok(meta) => meta,
+        Err(Error::NotFound | Error::NotACollection) => return Ok(Amount::default()),
+        Err(e) => return Err(e),
+    };
+    if matches!(meta.kind, NodeKind::File) {
+        return Ok(Amount {
+            bytes: meta.size,
+            files: 1,
+        });
+    }
+    let mut total = Amount::default();
+    let mut pending = vec![path.to_owned()];
+    while let Some(dir) = pending.pop() {
+        let mut cursor = None;
+        loop {
+            let page = match backend.list_members(&dir, cursor, 1000).await {
+                Ok(page) => page,
+                // Vanished meanwhile.
+                Err(Error::NotFound | Error::NotACollection) => break,
+                Err(e) => return Err(e),
+            };
+            for entry in page.entries {
+                match entry.metadata.kind {
+                    NodeKind::File => {
+                        total.bytes += entry.metadata.size;
+                        total.files += 1;
+                    }
+                    NodeKind::Collection => pending.push(if dir == "/" {
+                        format!("/{}", entry.name)
+                    } else {
+                        format!("{dir}/{}", entry.name)
+                    }),
+                }
+            }
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reservations_count_against_the_quota() {
+        let usage = Usage::default();
+        let quota = Quota {
+            max_bytes: Some(100),
+            max_files: Some(2),
+        };
+        usage.apply(60, 1);
+        assert!(usage.try_reserve(
+            Amount {
+                bytes: 30,
+                files: 1
+            },
+            &quota
+        ));
+        assert!(!usage.fits(
+            Amount {
+                bytes: 11,
+                files: 0
+            },
+            &quota
+        ));
+        assert!(!usage.fits(Amount { bytes: 0, files: 1 }, &quota));
+        assert!(usage.fits(
+            Amount {
+                bytes: 10,
+                files: 0
+            },
+            &quota
+        ));
+        usage.release(Amount {
+            bytes: 30,
+            files: 1,
+        });
+        assert!(usage.fits(
+            Amount {
+                bytes: 40,
+                files: 1
+            },
+            &quota
+        ));
+        usage.apply(-100, -5);
+        assert_eq!(usage.used(), Amount::default());
+        // Nothing more always fits, even over quota.
+        usage.apply(500, 0);
+        assert!(usage.fits(Amount::default(), &quota));
+    }
+}

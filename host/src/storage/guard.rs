@@ -1,0 +1,694 @@
+//! A [`Backend`] wrapper that enforces a user's policy: per-path permissions,
+//! quota (bytes and files) and the maximum upload size.
+//!
+//! Authorization lives here, in the host, and not in the component: every
+//! request's component instance gets its user's home wrapped in a guard, so
+//! whatever the handler asks, a refused operation comes back as a contract
+//! error (`forbidden`, `no-space`, `too-large`) that the handler turns into
+//! 403, 507 or 413. The guard works over any backend (it only calls the
+//! [`Backend`] trait), so S3 homes get the same enforcement.
+//!
+//! Quota is checked before an upload starts (against the announced size the
+//! handler passes as `expected-size`, from Content-Length or
+//! X-Expected-Entity-Length) and enforced while it streams: a write that
+//! would exceed it fails with `no-space`, the writer is dropped uncommitted
+//! and nothing is published. Usage accounting is described in
+//! [`crate::quota`].
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+
+use super::{
+    Backend, Error, FileWriter, MemberError, Metadata, NodeKind, Page, Property, PropertyChange,
+    Reader, Result, Space, WriteOptions, Writer,
+};
+use crate::perms::{PermSet, Permissions};
+use crate::quota::{Amount, Quota, Usage, measure};
+
+/// What a user may do in their home.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub perms: Arc<Permissions>,
+    pub quota: Quota,
+    /// Largest file an upload may create, in bytes.
+    pub max_upload: Option<u64>,
+}
+
+/// The first refusal the guard made during a request, so the host can
+/// answer with its status when the handler had already started a 200
+/// (a GET opens the file only while sending the body).
+#[derive(Default)]
+pub struct Refusals(Mutex<Option<Error>>);
+
+impl Refusals {
+    fn record(&self, error: &Error) {
+        let mut first = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if first.is_none() {
+            *first = Some(error.clone());
+        }
+    }
+
+    /// The first refusal, if any.
+    pub fn take(&self) -> Option<Error> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+/// A user's view of their home.
+pub struct Guarded {
+    inner: Arc<dyn Backend>,
+    policy: Arc<Policy>,
+    /// Present when the home's usage is tracked (some user of the home
+    /// has a quota).
+    usage: Option<Arc<Usage>>,
+    refusals: Arc<Refusals>,
+}
+
+impl Guarded {
+    pub fn new(inner: Arc<dyn Backend>, policy: Arc<Policy>, usage: Option<Arc<Usage>>) -> Self {
+        Self {
+            inner,
+            policy,
+            usage,
+            refusals: Arc::default(),
+        }
+    }
+
+    /// Records this guard's refusals in `refusals`.
+    pub fn with_refusals(mut self, refusals: Arc<Refusals>) -> Self {
+        self.refusals = refusals;
+        self
+    }
+
+    /// A refusal, recorded.
+    fn refuse(&self, error: Error) -> Error {
+        self.refusals.record(&error);
+        error
+    }
+
+    fn require(&self, held: PermSet, needed: PermSet, what: &str, path: &str) -> Result<()> {
+        if held.contains(needed) {
+            Ok(())
+        } else {
+            Err(self.refuse(Error::Forbidden(format!(
+                "permission denied: {what} {path} needs {needed}"
+            ))))
+        }
+    }
+
+    /// The metadata at `path`, or `None` when nothing is there.
+    async fn existing(&self, path: &str) -> Result<Option<Metadata>> {
+        match self.inner.stat(path).await {
+            Ok(meta) => Ok(Some(meta)),
+            Err(Error::NotFound | Error::NotACollection) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// What is stored at each of `paths`, when quota is tracked.
+    async fn measure_all(&self, paths: &[&str]) -> Result<Option<Amount>> {
+        if self.usage.is_none() {
+            return Ok(None);
+        }
+        let mut total = Amount::default();
+        for path in paths {
+            let amount = measure(&*self.inner, path).await?;
+            total.bytes += amount.bytes;
+            total.files += amount.files;
+        }
+        Ok(Some(total))
+    }
+
+    /// Applies the change between two measurements of the same paths.
+    fn account(&self, before: Option<Amount>, after: Option<Amount>) {
+        if let (Some(usage), Some(before), Some(after)) = (&self.usage, before, after) {
+            usage.apply(
+                i128::from(after.bytes) - i128::from(before.bytes),
+                i128::from(after.files) - i128::from(before.files),
+            );
+        }
+    }
+
+    /// Checks what a destination that may exist requires of the user.
+    fn require_replaceable(&self, destination: &str, existing: &Option<Metadata>) -> Result<()> {
+        let Some(meta) = existing else { return Ok(()) };
+        let held = self.policy.perms.for_entry(destination);
+        self.require(held, PermSet::OVERWRITE, "replacing", destination)?;
+        if matches!(meta.kind, NodeKind::Collection) {
+            self.require(held, PermSet::DELETE, "replacing", destination)?;
+            self.require_below(destination, PermSet::DELETE, "replacing")?;
+        }
+        Ok(())
+    }
+
+    fn require_below(&self, path: &str, needed: PermSet, what: &str) -> Result<()> {
+        if self.policy.perms.restricted_below(path, needed) {
+            Err(self.refuse(Error::Forbidden(format!(
+                "permission denied: {what} {path} would reach a directory without {needed}"
+            ))))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl Backend for Guarded {
+    async fn stat(&self, path: &str) -> Result<Metadata> {
+        self.inner.stat(path).await
+    }
+
+    async fn list_members(&self, path: &str, cursor: Option<String>, limit: u32) -> Result<Page> {
+        let held = self.policy.perms.in_dir(path);
+        self.require(held, PermSet::LIST, "listing", path)?;
+        self.inner.list_members(path, cursor, limit).await
+    }
+
+    async fn open_read(&self, path: &str, offset: u64, length: Option<u64>) -> Result<Reader> {
+        let held = self.policy.perms.for_entry(path);
+        self.require(held, PermSet::DOWNLOAD, "reading", path)?;
+        self.inner.open_read(path, offset, length).await
+    }
+
+    async fn open_write(&self, path: &str, options: WriteOptions) -> Result<Writer> {
+        let existing = self.existing(path).await?;
+        let held = self.policy.perms.for_entry(path);
+        self.require(held, PermSet::UPLOAD, "uploading", path)?;
+        let old_size = match &existing {
+            // The backend refuses this; let it say so.
+            Some(meta) if matches!(meta.kind, NodeKind::Collection) => {
+                return self.inner.open_write(path, options).await;
+            }
+            Some(meta) => {
+                self.require(held, PermSet::OVERWRITE, "replacing", path)?;
+                Some(meta.size)
+            }
+            None => None,
+        };
+        // A partial update (`offset`) rewrites the file from there on.
+        let offset = options.offset.unwrap_or(0);
+        // `expected_size` is the size of the whole file once written.
+        if let (Some(max), Some(expected)) = (self.policy.max_upload, options.expected_size)
+            && expected > max
+        {
+            return Err(self.refuse(Error::TooLarge));
+        }
+        // A new file takes a file slot for as long as it is being written.
+        let mut reserved = Amount::default();
+        if let Some(usage) = &self.usage {
+            let growth = options
+                .expected_size
+                .map_or(0, |size| size.saturating_sub(old_size.unwrap_or(0)));
+            let new_file = u64::from(old_size.is_none());
+            if !usage.fits(
+                Amount {
+                    bytes: growth,
+                    files: new_file,
+                },
+                &self.policy.quota,
+            ) || !usage.try_reserve(
+                Amount {
+                    bytes: 0,
+                    files: new_file,
+                },
+                &self.policy.quota,
+            ) {
+                return Err(self.refuse(Error::NoSpace));
+            }
+            reserved.files = new_file;
+        }
+        let writer = match self.inner.open_write(path, options).await {
+            Ok(writer) => writer,
+            Err(e) => {
+                if let Some(usage) = &self.usage {
+                    usage.release(reserved);
+                }
+                return Err(e);
+            }
+        };
+        Ok(Box::new(GuardedWriter {
+            inner: Some(writer),
+            usage: self.usage.clone(),
+            policy: self.policy.clone(),
+            refusals: self.refusals.clone(),
+            old_size,
+            offset,
+            written: 0,
+            reserved,
+        }))
+    }
+
+    async fn create_collection(&self, path: &str) -> Result<()> {
+        let held = self.policy.perms.for_entry(path);
+        self.require(held, PermSet::CREATE_DIRS, "creating", path)?;
+        self.inner.create_collection(path).await
+    }
+
+    async fn delete(&self, path: &str) -> Result<Vec<MemberError>> {
+        let held = self.policy.perms.for_entry(path);
+        self.require(held, PermSet::DELETE, "deleting", path)?;
+        self.require_below(path, PermSet::DELETE, "deleting")?;
+        let before = self.measure_all(&[path]).await?;
+        let result = self.inner.delete(path).await;
+        if result.is_ok() {
+            let after = self.measure_all(&[path]).await.ok().flatten();
+            self.account(before, after);
+        }
+        result
+    }
+
+    async fn copy(
+        &self,
+        source: &str,
+        destination: &str,
+        recursive: bool,
+        overwrite: bool,
+    ) -> Result<Vec<MemberError>> {
+        let perms = &self.policy.perms;
+        let source_meta = self.inner.stat(source).await?;
+        self.require(
+            perms.for_entry(source),
+            PermSet::DOWNLOAD,
+            "copying",
+            source,
+        )?;
+        let source_is_dir = matches!(source_meta.kind, NodeKind::Collection);
+        if source_is_dir && recursive {
+            self.require(perms.in_dir(source), PermSet::LIST, "copying", source)?;
+            self.require_below(source, PermSet::DOWNLOAD, "copying")?;
+        }
+        let held = perms.for_entry(destination);
+        self.require(held, PermSet::UPLOAD, "copying to", destination)?;
+        if source_is_dir {
+            self.require(held, PermSet::CREATE_DIRS, "copying to", destination)?;
+        }
+        let existing = self.existing(destination).await?;
+        if overwrite {
+            self.require_replaceable(destination, &existing)?;
+        }
+        let before = self.measure_all(&[destination]).await?;
+        if let (Some(usage), Some(before)) = (&self.usage, before) {
+            let incoming = if source_is_dir && !recursive {
+                Amount::default()
+            } else {
+                measure(&*self.inner, source).await?
+            };
+            let growth = Amount {
+                bytes: incoming.bytes.saturating_sub(before.bytes),
+                files: incoming.files.saturating_sub(before.files),
+            };
+            if !usage.fits(growth, &self.policy.quota) {
+                return Err(self.refuse(Error::NoSpace));
+            }
+        }
+        let result = self
+            .inner
+            .copy(source, destination, recursive, overwrite)
+            .await;
+        if result.is_ok() {
+            let after = self.measure_all(&[destination]).await.ok().flatten();
+            self.account(before, after);
+        }
+        result
+    }
+
+    async fn rename(
+        &self,
+        source: &str,
+        destination: &str,
+        overwrite: bool,
+    ) -> Result<Vec<MemberError>> {
+        let perms = &self.policy.perms;
+        self.require(perms.for_entry(source), PermSet::RENAME, "moving", source)?;
+        self.require_below(source, PermSet::RENAME, "moving")?;
+        self.require(
+            perms.for_entry(destination),
+            PermSet::RENAME,
+            "moving to",
+            destination,
+        )?;
+        let existing = self.existing(destination).await?;
+        if overwrite {
+            self.require_replaceable(destination, &existing)?;
+        }
+        // Only a replaced destination changes usage; measuring both ends
+        // before and after also accounts for partial moves.
+        let measured = if existing.is_some() {
+            self.measure_all(&[source, destination]).await?
+        } else {
+            None
+        };
+        let result = self.inner.rename(source, destination, overwrite).await;
+        if result.is_ok() && measured.is_some() {
+            let after = self
+                .measure_all(&[source, destination])
+                .await
+                .ok()
+                .flatten();
+            self.account(measured, after);
+        }
+        result
+    }
+
+    async fn get_properties(&self, path: &str) -> Result<Vec<Property>> {
+        self.inner.get_properties(path).await
+    }
+
+    async fn patch_properties(&self, path: &str, changes: Vec<PropertyChange>) -> Result<()> {
+        // Clients set properties (Windows: timestamps) right after creating a
+        // file, so uploading is enough.
+        let held = self.policy.perms.for_entry(path);
+        if !held.intersects(PermSet::UPLOAD.or(PermSet::OVERWRITE)) {
+            return Err(self.refuse(Error::Forbidden(format!(
+                "permission denied: changing properties of {path} needs upload or overwrite"
+            ))));
+        }
+        self.inner.patch_properties(path, changes).await
+    }
+
+    async fn space_usage(&self, path: &str) -> Result<Space> {
+        let Some(usage) = &self.usage else {
+            return self.inner.space_usage(path).await;
+        };
+        let used = usage.used().bytes;
+        let available = match self.policy.quota.max_bytes {
+            Some(max) => Some(max.saturating_sub(used)),
+            None => self.inner.space_usage(path).await?.available,
+        };
+        Ok(Space {
+            used: Some(used),
+            available,
+        })
+    }
+}
+
+/// An upload checked against the maximum size and the quota as it streams.
+struct GuardedWriter {
+    /// Taken by `commit`.
+    inner: Option<Writer>,
+    usage: Option<Arc<Usage>>,
+    policy: Arc<Policy>,
+    refusals: Arc<Refusals>,
+    /// Size of the file being replaced.
+    old_size: Option<u64>,
+    /// Where the writing starts (0 unless a partial update); the file's
+    /// size once written is `max(old_size, offset + written)`, so up to
+    /// `old_size - offset` bytes may be written without reserving quota.
+    offset: u64,
+    written: u64,
+    reserved: Amount,
+}
+
+#[async_trait]
+impl FileWriter for GuardedWriter {
+    async fn write(&mut self, data: Vec<u8>) -> Result<()> {
+        let written = self.written.saturating_add(data.len() as u64);
+        let end = self.offset.saturating_add(written);
+        if self.policy.max_upload.is_some_and(|max| end > max) {
+            self.refusals.record(&Error::TooLarge);
+            return Err(Error::TooLarge);
+        }
+        if let Some(usage) = &self.usage {
+            let needed = end.saturating_sub(self.old_size.unwrap_or(0));
+            let more = needed.saturating_sub(self.reserved.bytes);
+            if more > 0 {
+                if !usage.try_reserve(
+                    Amount {
+                        bytes: more,
+                        files: 0,
+                    },
+                    &self.policy.quota,
+                ) {
+                    self.refusals.record(&Error::NoSpace);
+                    return Err(Error::NoSpace);
+                }
+                self.reserved.bytes += more;
+            }
+        }
+        self.written = written;
+        let inner = self
+            .inner
+            .as_mut()
+            .ok_or_else(|| Error::Io("writer already committed".into()))?;
+        inner.write(data).await
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<Metadata> {
+        let inner = self
+            .inner
+            .take()
+            .ok_or_else(|| Error::Io("writer already committed".into()))?;
+        let meta = inner.commit().await?;
+        if let Some(usage) = &self.usage {
+            usage.release(self.reserved);
+            self.reserved = Amount::default();
+            usage.apply(
+                i128::from(meta.size) - i128::from(self.old_size.unwrap_or(0)),
+                i128::from(self.old_size.is_none()),
+            );
+        }
+        Ok(meta)
+    }
+}
+
+impl Drop for GuardedWriter {
+    /// An upload dropped without a commit gives its reservation back; the
+    /// inner writer, dropped with it, discards its content.
+    fn drop(&mut self) {
+        if let Some(usage) = &self.usage {
+            usage.release(self.reserved);
+        }
+    }
+}
+
+/// Refuses everything: the storage of requests that may not touch any store
+/// (OPTIONS before authentication).
+pub struct DenyAll;
+
+#[async_trait]
+impl Backend for DenyAll {
+    async fn stat(&self, _path: &str) -> Result<Metadata> {
+        Err(denied())
+    }
+    async fn list_members(&self, _: &str, _: Option<String>, _: u32) -> Result<Page> {
+        Err(denied())
+    }
+    async fn open_read(&self, _: &str, _: u64, _: Option<u64>) -> Result<Reader> {
+        Err(denied())
+    }
+    async fn open_write(&self, _: &str, _: WriteOptions) -> Result<Writer> {
+        Err(denied())
+    }
+    async fn create_collection(&self, _: &str) -> Result<()> {
+        Err(denied())
+    }
+    async fn delete(&self, _: &str) -> Result<Vec<MemberError>> {
+        Err(denied())
+    }
+    async fn copy(&self, _: &str, _: &str, _: bool, _: bool) -> Result<Vec<MemberError>> {
+        Err(denied())
+    }
+    async fn rename(&self, _: &str, _: &str, _: bool) -> Result<Vec<MemberError>> {
+        Err(denied())
+    }
+    async fn get_properties(&self, _: &str) -> Result<Vec<Property>> {
+        Err(denied())
+    }
+    async fn patch_properties(&self, _: &str, _: Vec<PropertyChange>) -> Result<()> {
+        Err(denied())
+    }
+    async fn space_usage(&self, _: &str) -> Result<Space> {
+        Err(denied())
+    }
+}
+
+fn denied() -> Error {
+    Error::Forbidden("authentication required".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::perms::Permission;
+    use crate::storage::local::LocalBackend;
+
+    struct Scratch {
+        dir: std::path::PathBuf,
+        inner: Arc<dyn Backend>,
+    }
+
+    impl Scratch {
+        fn new() -> Self {
+            let dir = std::env::temp_dir().join(format!("edgedav-guard-{}", uuid::Uuid::new_v4()));
+            let inner = Arc::new(LocalBackend::open(&dir).unwrap());
+            Self { dir, inner }
+        }
+
+        async fn guard(&self, policy: Policy) -> Guarded {
+            let usage = if policy.quota.is_limited() {
+                Some(Arc::new(Usage::scan(&*self.inner).await.unwrap()))
+            } else {
+                None
+            };
+            Guarded::new(self.inner.clone(), Arc::new(policy), usage)
+        }
+
+        fn leftovers(&self) -> Vec<String> {
+            std::fs::read_dir(&self.dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(".edgedav-upload-"))
+                .collect()
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    fn options(expected: Option<u64>) -> WriteOptions {
+        WriteOptions {
+            expected_size: expected,
+            content_type: None,
+            offset: None,
+        }
+    }
+
+    async fn put(b: &dyn Backend, path: &str, len: usize) -> Result<Metadata> {
+        let mut w = b.open_write(path, options(None)).await?;
+        w.write(vec![b'x'; len]).await?;
+        w.commit().await
+    }
+
+    fn policy(quota: Quota, max_upload: Option<u64>) -> Policy {
+        Policy {
+            perms: Arc::new(Permissions::all()),
+            quota,
+            max_upload,
+        }
+    }
+
+    #[tokio::test]
+    async fn quota_is_enforced_before_and_while_streaming() {
+        let s = Scratch::new();
+        let g = s
+            .guard(policy(
+                Quota {
+                    max_bytes: Some(100),
+                    max_files: Some(3),
+                },
+                Some(80),
+            ))
+            .await;
+        put(&g, "/a", 60).await.unwrap();
+        assert!(matches!(
+            g.open_write("/b", options(Some(90))).await,
+            Err(Error::TooLarge)
+        ));
+        assert!(matches!(
+            g.open_write("/b", options(Some(50))).await,
+            Err(Error::NoSpace)
+        ));
+        // Streaming past the quota fails; nothing is published.
+        let mut w = g.open_write("/b", options(None)).await.unwrap();
+        w.write(vec![1; 30]).await.unwrap();
+        assert!(matches!(w.write(vec![1; 20]).await, Err(Error::NoSpace)));
+        drop(w);
+        assert!(matches!(s.inner.stat("/b").await, Err(Error::NotFound)));
+        assert!(s.leftovers().is_empty());
+        // The reservation was given back.
+        put(&g, "/b", 40).await.unwrap();
+        let space = g.space_usage("/").await.unwrap();
+        assert_eq!((space.used, space.available), (Some(100), Some(0)));
+        // Replacing counts only the growth; deleting frees.
+        assert!(put(&g, "/a", 61).await.is_err());
+        put(&g, "/a", 10).await.unwrap();
+        assert_eq!(g.space_usage("/").await.unwrap().used, Some(50));
+        g.delete("/b").await.unwrap();
+        assert_eq!(g.space_usage("/").await.unwrap().used, Some(10));
+        // Files.
+        put(&g, "/c", 1).await.unwrap();
+        put(&g, "/d", 1).await.unwrap();
+        assert!(matches!(put(&g, "/e", 1).await, Err(Error::NoSpace)));
+        assert!(matches!(
+            g.copy("/c", "/f", true, false).await,
+            Err(Error::NoSpace)
+        ));
+    }
+
+    #[tokio::test]
+    async fn partial_updates_count_only_their_growth() {
+        let s = Scratch::new();
+        let g = s
+            .guard(policy(
+                Quota {
+                    max_bytes: Some(100),
+                    max_files: None,
+                },
+                Some(90),
+            ))
+            .await;
+        put(&g, "/f", 50).await.unwrap();
+        let at = |offset| WriteOptions {
+            expected_size: None,
+            content_type: None,
+            offset: Some(offset),
+        };
+        // Rewriting inside the file needs no quota.
+        let mut w = g.open_write("/f", at(10)).await.unwrap();
+        w.write(vec![b'y'; 40]).await.unwrap();
+        assert_eq!(w.commit().await.unwrap().size, 50);
+        assert_eq!(g.space_usage("/").await.unwrap().used, Some(50));
+        // Appending grows it, up to the upload limit.
+        let mut w = g.open_write("/f", at(50)).await.unwrap();
+        w.write(vec![b'z'; 30]).await.unwrap();
+        assert!(matches!(
+            w.write(vec![b'z'; 11]).await,
+            Err(Error::TooLarge)
+        ));
+        drop(w);
+        let mut w = g.open_write("/f", at(50)).await.unwrap();
+        w.write(vec![b'z'; 30]).await.unwrap();
+        assert_eq!(w.commit().await.unwrap().size, 80);
+        assert_eq!(g.space_usage("/").await.unwrap().used, Some(80));
+    }
+
+    #[tokio::test]
+    async fn permissions_map_to_forbidden() {
+        let s = Scratch::new();
+        s.inner.create_collection("/ro").await.unwrap();
+        put(&*s.inner, "/ro/f", 3).await.unwrap();
+        let mut table = BTreeMap::new();
+        table.insert("/".to_owned(), vec![Permission::All]);
+        table.insert(
+            "/ro".to_owned(),
+            vec![Permission::List, Permission::Download],
+        );
+        let g = s
+            .guard(Policy {
+                perms: Arc::new(Permissions::new(&table, false)),
+                quota: Quota::default(),
+                max_upload: None,
+            })
+            .await;
+        assert!(g.open_read("/ro/f", 0, None).await.is_ok());
+        assert!(g.list_members("/ro", None, 10).await.is_ok());
+        for result in [
+            g.open_write("/ro/f", options(None)).await.err(),
+            g.open_write("/ro/g", options(None)).await.err(),
+            g.create_collection("/ro/d").await.err(),
+            g.delete("/ro/f").await.err(),
+            g.delete("/ro").await.err(),
+            g.rename("/ro/f", "/f", false).await.err(),
+        ] {
+            assert!(matches!(result, Some(Error::Forbidden(_))), "{result:?}");
+        }
+        g.copy("/ro/f", "/copy", true, false).await.unwrap();
+        assert!(matches!(DenyAll.stat("/").await, Err(Error::Forbidden(_))));
+    }
+}

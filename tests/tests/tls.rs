@@ -1,0 +1,131 @@
+//! TLS bindings with HTTP/2 negotiated by ALPN (checked with `curl --http2`),
+//! h2c on a plain binding, and certificates reloaded on SIGHUP.
+//!
+//! The certificates are self-signed, generated here with rcgen.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use edgedav_tests::*;
+
+fn write_cert(dir: &Path, common_name: &str) {
+    let mut params =
+        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, common_name);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    // Write the key first: a reload must never see a new certificate with the old key.
+    std::fs::write(dir.join("key.pem.new"), key.serialize_pem()).unwrap();
+    std::fs::write(dir.join("cert.pem.new"), cert.pem()).unwrap();
+    std::fs::rename(dir.join("key.pem.new"), dir.join("key.pem")).unwrap();
+    std::fs::rename(dir.join("cert.pem.new"), dir.join("cert.pem")).unwrap();
+}
+
+/// Runs curl; returns (stdout, stderr).
+fn curl(args: &[&str]) -> (String, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "30"])
+        .args(args)
+        .output()
+        .expect("curl is needed for the TLS tests (apt-get install curl)");
+    assert!(
+        out.status.success(),
+        "curl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn start() -> Server {
+    let hash = hash_password("pw");
+    Server::start_config_with(
+        &format!(
+            r#"
+[[bindings]]
+listen = "127.0.0.1:0"
+tls = {{ cert_file = "cert.pem", key_file = "key.pem" }}
+
+[[bindings]]
+listen = "127.0.0.1:0"
+
+[[bindings]]
+listen = "127.0.0.1:0"
+tls = {{ cert_file = "cert.pem", key_file = "key.pem" }}
+http2 = false
+
+[[users]]
+name = "u"
+password_hash = "{hash}"
+home = {{ backend = "local", path = "home" }}
+"#
+        ),
+        |dir| write_cert(dir, "edgedav-one"),
+    )
+}
+
+#[test]
+fn tls_negotiates_http2_and_serves_webdav() {
+    let s = start();
+    let https = &s.urls[0];
+    assert!(https.starts_with("https://"), "{https}");
+    let version = |url: &str, flag: &str| {
+        curl(&["-k", flag, "-u", "u:pw", "-o", "/dev/null", "-w", "%{http_version}", url]).0
+    };
+    assert_eq!(version(&format!("{https}/"), "--http2"), "2");
+    assert_eq!(version(&format!("{https}/"), "--http1.1"), "1.1");
+    // h2c with prior knowledge on the plain binding.
+    assert_eq!(version(&format!("{}/", s.urls[1]), "--http2-prior-knowledge"), "2");
+    // A binding with http2 = false offers only HTTP/1.1.
+    assert_eq!(version(&format!("{}/", s.urls[2]), "--http2"), "1.1");
+
+    // WebDAV over HTTP/2 + TLS.
+    let file = s.dir().join("upload.txt");
+    std::fs::write(&file, "over h2").unwrap();
+    let (code, _) = curl(&[
+        "-k", "--http2", "-u", "u:pw", "-T", file.to_str().unwrap(), "-o", "/dev/null", "-w", "%{http_code}",
+        &format!("{https}/h2.txt"),
+    ]);
+    assert_eq!(code, "201");
+    let (body, _) = curl(&["-k", "--http2", "-u", "u:pw", &format!("{https}/h2.txt")]);
+    assert_eq!(body, "over h2");
+    let (code, _) = curl(&["-k", "--http2", "-o", "/dev/null", "-w", "%{http_code}", &format!("{https}/h2.txt")]);
+    assert_eq!(code, "401", "no credentials over h2");
+}
+
+#[test]
+fn sighup_reloads_the_certificate() {
+    let s = start();
+    let https = format!("{}/", s.urls[0]);
+    let subject = || curl(&["-k", "-v", "-u", "u:pw", "-o", "/dev/null", &https]).1;
+    assert!(subject().contains("CN=edgedav-one"), "{}", subject());
+
+    write_cert(s.dir(), "edgedav-two");
+    s.signal(libc::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let seen = subject();
+        if seen.contains("CN=edgedav-two") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "certificate not reloaded:\n{seen}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(s.log().contains("configuration reloaded"), "{}", s.log());
+
+    // A broken certificate is refused; the running one stays.
+    std::fs::write(s.dir().join("cert.pem"), "not a certificate").unwrap();
+    s.signal(libc::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !s.log().contains("reload refused") {
+        assert!(Instant::now() < deadline, "{}", s.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(subject().contains("CN=edgedav-two"));
+}
