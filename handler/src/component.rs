@@ -13,7 +13,9 @@ wit_bindgen::generate!({
 
 use edgedav::dav::{locks, storage, types};
 use exports::wasi::http::incoming_handler::Guest;
-use wasi::http::types::{Fields, IncomingBody, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam};
+use wasi::http::types::{
+    Fields, IncomingBody, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
+};
 use wasi::io::streams::{InputStream, OutputStream, StreamError};
 
 struct Component;
@@ -36,15 +38,25 @@ impl Guest for Component {
         };
         let headers: Vec<(String, String)> = {
             let fields = request.headers();
-            fields.entries().into_iter().map(|(n, v)| (n, String::from_utf8_lossy(&v).into_owned())).collect()
+            fields
+                .entries()
+                .into_iter()
+                .map(|(n, v)| (n, String::from_utf8_lossy(&v).into_owned()))
+                .collect()
         };
         let authority = request.authority().or_else(|| {
-            headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("host")).map(|(_, v)| v.clone())
+            headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case("host"))
+                .map(|(_, v)| v.clone())
         });
         let target = request.path_with_query().unwrap_or_else(|| "/".to_owned());
         let body = request.consume().ok().and_then(|body| {
             let stream = body.stream().ok()?;
-            Some(WasiBody { stream, _body: body })
+            Some(WasiBody {
+                stream,
+                _body: body,
+            })
         });
         let req = Request {
             method,
@@ -58,7 +70,11 @@ impl Guest for Component {
         };
 
         let config = config_from_env();
-        let env = Env { storage: &WitStorage, locks: &WitLocks, config: &config };
+        let env = Env {
+            storage: &WitStorage,
+            locks: &WitLocks,
+            config: &config,
+        };
         let response = crate::handle(&env, req);
 
         let fields = Fields::new();
@@ -89,10 +105,16 @@ impl Guest for Component {
 
 fn config_from_env() -> Config {
     let mut config = Config::default();
-    if let Some(limit) = std::env::var("EDGEDAV_DEPTH_INFINITY_LIMIT").ok().and_then(|v| v.parse().ok()) {
+    if let Some(limit) = std::env::var("EDGEDAV_DEPTH_INFINITY_LIMIT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         config.depth_infinity_limit = limit;
     }
-    if let Some(max) = std::env::var("EDGEDAV_MAX_XML_BODY").ok().and_then(|v| v.parse().ok()) {
+    if let Some(max) = std::env::var("EDGEDAV_MAX_XML_BODY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         config.max_xml_body = max;
     }
     config
@@ -113,7 +135,10 @@ impl BodyReader for WasiBody {
                 Ok(chunk) => return Ok(Some(chunk)),
                 Err(StreamError::Closed) => return Ok(None),
                 Err(StreamError::LastOperationFailed(e)) => {
-                    return Err(DavError::bad_request(format!("reading the request body failed: {}", e.to_debug_string())));
+                    return Err(DavError::bad_request(format!(
+                        "reading the request body failed: {}",
+                        e.to_debug_string()
+                    )));
                 }
             }
         }
@@ -135,7 +160,9 @@ impl Sink for WasiSink {
                 }
             };
             let n = data.len().min(permitted as usize);
-            self.stream.write(&data[..n]).map_err(|e| format!("{e:?}"))?;
+            self.stream
+                .write(&data[..n])
+                .map_err(|e| format!("{e:?}"))?;
             data = &data[n..];
         }
         Ok(())
@@ -162,7 +189,10 @@ impl From<types::Error> for b::StorageError {
 }
 
 fn timestamp(t: types::Timestamp) -> b::Timestamp {
-    b::Timestamp { seconds: t.seconds, nanoseconds: t.nanoseconds }
+    b::Timestamp {
+        seconds: t.seconds,
+        nanoseconds: t.nanoseconds,
+    }
 }
 
 impl From<types::Metadata> for b::Metadata {
@@ -182,7 +212,13 @@ impl From<types::Metadata> for b::Metadata {
 }
 
 fn member_errors(errors: Vec<storage::MemberError>) -> Vec<b::MemberError> {
-    errors.into_iter().map(|e| b::MemberError { path: e.path, error: e.error.into() }).collect()
+    errors
+        .into_iter()
+        .map(|e| b::MemberError {
+            path: e.path,
+            error: e.error.into(),
+        })
+        .collect()
 }
 
 /// `edgedav:dav/storage` as a [`b::Storage`].
@@ -212,19 +248,42 @@ impl b::Storage for WitStorage {
         Ok(storage::stat(path)?.into())
     }
 
-    fn list_members(&self, path: &str, cursor: Option<&str>, limit: u32) -> b::StorageResult<b::Page> {
+    fn list_members(
+        &self,
+        path: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> b::StorageResult<b::Page> {
         let page = storage::list_members(path, cursor, limit)?;
         Ok(b::Page {
-            entries: page.entries.into_iter().map(|e| b::Entry { name: e.name, metadata: e.metadata.into() }).collect(),
+            entries: page
+                .entries
+                .into_iter()
+                .map(|e| b::Entry {
+                    name: e.name,
+                    metadata: e.metadata.into(),
+                })
+                .collect(),
             next: page.next,
         })
     }
 
-    fn open_read(&self, path: &str, offset: u64, length: Option<u64>) -> b::StorageResult<Box<dyn b::Reader>> {
-        Ok(Box::new(WitReader(storage::open_read(path, offset, length)?)))
+    fn open_read(
+        &self,
+        path: &str,
+        offset: u64,
+        length: Option<u64>,
+    ) -> b::StorageResult<Box<dyn b::Reader>> {
+        Ok(Box::new(WitReader(storage::open_read(
+            path, offset, length,
+        )?)))
     }
 
-    fn open_write(&self, path: &str, options: &b::WriteOptions) -> b::StorageResult<Box<dyn b::Writer + '_>> {
+    fn open_write(
+        &self,
+        path: &str,
+        options: &b::WriteOptions,
+    ) -> b::StorageResult<Box<dyn b::Writer + '_>> {
         let options = storage::WriteOptions {
             expected_size: options.expected_size,
             content_type: options.content_type.clone(),
@@ -241,18 +300,44 @@ impl b::Storage for WitStorage {
         Ok(member_errors(storage::delete(path)?))
     }
 
-    fn copy(&self, source: &str, destination: &str, recursive: bool, overwrite: bool) -> b::StorageResult<Vec<b::MemberError>> {
-        Ok(member_errors(storage::copy(source, destination, recursive, overwrite)?))
+    fn copy(
+        &self,
+        source: &str,
+        destination: &str,
+        recursive: bool,
+        overwrite: bool,
+    ) -> b::StorageResult<Vec<b::MemberError>> {
+        Ok(member_errors(storage::copy(
+            source,
+            destination,
+            recursive,
+            overwrite,
+        )?))
     }
 
-    fn rename(&self, source: &str, destination: &str, overwrite: bool) -> b::StorageResult<Vec<b::MemberError>> {
-        Ok(member_errors(storage::rename(source, destination, overwrite)?))
+    fn rename(
+        &self,
+        source: &str,
+        destination: &str,
+        overwrite: bool,
+    ) -> b::StorageResult<Vec<b::MemberError>> {
+        Ok(member_errors(storage::rename(
+            source,
+            destination,
+            overwrite,
+        )?))
     }
 
     fn get_properties(&self, path: &str) -> b::StorageResult<Vec<b::Property>> {
         Ok(storage::get_properties(path)?
             .into_iter()
-            .map(|p| b::Property { name: b::PropertyName { namespace: p.namespace, name: p.name }, value: p.value })
+            .map(|p| b::Property {
+                name: b::PropertyName {
+                    namespace: p.namespace,
+                    name: p.name,
+                },
+                value: p.value,
+            })
             .collect())
     }
 
@@ -265,10 +350,12 @@ impl b::Storage for WitStorage {
                     name: p.name.name.clone(),
                     value: p.value.clone(),
                 }),
-                b::PropertyChange::Remove(n) => storage::PropertyChange::Remove(storage::PropertyName {
-                    namespace: n.namespace.clone(),
-                    name: n.name.clone(),
-                }),
+                b::PropertyChange::Remove(n) => {
+                    storage::PropertyChange::Remove(storage::PropertyName {
+                        namespace: n.namespace.clone(),
+                        name: n.name.clone(),
+                    })
+                }
             })
             .collect();
         Ok(storage::patch_properties(path, &changes)?)
@@ -276,7 +363,10 @@ impl b::Storage for WitStorage {
 
     fn space_usage(&self, path: &str) -> b::StorageResult<b::Space> {
         let s = storage::space_usage(path)?;
-        Ok(b::Space { used: s.used, available: s.available })
+        Ok(b::Space {
+            used: s.used,
+            available: s.available,
+        })
     }
 }
 
@@ -300,7 +390,9 @@ fn active_lock(l: locks::ActiveLock) -> b::ActiveLock {
 impl From<locks::LockError> for b::LockError {
     fn from(e: locks::LockError) -> Self {
         match e {
-            locks::LockError::Conflict(ls) => Self::Conflict(ls.into_iter().map(active_lock).collect()),
+            locks::LockError::Conflict(ls) => {
+                Self::Conflict(ls.into_iter().map(active_lock).collect())
+            }
             locks::LockError::NoSuchLock => Self::NoSuchLock,
             locks::LockError::Forbidden => Self::Forbidden,
             locks::LockError::Io(m) => Self::Io(m),

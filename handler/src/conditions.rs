@@ -52,7 +52,9 @@ impl IfHeader {
         let mut tagged = None;
         while !rest.is_empty() {
             if let Some(after) = rest.strip_prefix('<') {
-                let end = after.find('>').ok_or_else(|| bad("unterminated resource tag"))?;
+                let end = after
+                    .find('>')
+                    .ok_or_else(|| bad("unterminated resource tag"))?;
                 if tagged == Some(false) {
                     return Err(bad("mixes tagged and untagged lists"));
                 }
@@ -64,7 +66,9 @@ impl IfHeader {
                 }
                 continue;
             }
-            let after = rest.strip_prefix('(').ok_or_else(|| bad("expected '(' or '<'"))?;
+            let after = rest
+                .strip_prefix('(')
+                .ok_or_else(|| bad("expected '(' or '<'"))?;
             if tagged.is_none() {
                 tagged = Some(false);
             }
@@ -73,7 +77,10 @@ impl IfHeader {
             if conditions.is_empty() {
                 return Err(bad("empty list"));
             }
-            lists.push(List { tag: tag.clone(), conditions });
+            lists.push(List {
+                tag: tag.clone(),
+                conditions,
+            });
             rest = after[end + 1..].trim_start();
         }
         if lists.is_empty() {
@@ -85,10 +92,13 @@ impl IfHeader {
     /// Every state token in the header: these are the lock tokens the client
     /// submits (RFC 4918 §10.4.1).
     pub fn tokens(&self) -> impl Iterator<Item = &str> {
-        self.lists.iter().flat_map(|l| &l.conditions).filter_map(|c| match &c.check {
-            Check::Token(t) => Some(t.as_str()),
-            Check::ETag(_) => None,
-        })
+        self.lists
+            .iter()
+            .flat_map(|l| &l.conditions)
+            .filter_map(|c| match &c.check {
+                Check::Token(t) => Some(t.as_str()),
+                Check::ETag(_) => None,
+            })
     }
 
     /// True when any list matches the resource it applies to. `state` is asked
@@ -99,7 +109,10 @@ impl IfHeader {
             list.conditions.iter().all(|c| {
                 let holds = match &c.check {
                     Check::Token(t) => s.lock_tokens.iter().any(|l| l == t),
-                    Check::ETag(e) => s.etag.as_deref().is_some_and(|current| strong_match(e, current)),
+                    Check::ETag(e) => s
+                        .etag
+                        .as_deref()
+                        .is_some_and(|current| strong_match(e, current)),
                 };
                 holds != c.not
             })
@@ -148,7 +161,12 @@ fn weak_match(a: &str, b: &str) -> bool {
 fn etag_list_matches(list: &str, current: Option<&str>, strong: bool) -> bool {
     let Some(current) = current else { return false };
     list.split(',').map(str::trim).any(|tag| {
-        tag == "*" || if strong { strong_match(tag, current) } else { weak_match(tag, current) }
+        tag == "*"
+            || if strong {
+                strong_match(tag, current)
+            } else {
+                weak_match(tag, current)
+            }
     })
 }
 
@@ -180,7 +198,11 @@ pub fn http_conditions(
     }
     if let Some(list) = header("If-None-Match") {
         if etag_list_matches(&list, etag.as_deref(), false) {
-            return if safe { Outcome::NotModified } else { Outcome::PreconditionFailed };
+            return if safe {
+                Outcome::NotModified
+            } else {
+                Outcome::PreconditionFailed
+            };
         }
     } else if let Some(since) = header("If-Modified-Since").and_then(|v| parse_http_date(&v)) {
         if safe && modified.is_some_and(|m| m <= since) {
@@ -216,13 +238,23 @@ pub struct Preconditions<'e> {
 }
 
 impl<'e> Preconditions<'e> {
-    pub fn new(env: &'e Env<'e>, if_header: Option<&str>, authority: Option<&str>) -> DavResult<Self> {
+    pub fn new(
+        env: &'e Env<'e>,
+        if_header: Option<&str>,
+        authority: Option<&str>,
+    ) -> DavResult<Self> {
         let header = if_header.map(IfHeader::parse).transpose()?;
-        Ok(Self { env, header, authority: authority.map(str::to_owned) })
+        Ok(Self {
+            env,
+            header,
+            authority: authority.map(str::to_owned),
+        })
     }
 
     fn submitted(&self, lock: &ActiveLock) -> bool {
-        self.header.as_ref().is_some_and(|h| h.tokens().any(|t| t == lock.token))
+        self.header
+            .as_ref()
+            .is_some_and(|h| h.tokens().any(|t| t == lock.token))
     }
 
     /// 423 unless, for every lock root on what the change touches, the token
@@ -241,18 +273,28 @@ impl<'e> Preconditions<'e> {
         }
         let mut missing: Vec<String> = Vec::new();
         for lock in &locks {
-            let root_satisfied = locks.iter().any(|l| l.root == lock.root && self.submitted(l));
-            let href = DavPath::from_target(&lock.root).map(|p| p.href(false)).unwrap_or_else(|_| lock.root.clone());
+            let root_satisfied = locks
+                .iter()
+                .any(|l| l.root == lock.root && self.submitted(l));
+            let href = DavPath::from_target(&lock.root)
+                .map(|p| p.href(false))
+                .unwrap_or_else(|_| lock.root.clone());
             if !root_satisfied && !missing.contains(&href) {
                 missing.push(href);
             }
         }
-        if missing.is_empty() { Ok(()) } else { Err(DavError::locked(missing)) }
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(DavError::locked(missing))
+        }
     }
 
     /// 412 when an `If` header is present and evaluates to false for `path`.
     pub fn check_if(&self, path: &DavPath) -> DavResult<()> {
-        let Some(header) = &self.header else { return Ok(()) };
+        let Some(header) = &self.header else {
+            return Ok(());
+        };
         let holds = header.evaluate(|tag| {
             let resource = match tag {
                 None => Some(path.clone()),
@@ -260,7 +302,11 @@ impl<'e> Preconditions<'e> {
             };
             resource.map(|p| self.state(&p)).unwrap_or_default()
         });
-        if holds { Ok(()) } else { Err(DavError::status(412, "If header evaluated to false")) }
+        if holds {
+            Ok(())
+        } else {
+            Err(DavError::status(412, "If header evaluated to false"))
+        }
     }
 
     /// `If` evaluation, then the lock check (RFC 4918 §10.4: a false header
@@ -272,14 +318,28 @@ impl<'e> Preconditions<'e> {
 
     fn state(&self, path: &DavPath) -> ResourceState {
         ResourceState {
-            etag: self.env.storage.stat(path.as_str()).ok().map(|m| m.quoted_etag()),
-            lock_tokens: self.env.locks.covering(path.as_str()).into_iter().map(|l| l.token).collect(),
+            etag: self
+                .env
+                .storage
+                .stat(path.as_str())
+                .ok()
+                .map(|m| m.quoted_etag()),
+            lock_tokens: self
+                .env
+                .locks
+                .covering(path.as_str())
+                .into_iter()
+                .map(|l| l.token)
+                .collect(),
         }
     }
 
     /// The submitted tokens, for LOCK refresh and UNLOCK-style lookups.
     pub fn tokens(&self) -> Vec<String> {
-        self.header.as_ref().map(|h| h.tokens().map(str::to_owned).collect()).unwrap_or_default()
+        self.header
+            .as_ref()
+            .map(|h| h.tokens().map(str::to_owned).collect())
+            .unwrap_or_default()
     }
 }
 
@@ -288,23 +348,44 @@ mod tests {
     use super::*;
 
     fn state(etag: &str, tokens: &[&str]) -> ResourceState {
-        ResourceState { etag: Some(etag.into()), lock_tokens: tokens.iter().map(|t| t.to_string()).collect() }
+        ResourceState {
+            etag: Some(etag.into()),
+            lock_tokens: tokens.iter().map(|t| t.to_string()).collect(),
+        }
     }
 
     #[test]
     fn parses_untagged_and_tagged() {
         let h = IfHeader::parse("(<urn:uuid:1> [\"e1\"]) (Not <DAV:no-lock>)").unwrap();
         assert_eq!(h.lists.len(), 2);
-        assert_eq!(h.lists[1].conditions[0], Condition { not: true, check: Check::Token("DAV:no-lock".into()) });
+        assert_eq!(
+            h.lists[1].conditions[0],
+            Condition {
+                not: true,
+                check: Check::Token("DAV:no-lock".into())
+            }
+        );
         let h = IfHeader::parse("<http://h/a> (<urn:uuid:1>) <http://h/b> ([W/\"x\"])").unwrap();
         assert_eq!(h.lists[0].tag.as_deref(), Some("http://h/a"));
-        assert_eq!(h.lists[1].conditions[0].check, Check::ETag("W/\"x\"".into()));
+        assert_eq!(
+            h.lists[1].conditions[0].check,
+            Check::ETag("W/\"x\"".into())
+        );
         assert_eq!(h.tokens().collect::<Vec<_>>(), ["urn:uuid:1"]);
     }
 
     #[test]
     fn rejects_malformed() {
-        for bad in ["", "<a>", "(", "(<a>", "( )", "(x)", "<a> (<b>) (<c>) x", "(<a>) <b> (<c>)"] {
+        for bad in [
+            "",
+            "<a>",
+            "(",
+            "(<a>",
+            "( )",
+            "(x)",
+            "<a> (<b>) (<c>) x",
+            "(<a>) <b> (<c>)",
+        ] {
             assert!(IfHeader::parse(bad).is_err(), "{bad}");
         }
     }
@@ -321,7 +402,9 @@ mod tests {
         assert!(!eval("(<DAV:no-lock>)"));
         assert!(eval("(Not <DAV:no-lock>)"));
         assert!(!eval("([W/\"e\"])"), "weak tags never match strongly");
-        assert!(!eval("(<urn:t> [W/\"bad\"]) (Not <DAV:no-lock> [W/\"bad\"])"));
+        assert!(!eval(
+            "(<urn:t> [W/\"bad\"]) (Not <DAV:no-lock> [W/\"bad\"])"
+        ));
     }
 
     #[test]
@@ -329,29 +412,73 @@ mod tests {
         let meta = Metadata {
             kind: crate::backend::Kind::File,
             size: 1,
-            modified: crate::backend::Timestamp { seconds: 1_000_000_000, nanoseconds: 0 },
+            modified: crate::backend::Timestamp {
+                seconds: 1_000_000_000,
+                nanoseconds: 0,
+            },
             created: None,
             etag: "x".into(),
             content_type: None,
         };
         let run = |pairs: &[(&str, &str)], safe| {
-            let lookup = |n: &str| pairs.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.to_string());
+            let lookup = |n: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(n))
+                    .map(|(_, v)| v.to_string())
+            };
             http_conditions(&lookup, Some(&meta), safe)
         };
         assert_eq!(run(&[("If-Match", "\"x\"")], false), Outcome::Proceed);
-        assert_eq!(run(&[("If-Match", "\"y\", \"z\"")], false), Outcome::PreconditionFailed);
+        assert_eq!(
+            run(&[("If-Match", "\"y\", \"z\"")], false),
+            Outcome::PreconditionFailed
+        );
         assert_eq!(run(&[("If-Match", "*")], false), Outcome::Proceed);
-        assert_eq!(run(&[("If-None-Match", "W/\"x\"")], true), Outcome::NotModified);
-        assert_eq!(run(&[("If-None-Match", "*")], false), Outcome::PreconditionFailed);
-        assert_eq!(run(&[("If-Modified-Since", "Sun, 09 Sep 2001 01:46:40 GMT")], true), Outcome::NotModified);
-        assert_eq!(run(&[("If-Modified-Since", "Sun, 09 Sep 2001 01:46:39 GMT")], true), Outcome::Proceed);
-        assert_eq!(run(&[("If-Unmodified-Since", "Sat, 01 Jan 2000 00:00:00 GMT")], false), Outcome::PreconditionFailed);
+        assert_eq!(
+            run(&[("If-None-Match", "W/\"x\"")], true),
+            Outcome::NotModified
+        );
+        assert_eq!(
+            run(&[("If-None-Match", "*")], false),
+            Outcome::PreconditionFailed
+        );
+        assert_eq!(
+            run(
+                &[("If-Modified-Since", "Sun, 09 Sep 2001 01:46:40 GMT")],
+                true
+            ),
+            Outcome::NotModified
+        );
+        assert_eq!(
+            run(
+                &[("If-Modified-Since", "Sun, 09 Sep 2001 01:46:39 GMT")],
+                true
+            ),
+            Outcome::Proceed
+        );
+        assert_eq!(
+            run(
+                &[("If-Unmodified-Since", "Sat, 01 Jan 2000 00:00:00 GMT")],
+                false
+            ),
+            Outcome::PreconditionFailed
+        );
         // If-Match takes precedence over If-Unmodified-Since.
         assert_eq!(
-            run(&[("If-Match", "\"x\""), ("If-Unmodified-Since", "Sat, 01 Jan 2000 00:00:00 GMT")], false),
+            run(
+                &[
+                    ("If-Match", "\"x\""),
+                    ("If-Unmodified-Since", "Sat, 01 Jan 2000 00:00:00 GMT")
+                ],
+                false
+            ),
             Outcome::Proceed
         );
         let lookup = |n: &str| (n == "If-Match").then(|| "*".to_string());
-        assert_eq!(http_conditions(&lookup, None, false), Outcome::PreconditionFailed);
+        assert_eq!(
+            http_conditions(&lookup, None, false),
+            Outcome::PreconditionFailed
+        );
     }
 }

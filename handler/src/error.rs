@@ -18,11 +18,21 @@ pub struct DavError {
 
 impl DavError {
     pub fn status(status: u16, message: impl Into<String>) -> Self {
-        Self { status, message: message.into(), condition: None, headers: Vec::new() }
+        Self {
+            status,
+            message: message.into(),
+            condition: None,
+            headers: Vec::new(),
+        }
     }
 
     pub fn condition(status: u16, condition: &'static str, hrefs: Vec<String>) -> Self {
-        Self { status, message: condition.to_owned(), condition: Some((condition, hrefs)), headers: Vec::new() }
+        Self {
+            status,
+            message: condition.to_owned(),
+            condition: Some((condition, hrefs)),
+            headers: Vec::new(),
+        }
     }
 
     pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
@@ -58,9 +68,10 @@ impl DavError {
                 w.close_dav("error");
                 response.xml(w.finish())
             }
-            None if self.status >= 400 => {
-                response.bytes("text/plain; charset=utf-8", format!("{}\n", self.message).into_bytes())
-            }
+            None if self.status >= 400 => response.bytes(
+                "text/plain; charset=utf-8",
+                format!("{}\n", self.message).into_bytes(),
+            ),
             None => response,
         }
     }
@@ -83,7 +94,9 @@ impl From<LockError> for DavError {
     fn from(e: LockError) -> Self {
         match e {
             LockError::Conflict(_) => Self::condition(423, "no-conflicting-lock", Vec::new()),
-            LockError::NoSuchLock => Self::condition(412, "lock-token-matches-request-uri", Vec::new()),
+            LockError::NoSuchLock => {
+                Self::condition(412, "lock-token-matches-request-uri", Vec::new())
+            }
             LockError::Forbidden => Self::status(403, "lock belongs to another user"),
             LockError::Io(m) => Self::status(500, m),
         }
@@ -96,7 +109,9 @@ pub fn storage_status(e: &StorageError) -> u16 {
     match e {
         StorageError::NotFound => 404,
         StorageError::AlreadyExists => 412,
-        StorageError::ParentNotFound | StorageError::NotACollection | StorageError::Conflict(_) => 409,
+        StorageError::ParentNotFound | StorageError::NotACollection | StorageError::Conflict(_) => {
+            409
+        }
         StorageError::IsACollection => 405,
         StorageError::NoSpace => 507,
         StorageError::TooLarge => 413,

@@ -4,7 +4,7 @@
 //! wasi:http request into a [`Request`] and streams a [`Response`] back, and the
 //! native tests build them by hand.
 
-use crate::backend::{Storage, StorageError};
+use crate::backend::{Reader, Storage, StorageError};
 use crate::error::DavError;
 
 /// The request body, read in chunks.
@@ -38,25 +38,37 @@ pub struct Request<'b> {
 impl Request<'_> {
     /// The first value of a header (case-insensitive name).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
     }
 
     /// All values of a header joined with commas, as RFC 9110 allows for lists.
     pub fn header_list(&self, name: &str) -> Option<String> {
-        let values: Vec<&str> =
-            self.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim()).collect();
+        let values: Vec<&str> = self
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+            .collect();
         (!values.is_empty()).then(|| values.join(", "))
     }
 
     /// Whether the client announced a body (so MKCOL can refuse one).
     pub fn has_body(&self) -> bool {
         self.header("Transfer-Encoding").is_some()
-            || self.header("Content-Length").is_some_and(|v| v.trim() != "0")
+            || self
+                .header("Content-Length")
+                .is_some_and(|v| v.trim() != "0")
     }
 
     /// Reads the whole body, refusing more than `limit` bytes (XML bodies only).
     pub fn read_body(&mut self, limit: usize) -> Result<Vec<u8>, DavError> {
-        if let Some(len) = self.header("Content-Length").and_then(|v| v.parse::<u64>().ok()) {
+        if let Some(len) = self
+            .header("Content-Length")
+            .and_then(|v| v.parse::<u64>().ok())
+        {
             if len > limit as u64 {
                 return Err(DavError::status(413, "request body too large"));
             }
@@ -76,8 +88,20 @@ impl Request<'_> {
 /// large files and listings stream.
 pub enum Part<'a> {
     Bytes(Vec<u8>),
-    /// A byte range of a stored file, opened when reached.
-    File { path: String, offset: u64, length: u64 },
+    /// A byte range of a stored file, opened when reached (the parts of a
+    /// multipart/byteranges body).
+    File {
+        path: String,
+        offset: u64,
+        length: u64,
+    },
+    /// A reader opened before the response was committed to, so that a
+    /// refusal (permissions, a vanished file) still becomes a status.
+    Reader {
+        reader: Box<dyn Reader>,
+        path: String,
+        length: u64,
+    },
     /// Chunks generated on demand (multistatus and HTML listings).
     Generated(Box<dyn ChunkSource + 'a>),
 }
@@ -103,7 +127,11 @@ const CHUNK: u32 = 64 * 1024;
 
 impl<'a> Response<'a> {
     pub fn new(status: u16) -> Self {
-        Self { status, headers: Vec::new(), body: Vec::new() }
+        Self {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
     }
 
     pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
@@ -112,8 +140,10 @@ impl<'a> Response<'a> {
     }
 
     pub fn bytes(mut self, content_type: &str, body: Vec<u8>) -> Self {
-        self.headers.push(("Content-Type".into(), content_type.into()));
-        self.headers.push(("Content-Length".into(), body.len().to_string()));
+        self.headers
+            .push(("Content-Type".into(), content_type.into()));
+        self.headers
+            .push(("Content-Length".into(), body.len().to_string()));
         self.body.push(Part::Bytes(body));
         self
     }
@@ -123,7 +153,10 @@ impl<'a> Response<'a> {
     }
 
     pub fn get_header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// Drops the body, keeping the headers (HEAD).
@@ -139,18 +172,21 @@ impl<'a> Response<'a> {
         for part in self.body {
             match part {
                 Part::Bytes(bytes) => sink.write(&bytes)?,
-                Part::File { path, offset, length } => {
-                    let mut reader = storage.open_read(&path, offset, Some(length)).map_err(|e| e.to_string())?;
-                    let mut left = length;
-                    while left > 0 {
-                        let chunk = reader.read(CHUNK.min(left.min(u32::MAX as u64) as u32)).map_err(|e: StorageError| e.to_string())?;
-                        if chunk.is_empty() {
-                            return Err(format!("{path}: file ended {left} bytes early"));
-                        }
-                        left = left.saturating_sub(chunk.len() as u64);
-                        sink.write(&chunk)?;
-                    }
+                Part::File {
+                    path,
+                    offset,
+                    length,
+                } => {
+                    let reader = storage
+                        .open_read(&path, offset, Some(length))
+                        .map_err(|e| e.to_string())?;
+                    copy(reader, &path, length, sink)?;
                 }
+                Part::Reader {
+                    reader,
+                    path,
+                    length,
+                } => copy(reader, &path, length, sink)?,
                 Part::Generated(mut source) => {
                     while let Some(chunk) = source.next_chunk().map_err(|e| e.to_string())? {
                         sink.write(&chunk)?;
@@ -160,6 +196,27 @@ impl<'a> Response<'a> {
         }
         Ok(())
     }
+}
+
+/// Moves `length` bytes from a storage reader to the sink, chunk by chunk.
+fn copy(
+    mut reader: Box<dyn Reader>,
+    path: &str,
+    length: u64,
+    sink: &mut dyn Sink,
+) -> Result<(), String> {
+    let mut left = length;
+    while left > 0 {
+        let chunk = reader
+            .read(CHUNK.min(left.min(u32::MAX as u64) as u32))
+            .map_err(|e: StorageError| e.to_string())?;
+        if chunk.is_empty() {
+            return Err(format!("{path}: file ended {left} bytes early"));
+        }
+        left = left.saturating_sub(chunk.len() as u64);
+        sink.write(&chunk)?;
+    }
+    Ok(())
 }
 
 /// Collects a body in memory (tests and small responses).

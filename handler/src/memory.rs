@@ -44,7 +44,10 @@ impl MemoryStorage {
 
     fn insert(&self, path: &str, kind: Kind, content: Vec<u8>) -> Metadata {
         self.clock.set(self.clock.get() + 1);
-        let t = Timestamp { seconds: 1_700_000_000 + self.clock.get(), nanoseconds: 0 };
+        let t = Timestamp {
+            seconds: 1_700_000_000 + self.clock.get(),
+            nanoseconds: 0,
+        };
         let meta = Metadata {
             kind,
             size: content.len() as u64,
@@ -53,8 +56,20 @@ impl MemoryStorage {
             etag: format!("{:x}-{:x}", self.clock.get(), content.len()),
             content_type: None,
         };
-        let props = self.nodes.borrow().get(path).map(|n| n.props.clone()).unwrap_or_default();
-        self.nodes.borrow_mut().insert(path.to_owned(), Node { meta: meta.clone(), content, props });
+        let props = self
+            .nodes
+            .borrow()
+            .get(path)
+            .map(|n| n.props.clone())
+            .unwrap_or_default();
+        self.nodes.borrow_mut().insert(
+            path.to_owned(),
+            Node {
+                meta: meta.clone(),
+                content,
+                props,
+            },
+        );
         meta
     }
 
@@ -69,7 +84,12 @@ impl MemoryStorage {
     }
 
     fn subtree(&self, root: &str) -> Vec<String> {
-        self.nodes.borrow().keys().filter(|k| is_within(k, root)).cloned().collect()
+        self.nodes
+            .borrow()
+            .keys()
+            .filter(|k| is_within(k, root))
+            .cloned()
+            .collect()
     }
 
     fn prepare_destination(&self, destination: &str, overwrite: bool) -> StorageResult<()> {
@@ -86,7 +106,11 @@ impl MemoryStorage {
 
 impl Storage for MemoryStorage {
     fn stat(&self, path: &str) -> StorageResult<Metadata> {
-        self.nodes.borrow().get(path).map(|n| n.meta.clone()).ok_or(StorageError::NotFound)
+        self.nodes
+            .borrow()
+            .get(path)
+            .map(|n| n.meta.clone())
+            .ok_or(StorageError::NotFound)
     }
 
     fn list_members(&self, path: &str, cursor: Option<&str>, limit: u32) -> StorageResult<Page> {
@@ -97,39 +121,67 @@ impl Storage for MemoryStorage {
         let mut entries: Vec<Entry> = nodes
             .iter()
             .filter(|(k, _)| k.as_str() != path && parent_of(k) == Some(path))
-            .map(|(k, n)| Entry { name: k.rsplit('/').next().unwrap_or("").to_owned(), metadata: n.meta.clone() })
+            .map(|(k, n)| Entry {
+                name: k.rsplit('/').next().unwrap_or("").to_owned(),
+                metadata: n.meta.clone(),
+            })
             .filter(|e| cursor.is_none_or(|c| e.name.as_str() > c))
             .collect();
         entries.sort_by(|a, b| a.name.cmp(&b.name));
-        let next = (entries.len() > limit as usize).then(|| entries[limit as usize - 1].name.clone());
+        let next =
+            (entries.len() > limit as usize).then(|| entries[limit as usize - 1].name.clone());
         entries.truncate(limit as usize);
         Ok(Page { entries, next })
     }
 
-    fn open_read(&self, path: &str, offset: u64, length: Option<u64>) -> StorageResult<Box<dyn Reader>> {
+    fn open_read(
+        &self,
+        path: &str,
+        offset: u64,
+        length: Option<u64>,
+    ) -> StorageResult<Box<dyn Reader>> {
         let nodes = self.nodes.borrow();
         let node = nodes.get(path).ok_or(StorageError::NotFound)?;
         if node.meta.kind == Kind::Collection {
             return Err(StorageError::IsACollection);
         }
         let start = (offset as usize).min(node.content.len());
-        let end = length.map_or(node.content.len(), |l| (start + l as usize).min(node.content.len()));
-        Ok(Box::new(MemoryReader { data: node.content[start..end].to_vec(), pos: 0 }))
+        let end = length.map_or(node.content.len(), |l| {
+            (start + l as usize).min(node.content.len())
+        });
+        Ok(Box::new(MemoryReader {
+            data: node.content[start..end].to_vec(),
+            pos: 0,
+        }))
     }
 
-    fn open_write(&self, path: &str, options: &WriteOptions) -> StorageResult<Box<dyn Writer + '_>> {
+    fn open_write(
+        &self,
+        path: &str,
+        options: &WriteOptions,
+    ) -> StorageResult<Box<dyn Writer + '_>> {
         self.check_parent(path)?;
         let existing = self.stat(path).ok();
-        if existing.as_ref().is_some_and(|m| m.kind == Kind::Collection) {
+        if existing
+            .as_ref()
+            .is_some_and(|m| m.kind == Kind::Collection)
+        {
             return Err(StorageError::IsACollection);
         }
         if let Some(offset) = options.offset {
             let size = existing.ok_or(StorageError::NotFound)?.size;
             if offset > size {
-                return Err(StorageError::Conflict("offset beyond the end of the file".into()));
+                return Err(StorageError::Conflict(
+                    "offset beyond the end of the file".into(),
+                ));
             }
         }
-        Ok(Box::new(MemoryWriter { storage: self, path: path.to_owned(), offset: options.offset, data: Vec::new() }))
+        Ok(Box::new(MemoryWriter {
+            storage: self,
+            path: path.to_owned(),
+            offset: options.offset,
+            data: Vec::new(),
+        }))
     }
 
     fn create_collection(&self, path: &str) -> StorageResult<()> {
@@ -149,25 +201,46 @@ impl Storage for MemoryStorage {
         Ok(Vec::new())
     }
 
-    fn copy(&self, source: &str, destination: &str, recursive: bool, overwrite: bool) -> StorageResult<Vec<MemberError>> {
+    fn copy(
+        &self,
+        source: &str,
+        destination: &str,
+        recursive: bool,
+        overwrite: bool,
+    ) -> StorageResult<Vec<MemberError>> {
         self.stat(source)?;
         self.prepare_destination(destination, overwrite)?;
-        let keys = if recursive { self.subtree(source) } else { vec![source.to_owned()] };
+        let keys = if recursive {
+            self.subtree(source)
+        } else {
+            vec![source.to_owned()]
+        };
         for key in keys {
             let node = self.nodes.borrow()[&key].clone();
             let target = rebase(&key, source, destination);
             self.insert(&target, node.meta.kind, node.content);
-            self.nodes.borrow_mut().get_mut(&target).expect("just inserted").props = node.props;
+            self.nodes
+                .borrow_mut()
+                .get_mut(&target)
+                .expect("just inserted")
+                .props = node.props;
         }
         Ok(Vec::new())
     }
 
-    fn rename(&self, source: &str, destination: &str, overwrite: bool) -> StorageResult<Vec<MemberError>> {
+    fn rename(
+        &self,
+        source: &str,
+        destination: &str,
+        overwrite: bool,
+    ) -> StorageResult<Vec<MemberError>> {
         self.stat(source)?;
         self.prepare_destination(destination, overwrite)?;
         for key in self.subtree(source) {
             let node = self.nodes.borrow_mut().remove(&key).expect("listed");
-            self.nodes.borrow_mut().insert(rebase(&key, source, destination), node);
+            self.nodes
+                .borrow_mut()
+                .insert(rebase(&key, source, destination), node);
         }
         Ok(Vec::new())
     }
@@ -175,7 +248,14 @@ impl Storage for MemoryStorage {
     fn get_properties(&self, path: &str) -> StorageResult<Vec<Property>> {
         let nodes = self.nodes.borrow();
         let node = nodes.get(path).ok_or(StorageError::NotFound)?;
-        Ok(node.props.iter().map(|(name, value)| Property { name: name.clone(), value: value.clone() }).collect())
+        Ok(node
+            .props
+            .iter()
+            .map(|(name, value)| Property {
+                name: name.clone(),
+                value: value.clone(),
+            })
+            .collect())
     }
 
     fn patch_properties(&self, path: &str, changes: &[PropertyChange]) -> StorageResult<()> {
@@ -195,8 +275,16 @@ impl Storage for MemoryStorage {
     }
 
     fn space_usage(&self, _path: &str) -> StorageResult<Space> {
-        let used = self.nodes.borrow().values().map(|n| n.content.len() as u64).sum();
-        Ok(Space { used: Some(used), available: Some(1 << 30) })
+        let used = self
+            .nodes
+            .borrow()
+            .values()
+            .map(|n| n.content.len() as u64)
+            .sum();
+        Ok(Space {
+            used: Some(used),
+            available: Some(1 << 30),
+        })
     }
 }
 
@@ -260,7 +348,10 @@ impl Locks for MemoryLocks {
             .locks
             .borrow()
             .iter()
-            .filter(|l| overlapping(l) && (l.scope == LockScope::Exclusive || request.scope == LockScope::Exclusive))
+            .filter(|l| {
+                overlapping(l)
+                    && (l.scope == LockScope::Exclusive || request.scope == LockScope::Exclusive)
+            })
             .cloned()
             .collect();
         if !conflicts.is_empty() {
@@ -281,7 +372,10 @@ impl Locks for MemoryLocks {
 
     fn refresh(&self, token: &str, timeout: Option<u32>) -> Result<ActiveLock, LockError> {
         let mut locks = self.locks.borrow_mut();
-        let lock = locks.iter_mut().find(|l| l.token == token).ok_or(LockError::NoSuchLock)?;
+        let lock = locks
+            .iter_mut()
+            .find(|l| l.token == token)
+            .ok_or(LockError::NoSuchLock)?;
         lock.timeout = Some(timeout.unwrap_or(3600).min(3600));
         Ok(lock.clone())
     }
@@ -290,14 +384,28 @@ impl Locks for MemoryLocks {
         let mut locks = self.locks.borrow_mut();
         let before = locks.len();
         locks.retain(|l| l.token != token);
-        if locks.len() == before { Err(LockError::NoSuchLock) } else { Ok(()) }
+        if locks.len() == before {
+            Err(LockError::NoSuchLock)
+        } else {
+            Ok(())
+        }
     }
 
     fn covering(&self, path: &str) -> Vec<ActiveLock> {
-        self.locks.borrow().iter().filter(|l| l.root == path || (l.deep && is_within(path, &l.root))).cloned().collect()
+        self.locks
+            .borrow()
+            .iter()
+            .filter(|l| l.root == path || (l.deep && is_within(path, &l.root)))
+            .cloned()
+            .collect()
     }
 
     fn within(&self, path: &str) -> Vec<ActiveLock> {
-        self.locks.borrow().iter().filter(|l| is_within(&l.root, path)).cloned().collect()
+        self.locks
+            .borrow()
+            .iter()
+            .filter(|l| is_within(&l.root, path))
+            .cloned()
+            .collect()
     }
 }

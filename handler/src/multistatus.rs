@@ -52,7 +52,9 @@ pub fn status_response(w: &mut XmlWriter, href: &str, status: u16) {
 pub fn member_errors(errors: &[MemberError]) -> Response<'static> {
     let mut w = begin();
     for e in errors {
-        let href = DavPath::from_target(&e.path).map(|p| p.href(false)).unwrap_or_else(|_| e.path.clone());
+        let href = DavPath::from_target(&e.path)
+            .map(|p| p.href(false))
+            .unwrap_or_else(|_| e.path.clone());
         status_response(&mut w, &href, storage_status(&e.error));
     }
     w.close_dav("multistatus");

@@ -45,10 +45,14 @@ impl DavPath {
         if path.contains('#') {
             // A fragment never belongs in a request target; ignoring it would
             // act on a different resource than the client named.
-            return Err(DavError::bad_request("request target must not contain a fragment"));
+            return Err(DavError::bad_request(
+                "request target must not contain a fragment",
+            ));
         }
         if !path.starts_with('/') {
-            return Err(DavError::bad_request("request target must be an absolute path"));
+            return Err(DavError::bad_request(
+                "request target must be an absolute path",
+            ));
         }
         let mut segments = Vec::new();
         for raw in path.split('/') {
@@ -59,7 +63,9 @@ impl DavPath {
                 "" | "." => {}
                 ".." => return Err(DavError::bad_request("path must not contain '..'")),
                 s if s.contains(['/', '\\', '\0']) => {
-                    return Err(DavError::bad_request("path segment contains '/', '\\' or NUL"));
+                    return Err(DavError::bad_request(
+                        "path segment contains '/', '\\' or NUL",
+                    ));
                 }
                 s => segments.push(s.to_owned()),
             }
@@ -101,16 +107,32 @@ impl DavPath {
             return None;
         }
         let cut = self.path.rfind('/').unwrap_or(0);
-        Some(if cut == 0 { Self::root() } else { Self { path: self.path[..cut].to_owned() } })
+        Some(if cut == 0 {
+            Self::root()
+        } else {
+            Self {
+                path: self.path[..cut].to_owned(),
+            }
+        })
     }
 
     pub fn join(&self, name: &str) -> Self {
-        if self.is_root() { Self { path: format!("/{name}") } } else { Self { path: format!("{}/{name}", self.path) } }
+        if self.is_root() {
+            Self {
+                path: format!("/{name}"),
+            }
+        } else {
+            Self {
+                path: format!("{}/{name}", self.path),
+            }
+        }
     }
 
     /// Whether `self` is `other` or lies below it.
     pub fn is_within(&self, other: &DavPath) -> bool {
-        other.is_root() || self.path == other.path || self.path.starts_with(&format!("{}/", other.path))
+        other.is_root()
+            || self.path == other.path
+            || self.path.starts_with(&format!("{}/", other.path))
     }
 
     /// The URL path for this resource; collections get a trailing slash.
@@ -131,7 +153,10 @@ impl DavPath {
 /// absolute path. Another authority is answered 502 (RFC 4918 §9.8.5).
 pub fn parse_destination(value: &str, authority: Option<&str>) -> DavResult<DavPath> {
     let value = value.trim();
-    let path = if let Some(rest) = value.strip_prefix("http://").or_else(|| value.strip_prefix("https://")) {
+    let path = if let Some(rest) = value
+        .strip_prefix("http://")
+        .or_else(|| value.strip_prefix("https://"))
+    {
         let (host, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
@@ -147,7 +172,9 @@ pub fn parse_destination(value: &str, authority: Option<&str>) -> DavResult<DavP
     } else if value.contains("://") {
         return Err(DavError::status(502, "Destination uses another scheme"));
     } else {
-        return Err(DavError::bad_request("Destination must be an absolute URI or path"));
+        return Err(DavError::bad_request(
+            "Destination must be an absolute URI or path",
+        ));
     };
     DavPath::from_target(path)
 }
@@ -156,7 +183,10 @@ pub fn parse_destination(value: &str, authority: Option<&str>) -> DavResult<DavP
 fn same_authority(a: &str, b: &str) -> bool {
     let strip = |s: &str| {
         let s = s.rsplit('@').next().unwrap_or(s).to_ascii_lowercase();
-        s.strip_suffix(":80").or_else(|| s.strip_suffix(":443")).map(str::to_owned).unwrap_or(s)
+        s.strip_suffix(":80")
+            .or_else(|| s.strip_suffix(":443"))
+            .map(str::to_owned)
+            .unwrap_or(s)
     };
     strip(a) == strip(b)
 }
@@ -173,14 +203,25 @@ mod tests {
 
     #[test]
     fn normalises_and_decodes() {
-        assert_eq!(DavPath::from_target("/a//b/./c%20d/?x=1").unwrap().as_str(), "/a/b/c d");
+        assert_eq!(
+            DavPath::from_target("/a//b/./c%20d/?x=1").unwrap().as_str(),
+            "/a/b/c d"
+        );
         assert_eq!(DavPath::from_target("/").unwrap().as_str(), "/");
         assert_eq!(DavPath::from_target("").unwrap_err().status, 400);
     }
 
     #[test]
     fn refuses_traversal() {
-        for bad in ["/frag/#ment", "/../etc/passwd", "/a/%2e%2e/b", "/a/%2E%2E", "/a%2fb", "/a%00b", "/%ff"] {
+        for bad in [
+            "/frag/#ment",
+            "/../etc/passwd",
+            "/a/%2e%2e/b",
+            "/a/%2E%2E",
+            "/a%2fb",
+            "/a%00b",
+            "/%ff",
+        ] {
             assert_eq!(DavPath::from_target(bad).unwrap_err().status, 400, "{bad}");
         }
     }
@@ -200,16 +241,33 @@ mod tests {
         assert_eq!(p.parent().unwrap().as_str(), "/a");
         assert_eq!(p.parent().unwrap().parent().unwrap(), DavPath::root());
         assert!(p.is_within(&DavPath::from_target("/a").unwrap()));
-        assert!(!DavPath::from_target("/ab").unwrap().is_within(&DavPath::from_target("/a").unwrap()));
+        assert!(
+            !DavPath::from_target("/ab")
+                .unwrap()
+                .is_within(&DavPath::from_target("/a").unwrap())
+        );
     }
 
     #[test]
     fn destinations() {
         let host = Some("example.com:8080");
-        assert_eq!(parse_destination("http://example.com:8080/x%20y", host).unwrap().as_str(), "/x y");
+        assert_eq!(
+            parse_destination("http://example.com:8080/x%20y", host)
+                .unwrap()
+                .as_str(),
+            "/x y"
+        );
         assert_eq!(parse_destination("/x", host).unwrap().as_str(), "/x");
-        assert_eq!(parse_destination("http://other/x", host).unwrap_err().status, 502);
+        assert_eq!(
+            parse_destination("http://other/x", host)
+                .unwrap_err()
+                .status,
+            502
+        );
         assert_eq!(parse_destination("x", host).unwrap_err().status, 400);
-        assert_eq!(parse_destination("http://EXAMPLE.com:8080", host).unwrap(), DavPath::root());
+        assert_eq!(
+            parse_destination("http://EXAMPLE.com:8080", host).unwrap(),
+            DavPath::root()
+        );
     }
 }

@@ -31,7 +31,8 @@ pub fn is_protected(name: &PropertyName) -> bool {
 }
 
 pub fn is_live(name: &PropertyName) -> bool {
-    name.namespace == DAV && (ALLPROP.contains(&name.name.as_str()) || ON_REQUEST.contains(&name.name.as_str()))
+    name.namespace == DAV
+        && (ALLPROP.contains(&name.name.as_str()) || ON_REQUEST.contains(&name.name.as_str()))
 }
 
 /// The XML content of a live property on a resource, or `None` when the
@@ -45,12 +46,22 @@ pub fn live_value(env: &Env<'_>, path: &DavPath, meta: &Metadata, name: &str) ->
         "getcontenttype" if file => escape_text(&content_type(path, meta)),
         "getetag" => escape_text(&meta.quoted_etag()),
         "getlastmodified" => http_date(meta.modified),
-        "resourcetype" => if file { String::new() } else { "<D:collection/>".into() },
+        "resourcetype" => {
+            if file {
+                String::new()
+            } else {
+                "<D:collection/>".into()
+            }
+        }
         "lockdiscovery" => lockdiscovery(&env.locks.covering(path.as_str())),
         "supportedlock" => SUPPORTED_LOCK.into(),
         "quota-available-bytes" | "quota-used-bytes" => {
             let space = env.storage.space_usage(path.as_str()).ok()?;
-            let value = if name == "quota-used-bytes" { space.used } else { space.available };
+            let value = if name == "quota-used-bytes" {
+                space.used
+            } else {
+                space.available
+            };
             value?.to_string()
         }
         _ => return None,
@@ -86,13 +97,17 @@ fn activelock(w: &mut XmlWriter, lock: &ActiveLock) {
         w.raw(owner);
         w.close_dav("owner");
     }
-    let timeout = lock.timeout.map_or_else(|| "Infinite".to_owned(), |s| format!("Second-{s}"));
+    let timeout = lock
+        .timeout
+        .map_or_else(|| "Infinite".to_owned(), |s| format!("Second-{s}"));
     w.text_element_dav("timeout", &timeout);
     w.open_dav("locktoken");
     w.text_element_dav("href", &lock.token);
     w.close_dav("locktoken");
     w.open_dav("lockroot");
-    let root = DavPath::from_target(&lock.root).map(|p| p.href(false)).unwrap_or_else(|_| lock.root.clone());
+    let root = DavPath::from_target(&lock.root)
+        .map(|p| p.href(false))
+        .unwrap_or_else(|_| lock.root.clone());
     w.text_element_dav("href", &root);
     w.close_dav("lockroot");
     w.close_dav("activelock");
@@ -101,8 +116,14 @@ fn activelock(w: &mut XmlWriter, lock: &ActiveLock) {
 /// The stored content type, or one guessed from the extension.
 pub fn content_type(path: &DavPath, meta: &Metadata) -> String {
     meta.content_type.clone().unwrap_or_else(|| {
-        let guess = mime_guess::from_path(path.name()).first_raw().unwrap_or("application/octet-stream");
-        if guess.starts_with("text/") { format!("{guess}; charset=utf-8") } else { guess.to_owned() }
+        let guess = mime_guess::from_path(path.name())
+            .first_raw()
+            .unwrap_or("application/octet-stream");
+        if guess.starts_with("text/") {
+            format!("{guess}; charset=utf-8")
+        } else {
+            guess.to_owned()
+        }
     })
 }
 
@@ -121,7 +142,12 @@ pub fn rfc3339(t: Timestamp) -> String {
     let days = t.seconds.div_euclid(86_400);
     let secs = t.seconds.rem_euclid(86_400);
     let (year, month, day) = civil_from_days(days);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
 }
 
 /// Howard Hinnant's days-to-civil algorithm.
@@ -144,11 +170,20 @@ mod tests {
 
     #[test]
     fn dates() {
-        let t = Timestamp { seconds: 1_000_000_000, nanoseconds: 0 };
+        let t = Timestamp {
+            seconds: 1_000_000_000,
+            nanoseconds: 0,
+        };
         assert_eq!(rfc3339(t), "2001-09-09T01:46:40Z");
         assert_eq!(http_date(t), "Sun, 09 Sep 2001 01:46:40 GMT");
         assert_eq!(rfc3339(Timestamp::default()), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(Timestamp { seconds: 951_782_400, nanoseconds: 0 }), "2000-02-29T00:00:00Z");
+        assert_eq!(
+            rfc3339(Timestamp {
+                seconds: 951_782_400,
+                nanoseconds: 0
+            }),
+            "2000-02-29T00:00:00Z"
+        );
     }
 
     #[test]

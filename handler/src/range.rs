@@ -9,7 +9,11 @@ pub struct ByteRange {
 
 impl ByteRange {
     pub fn content_range(&self, total: u64) -> String {
-        format!("bytes {}-{}/{total}", self.start, self.start + self.length - 1)
+        format!(
+            "bytes {}-{}/{total}",
+            self.start,
+            self.start + self.length - 1
+        )
     }
 }
 
@@ -31,16 +35,25 @@ pub fn parse(header: Option<&str>, total: u64) -> RangeRequest {
     };
     let mut ranges = Vec::new();
     for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let Some((first, last)) = part.split_once('-') else { return RangeRequest::Full };
+        let Some((first, last)) = part.split_once('-') else {
+            return RangeRequest::Full;
+        };
         let (first, last) = (first.trim(), last.trim());
         let range = if first.is_empty() {
-            let Ok(suffix) = last.parse::<u64>() else { return RangeRequest::Full };
+            let Ok(suffix) = last.parse::<u64>() else {
+                return RangeRequest::Full;
+            };
             (suffix > 0 && total > 0).then(|| {
                 let length = suffix.min(total);
-                ByteRange { start: total - length, length }
+                ByteRange {
+                    start: total - length,
+                    length,
+                }
             })
         } else {
-            let Ok(start) = first.parse::<u64>() else { return RangeRequest::Full };
+            let Ok(start) = first.parse::<u64>() else {
+                return RangeRequest::Full;
+            };
             let end = if last.is_empty() {
                 total.saturating_sub(1)
             } else {
@@ -49,7 +62,10 @@ pub fn parse(header: Option<&str>, total: u64) -> RangeRequest {
                     _ => return RangeRequest::Full,
                 }
             };
-            (start < total).then(|| ByteRange { start, length: end - start + 1 })
+            (start < total).then(|| ByteRange {
+                start,
+                length: end - start + 1,
+            })
         };
         ranges.extend(range);
     }
@@ -72,17 +88,35 @@ mod tests {
 
     #[test]
     fn single_ranges() {
-        assert_eq!(parse(Some("bytes=0-4"), 10), RangeRequest::Partial(vec![r(0, 5)]));
-        assert_eq!(parse(Some("bytes=5-"), 10), RangeRequest::Partial(vec![r(5, 5)]));
-        assert_eq!(parse(Some("bytes=-3"), 10), RangeRequest::Partial(vec![r(7, 3)]));
-        assert_eq!(parse(Some("bytes=-30"), 10), RangeRequest::Partial(vec![r(0, 10)]));
-        assert_eq!(parse(Some("bytes=8-100"), 10), RangeRequest::Partial(vec![r(8, 2)]));
+        assert_eq!(
+            parse(Some("bytes=0-4"), 10),
+            RangeRequest::Partial(vec![r(0, 5)])
+        );
+        assert_eq!(
+            parse(Some("bytes=5-"), 10),
+            RangeRequest::Partial(vec![r(5, 5)])
+        );
+        assert_eq!(
+            parse(Some("bytes=-3"), 10),
+            RangeRequest::Partial(vec![r(7, 3)])
+        );
+        assert_eq!(
+            parse(Some("bytes=-30"), 10),
+            RangeRequest::Partial(vec![r(0, 10)])
+        );
+        assert_eq!(
+            parse(Some("bytes=8-100"), 10),
+            RangeRequest::Partial(vec![r(8, 2)])
+        );
         assert_eq!(r(8, 2).content_range(10), "bytes 8-9/10");
     }
 
     #[test]
     fn multiple_and_invalid() {
-        assert_eq!(parse(Some("bytes=0-0, 5-6"), 10), RangeRequest::Partial(vec![r(0, 1), r(5, 2)]));
+        assert_eq!(
+            parse(Some("bytes=0-0, 5-6"), 10),
+            RangeRequest::Partial(vec![r(0, 1), r(5, 2)])
+        );
         assert_eq!(parse(Some("bytes=10-"), 10), RangeRequest::Unsatisfiable);
         assert_eq!(parse(Some("bytes=-0"), 10), RangeRequest::Unsatisfiable);
         assert_eq!(parse(Some("bytes=0-1"), 0), RangeRequest::Unsatisfiable);

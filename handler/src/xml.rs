@@ -125,24 +125,37 @@ pub fn parse(input: &[u8]) -> Result<Element, XmlError> {
                     return Err(XmlError("content after the root element".into()));
                 }
                 let namespace = namespace_of(resolved)?;
-                let name = std::str::from_utf8(start.local_name().as_ref()).map_err(|e| err(&e))?.to_owned();
+                let name = std::str::from_utf8(start.local_name().as_ref())
+                    .map_err(|e| err(&e))?
+                    .to_owned();
                 let mut attributes = Vec::new();
                 for attr in start.attributes() {
                     let attr = attr.map_err(|e| err(&e))?;
                     let key = attr.key;
                     let value = attr.unescape_value().map_err(|e| err(&e))?.into_owned();
                     if let Some(prefix) = key.as_namespace_binding() {
-                        if matches!(prefix, quick_xml::name::PrefixDeclaration::Named(_)) && value.is_empty() {
-                            return Err(XmlError("a namespace prefix cannot be bound to an empty URI".into()));
+                        if matches!(prefix, quick_xml::name::PrefixDeclaration::Named(_))
+                            && value.is_empty()
+                        {
+                            return Err(XmlError(
+                                "a namespace prefix cannot be bound to an empty URI".into(),
+                            ));
                         }
                         continue;
                     }
                     let (res, local) = reader.resolve_attribute(key);
                     let ns = namespace_of(res)?;
-                    let local = std::str::from_utf8(local.as_ref()).map_err(|e| err(&e))?.to_owned();
+                    let local = std::str::from_utf8(local.as_ref())
+                        .map_err(|e| err(&e))?
+                        .to_owned();
                     attributes.push((ns, local, value));
                 }
-                let element = Element { namespace, name, attributes, children: Vec::new() };
+                let element = Element {
+                    namespace,
+                    name,
+                    attributes,
+                    children: Vec::new(),
+                };
                 if matches!(event, Event::Empty(_)) {
                     attach(&mut stack, &mut root, element);
                 } else {
@@ -150,7 +163,9 @@ pub fn parse(input: &[u8]) -> Result<Element, XmlError> {
                 }
             }
             Event::End(_) => {
-                let element = stack.pop().ok_or_else(|| XmlError("unbalanced end tag".into()))?;
+                let element = stack
+                    .pop()
+                    .ok_or_else(|| XmlError("unbalanced end tag".into()))?;
                 attach(&mut stack, &mut root, element);
             }
             Event::Text(t) => {
@@ -174,13 +189,14 @@ pub fn parse(input: &[u8]) -> Result<Element, XmlError> {
 
 fn namespace_of(resolved: ResolveResult<'_>) -> Result<String, XmlError> {
     match resolved {
-        ResolveResult::Bound(ns) => {
-            Ok(std::str::from_utf8(ns.as_ref()).map_err(|e| XmlError(e.to_string()))?.to_owned())
-        }
+        ResolveResult::Bound(ns) => Ok(std::str::from_utf8(ns.as_ref())
+            .map_err(|e| XmlError(e.to_string()))?
+            .to_owned()),
         ResolveResult::Unbound => Ok(String::new()),
-        ResolveResult::Unknown(prefix) => {
-            Err(XmlError(format!("undeclared namespace prefix '{}'", String::from_utf8_lossy(&prefix))))
-        }
+        ResolveResult::Unknown(prefix) => Err(XmlError(format!(
+            "undeclared namespace prefix '{}'",
+            String::from_utf8_lossy(&prefix)
+        ))),
     }
 }
 
@@ -217,12 +233,18 @@ impl Default for XmlWriter {
 
 impl XmlWriter {
     pub fn new() -> Self {
-        Self { out: b"<?xml version=\"1.0\" encoding=\"utf-8\"?>\n".to_vec(), declared: false }
+        Self {
+            out: b"<?xml version=\"1.0\" encoding=\"utf-8\"?>\n".to_vec(),
+            declared: false,
+        }
     }
 
     /// A writer for part of a document whose root already declared `D`.
     pub fn fragment() -> Self {
-        Self { out: Vec::new(), declared: true }
+        Self {
+            out: Vec::new(),
+            declared: true,
+        }
     }
 
     fn tag_dav(&mut self, name: &str) {
@@ -318,7 +340,10 @@ mod tests {
         let root = parse(br#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><x:a xmlns:x="urn:x"/><b xmlns=""/></D:prop></D:propfind>"#).unwrap();
         assert!(root.is_dav("propfind"));
         let prop = root.child_dav("prop").unwrap();
-        let names: Vec<_> = prop.elements().map(|e| (e.namespace.as_str(), e.name.as_str())).collect();
+        let names: Vec<_> = prop
+            .elements()
+            .map(|e| (e.namespace.as_str(), e.name.as_str()))
+            .collect();
         assert_eq!(names, [("urn:x", "a"), ("", "b")]);
     }
 
@@ -339,7 +364,9 @@ mod tests {
 
     #[test]
     fn fragments_are_self_contained() {
-        let root = parse(br#"<p xmlns:t="urn:t"><t:a xml:lang="en" t:k="v">x &amp; y<b/></t:a>tail</p>"#).unwrap();
+        let root =
+            parse(br#"<p xmlns:t="urn:t"><t:a xml:lang="en" t:k="v">x &amp; y<b/></t:a>tail</p>"#)
+                .unwrap();
         let fragment = root.inner_fragment();
         assert_eq!(
             fragment,

@@ -791,7 +791,9 @@ home = {{ backend = "local", path = "homes/alice" }}
         assert!(b.http2 && b.tls.is_none());
         assert_eq!(b.idle_timeout.0, Duration::from_secs(120));
         assert_eq!(config.sandbox.max_memory.0, 128 << 20);
-        let HomeSpec::Local { path } = &config.users[0].home;
+        let HomeSpec::Local { path } = &config.users[0].home else {
+            panic!("a local home")
+        };
         assert!(path.is_absolute() && path.ends_with("homes/alice"));
     }
 

@@ -153,7 +153,9 @@ fn hash_password() -> wasmtime::Result<()> {
 async fn serve(args: ServeArgs) -> wasmtime::Result<()> {
     if let Some(path) = &args.config {
         if args.s3.bucket.is_some() {
-            eprintln!("the --s3-* options configure the zero-config server; they do not mix with --config");
+            eprintln!(
+                "the --s3-* options configure the zero-config server; they do not mix with --config"
+            );
             std::process::exit(2);
         }
         let config = match config::load(path) {

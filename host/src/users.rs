@@ -63,6 +63,7 @@ impl Users {
         for config in configs {
             let home = homes
                 .open(&config.home)
+                .await
                 .map_err(|e| format!("user {:?}: opening the home: {e}", config.name))?;
             let quota = Quota {
                 max_bytes: config.quota_bytes.map(|s| s.0),

@@ -29,12 +29,25 @@ pub fn binary() -> PathBuf {
         assert!(p.is_file(), "EDGEDAV_BIN={} does not exist", p.display());
         return p;
     }
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .map(|t| if t.is_absolute() { t } else { workspace.join(t) })
+        .map(|t| {
+            if t.is_absolute() {
+                t
+            } else {
+                workspace.join(t)
+            }
+        })
         .unwrap_or_else(|| workspace.join("target"));
-    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
     let bin = target.join(profile).join("edgedav");
     if !bin.is_file() {
         panic!(
@@ -80,12 +93,19 @@ impl Server {
     /// Starts a server with extra `serve` arguments (e.g.
     /// `["--depth-infinity-limit", "1000"]`).
     pub fn start_with(extra: &[&str]) -> Server {
-        let dir = tempfile::Builder::new().prefix("edgedav-e2e-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("edgedav-e2e-")
+            .tempdir()
+            .expect("tempdir");
         let root = dir.path().join("root");
         std::fs::create_dir(&root).unwrap();
         std::fs::write(dir.path().join("sentinel.txt"), SENTINEL).unwrap();
-        let mut args: Vec<std::ffi::OsString> =
-            vec!["--root".into(), root.into(), "--listen".into(), "127.0.0.1:0".into()];
+        let mut args: Vec<std::ffi::OsString> = vec![
+            "--root".into(),
+            root.into(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+        ];
         args.extend(extra.iter().map(Into::into));
         Server::launch(dir, args, false)
     }
@@ -100,11 +120,18 @@ impl Server {
     /// [`Server::start_config`], after `prepare` has filled the directory
     /// (certificates, a users file, a component…).
     pub fn start_config_with(config: &str, prepare: impl FnOnce(&Path)) -> Server {
-        let dir = tempfile::Builder::new().prefix("edgedav-e2e-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("edgedav-e2e-")
+            .tempdir()
+            .expect("tempdir");
         std::fs::write(dir.path().join("sentinel.txt"), SENTINEL).unwrap();
         prepare(dir.path());
         let file = dir.path().join("edgedav.toml");
-        std::fs::write(&file, config.replace("{dir}", &dir.path().display().to_string())).unwrap();
+        std::fs::write(
+            &file,
+            config.replace("{dir}", &dir.path().display().to_string()),
+        )
+        .unwrap();
         Server::launch(dir, vec!["--config".into(), file.into()], true)
     }
 
@@ -155,8 +182,15 @@ impl Server {
                 .trim_end_matches('/')
                 .to_string()
         };
-        self.admin = lines.iter().find(|l| l.contains("admin listening on")).map(url_of);
-        self.urls = lines.iter().filter(|l| !l.contains("admin listening on")).map(url_of).collect();
+        self.admin = lines
+            .iter()
+            .find(|l| l.contains("admin listening on"))
+            .map(url_of);
+        self.urls = lines
+            .iter()
+            .filter(|l| !l.contains("admin listening on"))
+            .map(url_of)
+            .collect();
         let first = self.urls.first().expect("a listening line").clone();
         self.port = first
             .rsplit(':')
@@ -276,7 +310,12 @@ impl Server {
         let r = self.propfind(path, "0", Some(&propfind_prop(names)));
         r.expect(&[207], "PROPFIND prop");
         let mut ms = r.multistatus();
-        assert_eq!(ms.len(), 1, "one response expected for Depth 0:\n{}", r.text());
+        assert_eq!(
+            ms.len(),
+            1,
+            "one response expected for Depth 0:\n{}",
+            r.text()
+        );
         ms.remove(0)
     }
 
@@ -349,7 +388,10 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
-            eprintln!("---- edgedav stderr (tail) ----\n{}", tail(&self.log(), 4000));
+            eprintln!(
+                "---- edgedav stderr (tail) ----\n{}",
+                tail(&self.log(), 4000)
+            );
         }
     }
 }
@@ -357,7 +399,11 @@ impl Drop for Server {
 /// Starts `edgedav serve ARGS` (stderr appended to `dir/server.log`) and
 /// returns its listening lines: the first one, or with `config_mode` all of
 /// them up to `edgedav ready`.
-fn spawn_server(dir: &Path, args: &[std::ffi::OsString], config_mode: bool) -> (Child, Vec<String>) {
+fn spawn_server(
+    dir: &Path,
+    args: &[std::ffi::OsString],
+    config_mode: bool,
+) -> (Child, Vec<String>) {
     let bin = binary();
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -430,7 +476,12 @@ pub fn hash_password(password: &str) -> String {
         .stdout(Stdio::piped())
         .spawn()
         .expect("edgedav hash-password");
-    child.stdin.take().unwrap().write_all(password.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(password.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "hash-password failed");
     String::from_utf8(out.stdout).unwrap().trim().to_string()
@@ -488,7 +539,13 @@ impl Resp {
             .bytes()
             .unwrap_or_else(|e| panic!("{what}: reading body failed: {e:?}"))
             .to_vec();
-        Resp { what, status, version, headers, body }
+        Resp {
+            what,
+            status,
+            version,
+            headers,
+            body,
+        }
     }
 
     pub fn text(&self) -> String {
@@ -503,13 +560,21 @@ impl Resp {
             .iter()
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
             .collect();
-        if vals.is_empty() { None } else { Some(vals.join(", ")) }
+        if vals.is_empty() {
+            None
+        } else {
+            Some(vals.join(", "))
+        }
     }
 
     /// The header's value; panics with context when absent.
     pub fn must_header(&self, name: &str) -> String {
-        self.header(name)
-            .unwrap_or_else(|| panic!("{}: no {name} header; status {}, headers {:?}", self.what, self.status, self.headers))
+        self.header(name).unwrap_or_else(|| {
+            panic!(
+                "{}: no {name} header; status {}, headers {:?}",
+                self.what, self.status, self.headers
+            )
+        })
     }
 
     /// Panics unless the status is one of `allowed`.
@@ -535,15 +600,25 @@ impl Resp {
     /// The responses of a 207 multistatus body.
     pub fn multistatus(&self) -> Vec<MsResponse> {
         let x = self.xml();
-        assert!(x.is(DAV, "multistatus"), "{}: root element is not DAV:multistatus:\n{}", self.what, self.text());
-        x.children_named(DAV, "response").map(MsResponse::from_xml).collect()
+        assert!(
+            x.is(DAV, "multistatus"),
+            "{}: root element is not DAV:multistatus:\n{}",
+            self.what,
+            self.text()
+        );
+        x.children_named(DAV, "response")
+            .map(MsResponse::from_xml)
+            .collect()
     }
 
     /// The token of the `Lock-Token` header, without the angle brackets.
     pub fn lock_token(&self) -> String {
         let h = self.must_header("Lock-Token");
         let t = h.trim();
-        assert!(t.starts_with('<') && t.ends_with('>'), "Lock-Token is not a Coded-URL: {h:?}");
+        assert!(
+            t.starts_with('<') && t.ends_with('>'),
+            "Lock-Token is not a Coded-URL: {h:?}"
+        );
         t[1..t.len() - 1].to_string()
     }
 
@@ -589,13 +664,17 @@ pub fn read_raw_response<R: BufRead>(r: &mut R, head_only: bool) -> Result<RawRe
     let header = |name: &str| {
         head.lines().skip(1).find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
         })
     };
     let mut body = Vec::new();
     if head_only || status == 204 || status == 304 || (100..200).contains(&status) {
         // no body
-    } else if header("Transfer-Encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
+    } else if header("Transfer-Encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
+    {
         loop {
             let mut size = String::new();
             r.read_line(&mut size).map_err(|e| e.to_string())?;
@@ -619,7 +698,9 @@ pub fn read_raw_response<R: BufRead>(r: &mut R, head_only: bool) -> Result<RawRe
             r.read_line(&mut crlf).map_err(|e| e.to_string())?;
         }
     } else if let Some(len) = header("Content-Length") {
-        let len: usize = len.parse().map_err(|e| format!("bad Content-Length: {e}"))?;
+        let len: usize = len
+            .parse()
+            .map_err(|e| format!("bad Content-Length: {e}"))?;
         body.resize(len, 0);
         r.read_exact(&mut body).map_err(|e| e.to_string())?;
     } else {
@@ -635,7 +716,9 @@ pub const DAV: &str = "DAV:";
 
 /// `<propfind><prop>…</prop></propfind>` asking for the given properties.
 pub fn propfind_prop(names: &[(&str, &str)]) -> String {
-    let mut s = String::from(r#"<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop>"#);
+    let mut s = String::from(
+        r#"<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop>"#,
+    );
     for (i, (ns, name)) in names.iter().enumerate() {
         if *ns == DAV {
             s.push_str(&format!("<D:{name}/>"));
@@ -647,7 +730,8 @@ pub fn propfind_prop(names: &[(&str, &str)]) -> String {
     s
 }
 
-pub const ALLPROP: &str = r#"<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>"#;
+pub const ALLPROP: &str =
+    r#"<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>"#;
 pub const PROPNAME: &str = r#"<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:propname/></D:propfind>"#;
 
 /// A `lockinfo` body for a write lock.
@@ -677,27 +761,31 @@ impl Xml {
         use quick_xml::name::ResolveResult;
         let mut r = quick_xml::reader::NsReader::from_str(s);
         let mut stack: Vec<Xml> = vec![Xml::default()];
-        let start = |res: ResolveResult, e: &quick_xml::events::BytesStart| -> Result<Xml, String> {
-            let ns = match res {
-                ResolveResult::Bound(n) => String::from_utf8_lossy(n.as_ref()).into_owned(),
-                ResolveResult::Unbound => String::new(),
-                ResolveResult::Unknown(p) => {
-                    return Err(format!("unknown namespace prefix {:?}", String::from_utf8_lossy(&p)));
+        let start =
+            |res: ResolveResult, e: &quick_xml::events::BytesStart| -> Result<Xml, String> {
+                let ns = match res {
+                    ResolveResult::Bound(n) => String::from_utf8_lossy(n.as_ref()).into_owned(),
+                    ResolveResult::Unbound => String::new(),
+                    ResolveResult::Unknown(p) => {
+                        return Err(format!(
+                            "unknown namespace prefix {:?}",
+                            String::from_utf8_lossy(&p)
+                        ));
+                    }
+                };
+                let mut attrs = Vec::new();
+                for a in e.attributes() {
+                    let a = a.map_err(|e| e.to_string())?;
+                    let v = a.unescape_value().map_err(|e| e.to_string())?.into_owned();
+                    attrs.push((String::from_utf8_lossy(a.key.as_ref()).into_owned(), v));
                 }
+                Ok(Xml {
+                    ns,
+                    name: String::from_utf8_lossy(e.local_name().as_ref()).into_owned(),
+                    attrs,
+                    ..Default::default()
+                })
             };
-            let mut attrs = Vec::new();
-            for a in e.attributes() {
-                let a = a.map_err(|e| e.to_string())?;
-                let v = a.unescape_value().map_err(|e| e.to_string())?.into_owned();
-                attrs.push((String::from_utf8_lossy(a.key.as_ref()).into_owned(), v));
-            }
-            Ok(Xml {
-                ns,
-                name: String::from_utf8_lossy(e.local_name().as_ref()).into_owned(),
-                attrs,
-                ..Default::default()
-            })
-        };
         loop {
             let (res, ev) = r.read_resolved_event().map_err(|e| e.to_string())?;
             match ev {
@@ -711,14 +799,22 @@ impl Xml {
                 }
                 Event::End(_) => {
                     let x = stack.pop().unwrap();
-                    stack.last_mut().ok_or("unbalanced end tag")?.children.push(x);
+                    stack
+                        .last_mut()
+                        .ok_or("unbalanced end tag")?
+                        .children
+                        .push(x);
                 }
                 Event::Text(t) => {
                     let t = t.unescape().map_err(|e| e.to_string())?;
                     stack.last_mut().unwrap().text.push_str(&t);
                 }
                 Event::CData(t) => {
-                    stack.last_mut().unwrap().text.push_str(&String::from_utf8_lossy(&t));
+                    stack
+                        .last_mut()
+                        .unwrap()
+                        .text
+                        .push_str(&String::from_utf8_lossy(&t));
                 }
                 Event::Eof => break,
                 _ => {}
@@ -743,7 +839,11 @@ impl Xml {
         self.children.iter().find(|c| c.is(ns, name))
     }
 
-    pub fn children_named<'a>(&'a self, ns: &'a str, name: &'a str) -> impl Iterator<Item = &'a Xml> + 'a {
+    pub fn children_named<'a>(
+        &'a self,
+        ns: &'a str,
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a Xml> + 'a {
         self.children.iter().filter(move |c| c.is(ns, name))
     }
 
@@ -789,7 +889,10 @@ impl Xml {
     }
 
     pub fn attr(&self, qname: &str) -> Option<&str> {
-        self.attrs.iter().find(|(k, _)| k == qname).map(|(_, v)| v.as_str())
+        self.attrs
+            .iter()
+            .find(|(k, _)| k == qname)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -829,11 +932,23 @@ impl MsResponse {
         let propstats = x
             .children_named(DAV, "propstat")
             .map(|ps| PropStat {
-                status: status_code(&ps.child(DAV, "status").expect("propstat without status").all_text()),
-                props: ps.child(DAV, "prop").map(|p| p.children.clone()).unwrap_or_default(),
+                status: status_code(
+                    &ps.child(DAV, "status")
+                        .expect("propstat without status")
+                        .all_text(),
+                ),
+                props: ps
+                    .child(DAV, "prop")
+                    .map(|p| p.children.clone())
+                    .unwrap_or_default(),
             })
             .collect();
-        MsResponse { href, status, propstats, xml: x.clone() }
+        MsResponse {
+            href,
+            status,
+            propstats,
+            xml: x.clone(),
+        }
     }
 
     /// The href as a decoded path (scheme and authority removed).
@@ -843,22 +958,33 @@ impl MsResponse {
 
     /// The property and the status of the propstat that holds it.
     pub fn prop(&self, ns: &str, name: &str) -> Option<(u16, &Xml)> {
-        self.propstats
-            .iter()
-            .find_map(|ps| ps.props.iter().find(|p| p.is(ns, name)).map(|p| (ps.status, p)))
+        self.propstats.iter().find_map(|ps| {
+            ps.props
+                .iter()
+                .find(|p| p.is(ns, name))
+                .map(|p| (ps.status, p))
+        })
     }
 
     /// The property, which must be in a 200 propstat.
     pub fn prop_ok(&self, ns: &str, name: &str) -> &Xml {
         match self.prop(ns, name) {
             Some((200, p)) => p,
-            Some((s, _)) => panic!("{ns}{name} of {} has status {s}:\n{:#?}", self.href, self.propstats),
-            None => panic!("{ns}{name} missing for {}:\n{:#?}", self.href, self.propstats),
+            Some((s, _)) => panic!(
+                "{ns}{name} of {} has status {s}:\n{:#?}",
+                self.href, self.propstats
+            ),
+            None => panic!(
+                "{ns}{name} missing for {}:\n{:#?}",
+                self.href, self.propstats
+            ),
         }
     }
 
     pub fn is_collection(&self) -> bool {
-        self.prop_ok(DAV, "resourcetype").child(DAV, "collection").is_some()
+        self.prop_ok(DAV, "resourcetype")
+            .child(DAV, "collection")
+            .is_some()
     }
 }
 

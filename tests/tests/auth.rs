@@ -66,16 +66,28 @@ fn requests_without_valid_credentials_get_one_basic_challenge() {
     for (what, r) in [
         ("no credentials", s.get("/")),
         ("no credentials, PROPFIND", s.propfind("/", "0", None)),
-        ("wrong password", s.req_as("alice", "nope", "GET", "/").exec()),
-        ("unknown user", s.req_as("mallory", "alice-pw", "GET", "/").exec()),
-        ("another user's password", s.req_as("alice", "bob-pw", "GET", "/").exec()),
+        (
+            "wrong password",
+            s.req_as("alice", "nope", "GET", "/").exec(),
+        ),
+        (
+            "unknown user",
+            s.req_as("mallory", "alice-pw", "GET", "/").exec(),
+        ),
+        (
+            "another user's password",
+            s.req_as("alice", "bob-pw", "GET", "/").exec(),
+        ),
     ] {
         assert_eq!(r.status, 401, "{what}: {}", r.text());
         let challenges: Vec<_> = r.headers.get_all("www-authenticate").iter().collect();
         assert_eq!(challenges.len(), 1, "{what}: exactly one challenge");
         assert_eq!(challenges[0], "Basic realm=\"edgedav\"", "{what}");
     }
-    let r = s.req("GET", "/").header("Authorization", "Bearer abc").exec();
+    let r = s
+        .req("GET", "/")
+        .header("Authorization", "Bearer abc")
+        .exec();
     assert_eq!(r.status, 401);
     assert_eq!(s.req_as("alice", "alice-pw", "GET", "/").exec().status, 200);
 }
@@ -97,8 +109,13 @@ fn two_users_are_isolated_from_each_other() {
     let alice = |m: &str, p: &str| s.req_as("alice", "alice-pw", m, p);
     let bob = |m: &str, p: &str| s.req_as("bob", "bob-pw", m, p);
 
-    alice("PUT", "/secret.txt").body("alice's secret").exec().expect(&[201], "alice PUT");
-    alice("MKCOL", "/private/").exec().expect(&[201], "alice MKCOL");
+    alice("PUT", "/secret.txt")
+        .body("alice's secret")
+        .exec()
+        .expect(&[201], "alice PUT");
+    alice("MKCOL", "/private/")
+        .exec()
+        .expect(&[201], "alice MKCOL");
     assert_eq!(
         std::fs::read_to_string(s.dir().join("homes/alice/secret.txt")).unwrap(),
         "alice's secret",
@@ -112,16 +129,27 @@ fn two_users_are_isolated_from_each_other() {
     let listing = bob("PROPFIND", "/").header("Depth", "1").exec();
     listing.expect(&[207], "bob PROPFIND");
     assert!(!listing.text().contains("secret"), "{}", listing.text());
-    for target in ["/../alice/secret.txt", "/%2e%2e/alice/secret.txt", "/..%2falice/secret.txt"] {
+    for target in [
+        "/../alice/secret.txt",
+        "/%2e%2e/alice/secret.txt",
+        "/..%2falice/secret.txt",
+    ] {
         let r = s.raw(&format!(
             "GET {target} HTTP/1.1\r\nHost: x\r\nAuthorization: Basic Ym9iOmJvYi1wdw==\r\nConnection: close\r\n\r\n"
         ));
-        assert!(!r.text().contains("alice's secret"), "{target}: {}", r.status);
+        assert!(
+            !r.text().contains("alice's secret"),
+            "{target}: {}",
+            r.status
+        );
         assert_ne!(r.status, 200, "{target}");
     }
 
     // The same name in bob's home is another file.
-    bob("PUT", "/secret.txt").body("bob's").exec().expect(&[201], "bob PUT (created)");
+    bob("PUT", "/secret.txt")
+        .body("bob's")
+        .exec()
+        .expect(&[201], "bob PUT (created)");
     assert_eq!(bob("GET", "/secret.txt").exec().text(), "bob's");
     assert_eq!(alice("GET", "/secret.txt").exec().text(), "alice's secret");
 
@@ -141,17 +169,37 @@ fn anonymous_access_is_read_only_and_per_binding() {
     let client = s.client();
 
     // The anonymous binding serves the guest's home without credentials.
-    let r = Resp::read("GET".into(), client.get(format!("{anon}/readme.txt")).send().unwrap());
+    let r = Resp::read(
+        "GET".into(),
+        client.get(format!("{anon}/readme.txt")).send().unwrap(),
+    );
     assert_eq!((r.status, r.text().as_str()), (200, "public content"));
-    let r = Resp::read("PROPFIND".into(), client.request(reqwest::Method::from_bytes(b"PROPFIND").unwrap(), format!("{anon}/")).header("Depth", "1").send().unwrap());
+    let r = Resp::read(
+        "PROPFIND".into(),
+        client
+            .request(
+                reqwest::Method::from_bytes(b"PROPFIND").unwrap(),
+                format!("{anon}/"),
+            )
+            .header("Depth", "1")
+            .send()
+            .unwrap(),
+    );
     assert_eq!(r.status, 207);
 
     // Writing asks for credentials; nothing is written.
-    for (method, path, body) in [("PUT", "/new.txt", "x"), ("MKCOL", "/d/", ""), ("DELETE", "/readme.txt", "")] {
+    for (method, path, body) in [
+        ("PUT", "/new.txt", "x"),
+        ("MKCOL", "/d/", ""),
+        ("DELETE", "/readme.txt", ""),
+    ] {
         let r = Resp::read(
             method.into(),
             client
-                .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), format!("{anon}{path}"))
+                .request(
+                    reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                    format!("{anon}{path}"),
+                )
                 .body(body)
                 .send()
                 .unwrap(),
@@ -165,7 +213,12 @@ fn anonymous_access_is_read_only_and_per_binding() {
     // With credentials the same binding lets the guest write.
     let r = Resp::read(
         "PUT".into(),
-        client.put(format!("{anon}/new.txt")).basic_auth("guest", Some("shared-pw")).body("hi").send().unwrap(),
+        client
+            .put(format!("{anon}/new.txt"))
+            .basic_auth("guest", Some("shared-pw"))
+            .body("hi")
+            .send()
+            .unwrap(),
     );
     assert_eq!(r.status, 201);
 
@@ -179,7 +232,10 @@ fn locks_belong_to_the_user_who_took_them() {
     let carol = |m: &str, p: &str| s.req_as("carol", "shared-pw", m, p);
     let dave = |m: &str, p: &str| s.req_as("dave", "shared-pw", m, p);
 
-    carol("PUT", "/doc.txt").body("v1").exec().expect(&[201], "PUT");
+    carol("PUT", "/doc.txt")
+        .body("v1")
+        .exec()
+        .expect(&[201], "PUT");
     let r = carol("LOCK", "/doc.txt")
         .header("Timeout", "Second-600")
         .header("Content-Type", "application/xml")
@@ -195,7 +251,11 @@ fn locks_belong_to_the_user_who_took_them() {
         .exec();
     r.expect(&[207], "dave PROPFIND lockdiscovery");
     assert!(r.text().contains("locktoken"), "{}", r.text());
-    assert!(!r.text().contains(&token), "dave must not see carol's token:\n{}", r.text());
+    assert!(
+        !r.text().contains(&token),
+        "dave must not see carol's token:\n{}",
+        r.text()
+    );
     let r = carol("PROPFIND", "/doc.txt")
         .header("Depth", "0")
         .body(propfind_prop(&[(DAV, "lockdiscovery")]))
@@ -205,12 +265,34 @@ fn locks_belong_to_the_user_who_took_them() {
     // Dave can neither write through it, nor refresh, nor release it, even
     // with the real token.
     assert_eq!(dave("PUT", "/doc.txt").body("dave").exec().status, 423);
-    let r = dave("PUT", "/doc.txt").header("If", format!("(<{token}>)")).body("dave").exec();
-    assert!(r.status == 412 || r.status == 423, "PUT with carol's token: {}", r.status);
-    let r = dave("LOCK", "/doc.txt").header("If", format!("(<{token}>)")).header("Timeout", "Second-60").exec();
-    assert_ne!(r.status / 100, 2, "dave refreshed carol's lock: {}", r.status);
-    let r = dave("UNLOCK", "/doc.txt").header("Lock-Token", format!("<{token}>")).exec();
-    assert_ne!(r.status / 100, 2, "dave released carol's lock: {}", r.status);
+    let r = dave("PUT", "/doc.txt")
+        .header("If", format!("(<{token}>)"))
+        .body("dave")
+        .exec();
+    assert!(
+        r.status == 412 || r.status == 423,
+        "PUT with carol's token: {}",
+        r.status
+    );
+    let r = dave("LOCK", "/doc.txt")
+        .header("If", format!("(<{token}>)"))
+        .header("Timeout", "Second-60")
+        .exec();
+    assert_ne!(
+        r.status / 100,
+        2,
+        "dave refreshed carol's lock: {}",
+        r.status
+    );
+    let r = dave("UNLOCK", "/doc.txt")
+        .header("Lock-Token", format!("<{token}>"))
+        .exec();
+    assert_ne!(
+        r.status / 100,
+        2,
+        "dave released carol's lock: {}",
+        r.status
+    );
     let r = dave("LOCK", "/doc.txt")
         .header("Content-Type", "application/xml")
         .body(lockinfo("shared", "mailto:dave@example.org"))
@@ -219,9 +301,19 @@ fn locks_belong_to_the_user_who_took_them() {
     assert_eq!(carol("GET", "/doc.txt").exec().text(), "v1");
 
     // Carol uses and releases it.
-    carol("PUT", "/doc.txt").header("If", format!("(<{token}>)")).body("v2").exec().expect(&[204], "carol PUT with token");
-    carol("UNLOCK", "/doc.txt").header("Lock-Token", format!("<{token}>")).exec().expect(&[204], "carol UNLOCK");
-    dave("PUT", "/doc.txt").body("v3").exec().expect(&[204], "dave PUT after unlock");
+    carol("PUT", "/doc.txt")
+        .header("If", format!("(<{token}>)"))
+        .body("v2")
+        .exec()
+        .expect(&[204], "carol PUT with token");
+    carol("UNLOCK", "/doc.txt")
+        .header("Lock-Token", format!("<{token}>"))
+        .exec()
+        .expect(&[204], "carol UNLOCK");
+    dave("PUT", "/doc.txt")
+        .body("v3")
+        .exec()
+        .expect(&[204], "dave PUT after unlock");
 
     // Alice's home is elsewhere: her locks never touch carol's files.
     let r = s
@@ -230,7 +322,10 @@ fn locks_belong_to_the_user_who_took_them() {
         .body(lockinfo("exclusive", "mailto:alice@example.org"))
         .exec();
     r.expect(&[200, 201], "alice LOCK in her own home");
-    dave("PUT", "/doc.txt").body("v4").exec().expect(&[204], "unaffected by alice's lock");
+    dave("PUT", "/doc.txt")
+        .body("v4")
+        .exec()
+        .expect(&[204], "unaffected by alice's lock");
 }
 
 #[test]
@@ -249,15 +344,28 @@ fn sighup_reloads_users_and_invalidates_the_cache() {
     wait_until(Duration::from_secs(10), || {
         s.req_as("alice", "new-alice-pw", "GET", "/").exec().status == 200
     });
-    assert_eq!(s.req_as("alice", "alice-pw", "GET", "/").exec().status, 401, "old password still cached");
-    assert_eq!(s.req_as("bob", "bob-pw", "GET", "/").exec().status, 401, "removed user");
+    assert_eq!(
+        s.req_as("alice", "alice-pw", "GET", "/").exec().status,
+        401,
+        "old password still cached"
+    );
+    assert_eq!(
+        s.req_as("bob", "bob-pw", "GET", "/").exec().status,
+        401,
+        "removed user"
+    );
     assert_eq!(s.req_as("robert", "bob-pw", "GET", "/").exec().status, 200);
 
     // A broken file is refused and the running configuration stays.
     s.write_config("this is = = not toml");
     s.signal(libc::SIGHUP);
-    wait_until(Duration::from_secs(10), || s.log().contains("reload refused"));
-    assert_eq!(s.req_as("alice", "new-alice-pw", "GET", "/").exec().status, 200);
+    wait_until(Duration::from_secs(10), || {
+        s.log().contains("reload refused")
+    });
+    assert_eq!(
+        s.req_as("alice", "new-alice-pw", "GET", "/").exec().status,
+        200
+    );
 }
 
 fn start_with_hashes(alice: &str, bob: &str, shared: &str) -> Server {
@@ -267,7 +375,10 @@ fn start_with_hashes(alice: &str, bob: &str, shared: &str) -> Server {
 fn wait_until(limit: Duration, mut ok: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + limit;
     while !ok() {
-        assert!(std::time::Instant::now() < deadline, "condition not reached within {limit:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "condition not reached within {limit:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -8,7 +8,10 @@ use std::process::{Command, Output};
 use edgedav_tests::*;
 
 fn edgedav(args: &[&str]) -> Output {
-    Command::new(binary()).args(args).output().expect("running edgedav")
+    Command::new(binary())
+        .args(args)
+        .output()
+        .expect("running edgedav")
 }
 
 fn write(dir: &Path, text: &str) -> String {
@@ -32,7 +35,11 @@ fn check_config_accepts_a_good_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), GOOD);
     let out = edgedav(&["check-config", &file]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("ok (1 bindings, 1 users)"));
     // Checking creates nothing.
     assert!(!dir.path().join("home").exists());
@@ -42,25 +49,76 @@ fn check_config_accepts_a_good_file() {
 fn unknown_keys_and_bad_values_are_refused_with_file_line_key_and_reason() {
     let dir = tempfile::tempdir().unwrap();
     for (text, key, reason) in [
-        (GOOD.replace("listen = \"127.0.0.1:0\"", "listen = \"127.0.0.1:0\"\nlisten_backlog = 5"), "bindings[0]", "listen_backlog"),
-        (format!("{GOOD}\n[sandbox]\nmax_cpu_time = \"ten seconds\"\n"), "sandbox.max_cpu_time", "invalid duration"),
-        (format!("{GOOD}\n[sandbox]\nmax_memory = \"lots\"\n"), "sandbox.max_memory", "invalid size"),
-        (GOOD.replace("listen = \"127.0.0.1:0\"", "listen = \"localhost-ish\""), "bindings[0].listen", "address"),
-        (format!("{GOOD}permissions = {{ \"/x\" = [\"fly\"] }}\n"), "users[0].permissions", "fly"),
-        (GOOD.replace("backend = \"local\"", "backend = \"ftp\""), "users[0].home", "ftp"),
-        (GOOD.replace("$argon2id$", "$argon2i$"), "users[0].password_hash", "argon2id"),
-        (format!("{GOOD}\n[[users]]\nname = \"a\"\nhome = {{ backend = \"local\", path = \"h\" }}\n"), "users[1].name", "twice"),
-        (format!("[log]\nformat = \"xml\"\n{GOOD}"), "log.format", "xml"),
+        (
+            GOOD.replace(
+                "listen = \"127.0.0.1:0\"",
+                "listen = \"127.0.0.1:0\"\nlisten_backlog = 5",
+            ),
+            "bindings[0]",
+            "listen_backlog",
+        ),
+        (
+            format!("{GOOD}\n[sandbox]\nmax_cpu_time = \"ten seconds\"\n"),
+            "sandbox.max_cpu_time",
+            "invalid duration",
+        ),
+        (
+            format!("{GOOD}\n[sandbox]\nmax_memory = \"lots\"\n"),
+            "sandbox.max_memory",
+            "invalid size",
+        ),
+        (
+            GOOD.replace("listen = \"127.0.0.1:0\"", "listen = \"localhost-ish\""),
+            "bindings[0].listen",
+            "address",
+        ),
+        (
+            format!("{GOOD}permissions = {{ \"/x\" = [\"fly\"] }}\n"),
+            "users[0].permissions",
+            "fly",
+        ),
+        (
+            GOOD.replace("backend = \"local\"", "backend = \"ftp\""),
+            "users[0].home",
+            "ftp",
+        ),
+        (
+            GOOD.replace("$argon2id$", "$argon2i$"),
+            "users[0].password_hash",
+            "argon2id",
+        ),
+        (
+            format!(
+                "{GOOD}\n[[users]]\nname = \"a\"\nhome = {{ backend = \"local\", path = \"h\" }}\n"
+            ),
+            "users[1].name",
+            "twice",
+        ),
+        (
+            format!("[log]\nformat = \"xml\"\n{GOOD}"),
+            "log.format",
+            "xml",
+        ),
     ] {
         let file = write(dir.path(), &text);
-        for args in [vec!["check-config", file.as_str()], vec!["serve", "--config", file.as_str()]] {
+        for args in [
+            vec!["check-config", file.as_str()],
+            vec!["serve", "--config", file.as_str()],
+        ] {
             let out = edgedav(&args);
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert_eq!(out.status.code(), Some(2), "{args:?} for {key}: {stderr}");
             assert!(stderr.contains(&file), "names the file: {stderr}");
             assert!(stderr.contains(key), "names the key {key}: {stderr}");
-            assert!(stderr.contains(reason), "gives the reason ({reason}): {stderr}");
-            assert!(out.stdout.is_empty(), "serves nothing: {}", String::from_utf8_lossy(&out.stdout));
+            assert!(
+                stderr.contains(reason),
+                "gives the reason ({reason}): {stderr}"
+            );
+            assert!(
+                out.stdout.is_empty(),
+                "serves nothing: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
         }
     }
     // Syntax errors name the line.
@@ -80,13 +138,25 @@ fn config_and_zero_config_flags_do_not_mix() {
 #[test]
 fn hash_password_prints_an_argon2id_phc_string() {
     let hash = hash_password("correct horse battery staple\n");
-    assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
-    assert_ne!(hash, hash_password("correct horse battery staple\n"), "salted");
+    assert!(
+        hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{hash}"
+    );
+    assert_ne!(
+        hash,
+        hash_password("correct horse battery staple\n"),
+        "salted"
+    );
     // The hash works for logging in (the trailing newline is not part of the password).
     let s = Server::start_config(&format!(
         "[[bindings]]\nlisten = \"127.0.0.1:0\"\n\n[[users]]\nname = \"h\"\npassword_hash = \"{hash}\"\nhome = {{ backend = \"local\", path = \"home\" }}\n"
     ));
-    assert_eq!(s.req_as("h", "correct horse battery staple", "GET", "/").exec().status, 200);
+    assert_eq!(
+        s.req_as("h", "correct horse battery staple", "GET", "/")
+            .exec()
+            .status,
+        200
+    );
 }
 
 #[test]
@@ -106,7 +176,11 @@ fn the_example_configuration_is_valid() {
     std::fs::write(dir.path().join("tls/cert.pem"), cert.pem()).unwrap();
     std::fs::write(dir.path().join("tls/key.pem"), key.serialize_pem()).unwrap();
     let out = edgedav(&["check-config", copy.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -122,11 +196,20 @@ fn users_can_come_from_a_separate_users_file() {
             .unwrap();
         },
     );
-    s.req_as("f", "pw", "PUT", "/x").body("from the users file").exec().expect(&[201], "PUT");
+    s.req_as("f", "pw", "PUT", "/x")
+        .body("from the users file")
+        .exec()
+        .expect(&[201], "PUT");
     assert!(s.dir().join("fhome/x").is_file());
     // A bad key there is reported with the users file's name.
     std::fs::write(s.dir().join("users.toml"), "[[users]]\nname = \"f\"\nhome = { backend = \"local\", path = \"h\" }\nshell = \"/bin/sh\"\n").unwrap();
-    let out = edgedav(&["check-config", s.dir().join("edgedav.toml").to_str().unwrap()]);
+    let out = edgedav(&[
+        "check-config",
+        s.dir().join("edgedav.toml").to_str().unwrap(),
+    ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("users.toml") && stderr.contains("shell"), "{stderr}");
+    assert!(
+        stderr.contains("users.toml") && stderr.contains("shell"),
+        "{stderr}"
+    );
 }

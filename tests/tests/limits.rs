@@ -47,13 +47,20 @@ trusted_proxies = ["127.0.0.1"]
         }
         statuses.push(r.status);
     }
-    assert!(statuses[..5].iter().all(|s| *s == 200), "the burst passes: {statuses:?}");
+    assert!(
+        statuses[..5].iter().all(|s| *s == 200),
+        "the burst passes: {statuses:?}"
+    );
     let limited = statuses.iter().filter(|s| **s == 429).count();
     assert!(limited >= 10, "most of the rest is refused: {statuses:?}");
     let retry: u64 = retry_after.expect("Retry-After").parse().unwrap();
     assert!((1..=2).contains(&retry), "Retry-After: {retry}");
     std::thread::sleep(Duration::from_millis(1100));
-    assert_eq!(s.req_as("u", "pw", "GET", "/").exec().status, 200, "tokens refill");
+    assert_eq!(
+        s.req_as("u", "pw", "GET", "/").exec().status,
+        200,
+        "tokens refill"
+    );
 
     // Behind a trusted proxy each forwarded client has its own bucket...
     let proxied = &s.urls[1];
@@ -91,7 +98,10 @@ trusted_proxies = ["127.0.0.1"]
                 .status
         })
         .collect();
-    assert!(codes.contains(&429), "forged X-Forwarded-For must not dodge the limit: {codes:?}");
+    assert!(
+        codes.contains(&429),
+        "forged X-Forwarded-For must not dodge the limit: {codes:?}"
+    );
 }
 
 #[test]
@@ -141,7 +151,12 @@ defender = {{ max_failures = 2, window = "1m", ban_time = "1h", action = "drop" 
     let dropping = &s.urls[1];
     let port: u16 = dropping.rsplit(':').next().unwrap().parse().unwrap();
     for _ in 0..2 {
-        let r = s.client().get(format!("{dropping}/")).basic_auth("u", Some("bad")).send().unwrap();
+        let r = s
+            .client()
+            .get(format!("{dropping}/"))
+            .basic_auth("u", Some("bad"))
+            .send()
+            .unwrap();
         assert_eq!(r.status().as_u16(), 401);
     }
     let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -167,29 +182,53 @@ max_cpu_time = "1s"
 [[bindings]]
 listen = "127.0.0.1:0"
 {}{}"#,
-        user("slow", &hash, "upload_bandwidth = \"100KiB\"\ndownload_bandwidth = \"100KiB\""),
+        user(
+            "slow",
+            &hash,
+            "upload_bandwidth = \"100KiB\"\ndownload_bandwidth = \"100KiB\""
+        ),
         user("fast", &hash, "")
     ));
     let body = vec![b'z'; 300 * 1024];
 
     let started = Instant::now();
-    s.req_as("slow", "pw", "PUT", "/f").body(body.clone()).exec().expect(&[201], "slow PUT");
+    s.req_as("slow", "pw", "PUT", "/f")
+        .body(body.clone())
+        .exec()
+        .expect(&[201], "slow PUT");
     let up = started.elapsed();
     let started = Instant::now();
     let r = s.req_as("slow", "pw", "GET", "/f").exec();
     let down = started.elapsed();
     assert_eq!(r.status, 200);
-    assert_eq!(r.body.len(), body.len(), "the whole file, past the 1 s CPU deadline");
+    assert_eq!(
+        r.body.len(),
+        body.len(),
+        "the whole file, past the 1 s CPU deadline"
+    );
     // 100 KiB pass at once, the other 200 KiB at 100 KiB/s.
     assert!(up >= Duration::from_millis(1700), "upload took {up:?}");
-    assert!(down >= Duration::from_millis(1700), "download took {down:?}");
+    assert!(
+        down >= Duration::from_millis(1700),
+        "download took {down:?}"
+    );
     assert!(up < Duration::from_secs(10) && down < Duration::from_secs(10));
 
     // Another user is not slowed down.
     let started = Instant::now();
-    s.req_as("fast", "pw", "PUT", "/f").body(body.clone()).exec().expect(&[201], "fast PUT");
-    assert_eq!(s.req_as("fast", "pw", "GET", "/f").exec().body.len(), body.len());
-    assert!(started.elapsed() < Duration::from_millis(1500), "{:?}", started.elapsed());
+    s.req_as("fast", "pw", "PUT", "/f")
+        .body(body.clone())
+        .exec()
+        .expect(&[201], "fast PUT");
+    assert_eq!(
+        s.req_as("fast", "pw", "GET", "/f").exec().body.len(),
+        body.len()
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -214,7 +253,12 @@ header_read_timeout = "1s"
         let started = Instant::now();
         let mut buf = [0u8; 256];
         let n = c.read(&mut buf).unwrap_or(0);
-        assert_eq!(n, 0, "expected the server to close: {:?}", String::from_utf8_lossy(&buf[..n]));
+        assert_eq!(
+            n,
+            0,
+            "expected the server to close: {:?}",
+            String::from_utf8_lossy(&buf[..n])
+        );
         let took = started.elapsed();
         assert!(took < limit, "closed after {took:?}");
         took

@@ -28,7 +28,9 @@ max_upload_size = 600
 }
 
 fn put(s: &Server, path: &str, len: usize, byte: u8) -> Resp {
-    s.req_as("q", "pw", "PUT", path).body(vec![byte; len]).exec()
+    s.req_as("q", "pw", "PUT", path)
+        .body(vec![byte; len])
+        .exec()
 }
 
 /// A PUT whose length is not announced (chunked transfer coding).
@@ -50,8 +52,16 @@ fn quota(s: &Server) -> (u64, u64) {
         .exec();
     r.expect(&[207], "PROPFIND quota");
     let ms = r.multistatus();
-    let used = ms[0].prop_ok(DAV, "quota-used-bytes").all_text().parse().unwrap();
-    let available = ms[0].prop_ok(DAV, "quota-available-bytes").all_text().parse().unwrap();
+    let used = ms[0]
+        .prop_ok(DAV, "quota-used-bytes")
+        .all_text()
+        .parse()
+        .unwrap();
+    let available = ms[0]
+        .prop_ok(DAV, "quota-available-bytes")
+        .all_text()
+        .parse()
+        .unwrap();
     (used, available)
 }
 
@@ -110,7 +120,10 @@ fn quota_and_max_size_refusals_leave_nothing_behind() {
     put(&s, "/e", 10, b'e').expect(&[201], "4th file");
     let r = put(&s, "/f", 1, b'f');
     assert_eq!(r.status, 507, "5th file: {}", r.text());
-    let r = s.req_as("q", "pw", "COPY", "/d").header("Destination", s.url("/g")).exec();
+    let r = s
+        .req_as("q", "pw", "COPY", "/d")
+        .header("Destination", s.url("/g"))
+        .exec();
     assert_eq!(r.status, 507, "COPY past the files quota: {}", r.text());
     assert_eq!(quota(&s), (970, 30));
 
@@ -120,13 +133,22 @@ fn quota_and_max_size_refusals_leave_nothing_behind() {
     assert_eq!(put(&s, "/f", 1, b'f').status, 507);
 
     // Deleting frees space and files.
-    s.req_as("q", "pw", "DELETE", "/a").exec().expect(&[204], "DELETE");
+    s.req_as("q", "pw", "DELETE", "/a")
+        .exec()
+        .expect(&[204], "DELETE");
     assert_eq!(quota(&s), (420, 580));
     put(&s, "/f", 500, b'f').expect(&[201], "fits again");
-    s.req_as("q", "pw", "MKCOL", "/dir/").exec().expect(&[201], "MKCOL");
-    s.req_as("q", "pw", "MOVE", "/f").header("Destination", s.url("/dir/f")).exec().expect(&[201], "MOVE");
+    s.req_as("q", "pw", "MKCOL", "/dir/")
+        .exec()
+        .expect(&[201], "MKCOL");
+    s.req_as("q", "pw", "MOVE", "/f")
+        .header("Destination", s.url("/dir/f"))
+        .exec()
+        .expect(&[201], "MOVE");
     assert_eq!(quota(&s), (920, 80));
-    s.req_as("q", "pw", "DELETE", "/dir/").exec().expect(&[204], "DELETE a collection");
+    s.req_as("q", "pw", "DELETE", "/dir/")
+        .exec()
+        .expect(&[204], "DELETE a collection");
     assert_eq!(quota(&s), (420, 580));
     assert_eq!(home_files(&s), ["b", "d", "e"]);
 }

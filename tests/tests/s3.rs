@@ -66,7 +66,10 @@ impl std::ops::Deref for S3Server {
 }
 
 fn start(env: &S3Env, test: &str) -> S3Server {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     let prefix = format!("e2e/{test}-{}-{nanos}", std::process::id());
     let server = Server::start_with(&[
         "--s3-bucket",
@@ -87,9 +90,16 @@ impl S3Server {
     /// The server's process id, found by its unique `--s3-prefix` argument.
     fn pid(&self) -> u32 {
         for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
-            if cmdline.split(|b| *b == 0).any(|arg| arg == self.prefix.as_bytes()) {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            if cmdline
+                .split(|b| *b == 0)
+                .any(|arg| arg == self.prefix.as_bytes())
+            {
                 return pid;
             }
         }
@@ -133,7 +143,10 @@ fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
     let start = line
         .find(&format!(" {name}="))
         .map(|i| i + name.len() + 2)
-        .or_else(|| line.find(&format!("\"{name}\":")).map(|i| i + name.len() + 3))?;
+        .or_else(|| {
+            line.find(&format!("\"{name}\":"))
+                .map(|i| i + name.len() + 3)
+        })?;
     let rest = line[start..].trim_start_matches('"');
     let end = rest.find([' ', '"', ',', '}']).unwrap_or(rest.len());
     Some(&rest[..end])
@@ -144,7 +157,9 @@ fn enc(segment: &str) -> String {
     segment
         .bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -160,7 +175,9 @@ fn content_byte(seed: u64, i: u64) -> u8 {
 }
 
 fn content(seed: u64, start: u64, len: u64) -> Vec<u8> {
-    (start..start + len).map(|i| content_byte(seed, i)).collect()
+    (start..start + len)
+        .map(|i| content_byte(seed, i))
+        .collect()
 }
 
 /// A `Read` of `len` bytes of [`content_byte`].
@@ -182,7 +199,10 @@ impl Read for Generated {
 }
 
 fn big_client() -> Client {
-    Client::builder().timeout(Duration::from_secs(1800)).build().unwrap()
+    Client::builder()
+        .timeout(Duration::from_secs(1800))
+        .build()
+        .unwrap()
 }
 
 const MIB: u64 = 1 << 20;
@@ -194,7 +214,9 @@ const MIB: u64 = 1 << 20;
 /// costs stay within ceil(n/1000) + 1.
 #[test]
 fn s3_propfind_paginates_past_1000_keys() {
-    let Some(env) = s3_env("s3_propfind_paginates_past_1000_keys") else { return };
+    let Some(env) = s3_env("s3_propfind_paginates_past_1000_keys") else {
+        return;
+    };
     let s = start(&env, "pagination");
     const FILES: usize = 2_050;
     s.create_dir("/big/");
@@ -215,7 +237,8 @@ fn s3_propfind_paginates_past_1000_keys() {
             scope.spawn(move || {
                 for name in chunk {
                     let body = format!("content of {name}");
-                    s.put(&format!("/big/{}", enc(name)), body).expect(&[201], "PUT member");
+                    s.put(&format!("/big/{}", enc(name)), body)
+                        .expect(&[201], "PUT member");
                 }
             });
         }
@@ -254,7 +277,11 @@ fn s3_propfind_paginates_past_1000_keys() {
         if !is_dir {
             let name = path.rsplit('/').next().unwrap();
             let len = format!("content of {name}").len();
-            assert_eq!(m.prop_ok(DAV, "getcontentlength").all_text(), len.to_string(), "{path}");
+            assert_eq!(
+                m.prop_ok(DAV, "getcontentlength").all_text(),
+                len.to_string(),
+                "{path}"
+            );
         }
     }
     let requests = after - before;
@@ -263,7 +290,10 @@ fn s3_propfind_paginates_past_1000_keys() {
         "PROPFIND Depth 1 of {n} members: {requests} S3 requests ({:?}), {elapsed:?}",
         &operations[operations.len() - requests as usize..]
     );
-    assert!(requests <= bound, "{requests} S3 requests for {n} members, more than {bound}");
+    assert!(
+        requests <= bound,
+        "{requests} S3 requests for {n} members, more than {bound}"
+    );
 
     // The ETag of a member is the same in GET, PROPFIND Depth 0 and the listing.
     let one = format!("/big/{}", enc(&names[1]));
@@ -273,7 +303,10 @@ fn s3_propfind_paginates_past_1000_keys() {
     let etag = get.must_header("ETag");
     let depth0 = s.props(&one, &[(DAV, "getetag")]);
     assert_eq!(depth0.prop_ok(DAV, "getetag").all_text(), etag);
-    let listed = ms.iter().find(|m| m.path() == format!("/big/{}", names[1])).unwrap();
+    let listed = ms
+        .iter()
+        .find(|m| m.path() == format!("/big/{}", names[1]))
+        .unwrap();
     assert_eq!(listed.prop_ok(DAV, "getetag").all_text(), etag);
 }
 
@@ -285,9 +318,14 @@ fn s3_propfind_paginates_past_1000_keys() {
 /// `EDGEDAV_S3_BIG_MIB` changes the size.
 #[test]
 fn s3_big_upload_and_download_with_bounded_memory() {
-    let Some(env) = s3_env("s3_big_upload_and_download_with_bounded_memory") else { return };
+    let Some(env) = s3_env("s3_big_upload_and_download_with_bounded_memory") else {
+        return;
+    };
     let s = start(&env, "big");
-    let mib: u64 = std::env::var("EDGEDAV_S3_BIG_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024);
+    let mib: u64 = std::env::var("EDGEDAV_S3_BIG_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
     let size = mib * MIB;
     let seed = 42;
     let client = big_client();
@@ -299,7 +337,18 @@ fn s3_big_upload_and_download_with_bounded_memory() {
     s.reset_peak_rss();
     let (requests_before, _) = s.s3_requests();
     let started = Instant::now();
-    let r = client.put(&url).body(Body::sized(Generated { seed, pos: 0, len: size }, size)).send().unwrap();
+    let r = client
+        .put(&url)
+        .body(Body::sized(
+            Generated {
+                seed,
+                pos: 0,
+                len: size,
+            },
+            size,
+        ))
+        .send()
+        .unwrap();
     assert_eq!(r.status().as_u16(), 201, "PUT {mib} MiB: {:?}", r.text());
     let put_time = started.elapsed();
     let put_peak = s.status_kib("VmHWM");
@@ -315,8 +364,14 @@ fn s3_big_upload_and_download_with_bounded_memory() {
         operations.len()
     );
     assert_eq!(parts, size.div_ceil(8 * MIB), "one UploadPart per 8 MiB");
-    assert!(!operations.iter().any(|o| o == "PutObject"), "a big body is not one PutObject");
-    assert!(put_growth < 64 * 1024, "RSS grew by {put_growth} KiB during the PUT");
+    assert!(
+        !operations.iter().any(|o| o == "PutObject"),
+        "a big body is not one PutObject"
+    );
+    assert!(
+        put_growth < 64 * 1024,
+        "RSS grew by {put_growth} KiB during the PUT"
+    );
 
     let head = s.head("/big.bin");
     head.expect(&[200], "HEAD");
@@ -351,26 +406,51 @@ fn s3_big_upload_and_download_with_bounded_memory() {
         get_peak / 1024,
         get_growth / 1024
     );
-    assert!(get_growth < 64 * 1024, "RSS grew by {get_growth} KiB during the GET");
+    assert!(
+        get_growth < 64 * 1024,
+        "RSS grew by {get_growth} KiB during the GET"
+    );
 
     // Ranges, including ones across the 8 MiB part boundaries.
     let part = 8 * MIB;
-    for (start, end) in [(0, 0), (part - 100, part + 99), (3 * part - 1, 3 * part), (size / 2, size / 2 + 4 * MIB)] {
-        let r = s.req("GET", "/big.bin").header("Range", format!("bytes={start}-{end}")).exec();
+    for (start, end) in [
+        (0, 0),
+        (part - 100, part + 99),
+        (3 * part - 1, 3 * part),
+        (size / 2, size / 2 + 4 * MIB),
+    ] {
+        let r = s
+            .req("GET", "/big.bin")
+            .header("Range", format!("bytes={start}-{end}"))
+            .exec();
         r.expect(&[206], "Range GET");
-        assert_eq!(r.must_header("Content-Range"), format!("bytes {start}-{end}/{size}"));
-        assert!(r.body == content(seed, start, end - start + 1), "bytes {start}-{end}");
+        assert_eq!(
+            r.must_header("Content-Range"),
+            format!("bytes {start}-{end}/{size}")
+        );
+        assert!(
+            r.body == content(seed, start, end - start + 1),
+            "bytes {start}-{end}"
+        );
     }
-    let r = s.req("GET", "/big.bin").header("Range", "bytes=-1000").exec();
+    let r = s
+        .req("GET", "/big.bin")
+        .header("Range", "bytes=-1000")
+        .exec();
     r.expect(&[206], "suffix Range GET");
-    assert!(r.body == content(seed, size - 1000, 1000), "last 1000 bytes");
+    assert!(
+        r.body == content(seed, size - 1000, 1000),
+        "last 1000 bytes"
+    );
 }
 
 // ---------------------------------------------------------------- ranges
 
 #[test]
 fn s3_range_gets() {
-    let Some(env) = s3_env("s3_range_gets") else { return };
+    let Some(env) = s3_env("s3_range_gets") else {
+        return;
+    };
     let s = start(&env, "ranges");
     let body: Vec<u8> = (0..100u8).collect();
     s.create("/r.bin", body.clone());
@@ -385,7 +465,11 @@ fn s3_range_gets() {
     ] {
         let r = range(spec);
         r.expect(&[206], spec);
-        assert_eq!(r.must_header("Content-Range"), format!("bytes {start}-{end}/100"), "{spec}");
+        assert_eq!(
+            r.must_header("Content-Range"),
+            format!("bytes {start}-{end}/100"),
+            "{spec}"
+        );
         assert_eq!(r.body, &body[start..=end], "{spec}");
     }
     range("bytes=100-").expect(&[416], "range past the end");
@@ -401,7 +485,10 @@ fn s3_range_gets() {
     let r = s.get("/empty");
     r.expect(&[200], "GET empty");
     assert!(r.body.is_empty());
-    s.req("GET", "/empty").header("Range", "bytes=0-1").exec().expect(&[416, 200], "range of an empty file");
+    s.req("GET", "/empty")
+        .header("Range", "bytes=0-1")
+        .exec()
+        .expect(&[416, 200], "range of an empty file");
 }
 
 // ---------------------------------------------------------------- copy/move
@@ -428,7 +515,9 @@ fn get_prop(s: &Server, path: &str) -> Option<String> {
 /// dead properties; DELETE removes the properties with the members.
 #[test]
 fn s3_copy_and_move_collection() {
-    let Some(env) = s3_env("s3_copy_and_move_collection") else { return };
+    let Some(env) = s3_env("s3_copy_and_move_collection") else {
+        return;
+    };
     let s = start(&env, "copymove");
     s.create_dir("/src/");
     s.create_dir("/src/sub/");
@@ -458,37 +547,58 @@ fn s3_copy_and_move_collection() {
         for (rel, body, prop) in tree {
             let path = format!("{root}{rel}");
             match body {
-                Some(b) => assert_eq!(s.get(&path).expect(&[200], "GET copied file").text(), b, "{path}"),
+                Some(b) => assert_eq!(
+                    s.get(&path).expect(&[200], "GET copied file").text(),
+                    b,
+                    "{path}"
+                ),
                 None => {
                     let ms = s.propfind(&path, "0", None);
                     ms.expect(&[207], "PROPFIND copied collection");
                 }
             }
-            assert_eq!(get_prop(&s, &path).as_deref(), prop, "dead property of {path}");
+            assert_eq!(
+                get_prop(&s, &path).as_deref(),
+                prop,
+                "dead property of {path}"
+            );
         }
         let got = s.get(&format!("{root}/sub/big.bin"));
         got.expect(&[200], "GET big member");
         assert!(got.body == big, "{root}/sub/big.bin content");
     };
 
-    s.copy_move("COPY", "/src/", "/dst/", &[]).expect(&[201], "COPY collection");
+    s.copy_move("COPY", "/src/", "/dst/", &[])
+        .expect(&[201], "COPY collection");
     check("/dst");
     check("/src");
-    s.copy_move("COPY", "/src/", "/dst/", &[("Overwrite", "F")]).expect(&[412], "COPY onto existing, Overwrite F");
+    s.copy_move("COPY", "/src/", "/dst/", &[("Overwrite", "F")])
+        .expect(&[412], "COPY onto existing, Overwrite F");
     s.create("/dst/extra.txt", "extra");
-    s.copy_move("COPY", "/src/", "/dst/", &[]).expect(&[204], "COPY onto existing");
+    s.copy_move("COPY", "/src/", "/dst/", &[])
+        .expect(&[204], "COPY onto existing");
     check("/dst");
-    s.get("/dst/extra.txt").expect(&[404], "the replaced collection lost its extra member");
+    s.get("/dst/extra.txt")
+        .expect(&[404], "the replaced collection lost its extra member");
 
     // Depth 0: the collection and its properties, no members.
-    s.copy_move("COPY", "/src/", "/shallow/", &[("Depth", "0")]).expect(&[201], "COPY Depth 0");
+    s.copy_move("COPY", "/src/", "/shallow/", &[("Depth", "0")])
+        .expect(&[201], "COPY Depth 0");
     assert_eq!(get_prop(&s, "/shallow/").as_deref(), Some("src"));
     let listing = s.propfind("/shallow/", "1", None);
-    assert_eq!(listing.multistatus().len(), 1, "no members:\n{}", listing.text());
+    assert_eq!(
+        listing.multistatus().len(),
+        1,
+        "no members:\n{}",
+        listing.text()
+    );
 
-    s.copy_move("MOVE", "/dst/", "/moved/", &[]).expect(&[201], "MOVE collection");
-    s.propfind("/dst/", "0", None).expect(&[404], "MOVE source is gone");
-    s.get("/dst/a.txt").expect(&[404], "MOVE source member is gone");
+    s.copy_move("MOVE", "/dst/", "/moved/", &[])
+        .expect(&[201], "MOVE collection");
+    s.propfind("/dst/", "0", None)
+        .expect(&[404], "MOVE source is gone");
+    s.get("/dst/a.txt")
+        .expect(&[404], "MOVE source member is gone");
     check("/moved");
 
     // DELETE removes the members' properties: a new resource at the same
@@ -504,10 +614,12 @@ fn s3_copy_and_move_collection() {
     s.create("/p1.txt", "one");
     s.create("/p2.txt", "two");
     set_prop(&s, "/p2.txt", "two");
-    s.copy_move("COPY", "/p1.txt", "/p2.txt", &[]).expect(&[204], "COPY file over file");
+    s.copy_move("COPY", "/p1.txt", "/p2.txt", &[])
+        .expect(&[204], "COPY file over file");
     assert_eq!(s.get("/p2.txt").text(), "one");
     assert_eq!(get_prop(&s, "/p2.txt"), None);
-    s.copy_move("MOVE", "/src/a.txt", "/p2.txt", &[]).expect(&[204], "MOVE file over file");
+    s.copy_move("MOVE", "/src/a.txt", "/p2.txt", &[])
+        .expect(&[204], "MOVE file over file");
     assert_eq!(get_prop(&s, "/p2.txt").as_deref(), Some("a"));
     s.get("/src/a.txt").expect(&[404], "moved file is gone");
 }
@@ -518,7 +630,12 @@ fn s3_copy_and_move_collection() {
 /// the connection.
 fn interrupted_put(s: &Server, path: &str, announced: u64, sent: u64) {
     let mut stream = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
-    write!(stream, "PUT {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {announced}\r\n\r\n", s.port).unwrap();
+    write!(
+        stream,
+        "PUT {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {announced}\r\n\r\n",
+        s.port
+    )
+    .unwrap();
     let chunk = vec![b'x'; 64 * 1024];
     let mut left = sent;
     while left > 0 {
@@ -536,7 +653,9 @@ fn interrupted_put(s: &Server, path: &str, announced: u64, sent: u64) {
 /// its multipart upload is aborted.
 #[test]
 fn s3_interrupted_upload_keeps_previous_object() {
-    let Some(env) = s3_env("s3_interrupted_upload_keeps_previous_object") else { return };
+    let Some(env) = s3_env("s3_interrupted_upload_keeps_previous_object") else {
+        return;
+    };
     let s = start(&env, "abort");
     let v1 = content(1, 0, 20 * MIB);
     s.create("/keep.bin", v1.clone());
@@ -552,7 +671,10 @@ fn s3_interrupted_upload_keeps_previous_object() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let aborts = loop {
         let (_, operations) = s.s3_requests();
-        let aborts = operations[before as usize..].iter().filter(|o| *o == "AbortMultipartUpload").count();
+        let aborts = operations[before as usize..]
+            .iter()
+            .filter(|o| *o == "AbortMultipartUpload")
+            .count();
         if aborts >= 2 || Instant::now() > deadline {
             break aborts;
         }
@@ -560,16 +682,28 @@ fn s3_interrupted_upload_keeps_previous_object() {
     };
     let (_, operations) = s.s3_requests();
     let operations = &operations[before as usize..];
-    assert!(operations.iter().any(|o| o == "UploadPart"), "parts were uploaded before the hang-up: {operations:?}");
-    assert_eq!(aborts, 2, "both multipart uploads were aborted: {operations:?}");
-    assert!(!operations.iter().any(|o| o == "CompleteMultipartUpload" || o == "PutObject"), "{operations:?}");
+    assert!(
+        operations.iter().any(|o| o == "UploadPart"),
+        "parts were uploaded before the hang-up: {operations:?}"
+    );
+    assert_eq!(
+        aborts, 2,
+        "both multipart uploads were aborted: {operations:?}"
+    );
+    assert!(
+        !operations
+            .iter()
+            .any(|o| o == "CompleteMultipartUpload" || o == "PutObject"),
+        "{operations:?}"
+    );
 
     let got = s.get("/keep.bin");
     got.expect(&[200], "GET after the interrupted upload");
     assert_eq!(got.must_header("ETag"), etag);
     assert!(got.body == v1, "previous content intact");
     assert_eq!(s.get("/small.txt").text(), "version 1");
-    s.get("/new.bin").expect(&[404], "an interrupted new file does not appear");
+    s.get("/new.bin")
+        .expect(&[404], "an interrupted new file does not appear");
 }
 
 // ---------------------------------------------------------------- partial updates
@@ -579,7 +713,9 @@ fn s3_interrupted_upload_keeps_previous_object() {
 /// re-sent; the result is byte-exact.
 #[test]
 fn s3_partial_updates() {
-    let Some(env) = s3_env("s3_partial_updates") else { return };
+    let Some(env) = s3_env("s3_partial_updates") else {
+        return;
+    };
     let s = start(&env, "partial");
     let size = 12 * MIB;
     let mut expected = content(3, 0, size);
@@ -595,7 +731,9 @@ fn s3_partial_updates() {
             .exec();
         r.expect(&[200, 204], "PUT Content-Range");
         let (_, operations) = s.s3_requests();
-        let copied = operations[before as usize..].iter().any(|o| o == "UploadPartCopy");
+        let copied = operations[before as usize..]
+            .iter()
+            .any(|o| o == "UploadPartCopy");
         assert_eq!(
             copied,
             expect_copy,
@@ -618,7 +756,11 @@ fn s3_partial_updates() {
     update(size - 10, &[9u8; 100], true);
     // A small file: read and rewritten in one PutObject.
     s.create("/small.txt", "hello world");
-    let r = s.req("PUT", "/small.txt").header("Content-Range", "bytes 6-10/*").body("WORLD").exec();
+    let r = s
+        .req("PUT", "/small.txt")
+        .header("Content-Range", "bytes 6-10/*")
+        .body("WORLD")
+        .exec();
     r.expect(&[200, 204], "PUT Content-Range on a small file");
     assert_eq!(s.get("/small.txt").text(), "hello WORLD");
     // Append with PATCH (sabre/dav partial update).
@@ -630,4 +772,66 @@ fn s3_partial_updates() {
         .exec();
     r.expect(&[200, 204], "PATCH append");
     assert_eq!(s.get("/small.txt").text(), "hello WORLD!");
+}
+
+// ---------------------------------------------------------------- per-user homes
+
+/// Two users whose homes are prefixes of the same bucket, from a config
+/// file: each sees only their own keys, with quota accounting on S3 too.
+#[test]
+fn users_with_s3_homes_are_isolated() {
+    let Some(env) = s3_env("users_with_s3_homes_are_isolated") else {
+        return;
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let base = format!("e2e/homes-{}-{nanos}", std::process::id());
+    let home = |user: &str| {
+        format!(
+            "{{ backend = \"s3\", bucket = \"{}\", prefix = \"{base}/{user}\", endpoint = \"{}\", region = \"{}\", path_style = true }}",
+            env.bucket, env.endpoint, env.region
+        )
+    };
+    let config = format!(
+        "[[bindings]]\nlisten = \"127.0.0.1:0\"\n\n\
+         [[users]]\nname = \"ann\"\npassword_hash = \"{}\"\nhome = {}\nquota_bytes = \"1KiB\"\n\n\
+         [[users]]\nname = \"ben\"\npassword_hash = \"{}\"\nhome = {}\n",
+        hash_password("ann-pw"),
+        home("ann"),
+        hash_password("ben-pw"),
+        home("ben"),
+    );
+    let s = Server::start_config(&config);
+    let ann = |m: &str, p: &str| s.req_as("ann", "ann-pw", m, p);
+    let ben = |m: &str, p: &str| s.req_as("ben", "ben-pw", m, p);
+
+    ann("PUT", "/note.txt")
+        .body("ann's note")
+        .exec()
+        .expect(&[201], "ann PUT");
+    assert_eq!(ann("GET", "/note.txt").exec().text(), "ann's note");
+    assert_eq!(
+        ben("GET", "/note.txt").exec().status,
+        404,
+        "ben must not see ann's file"
+    );
+    let listing = ben("PROPFIND", "/").header("Depth", "1").exec();
+    listing.expect(&[207], "ben PROPFIND");
+    assert!(!listing.text().contains("note.txt"), "{}", listing.text());
+    ben("PUT", "/note.txt")
+        .body("ben's")
+        .exec()
+        .expect(&[201], "ben PUT");
+    assert_eq!(ann("GET", "/note.txt").exec().text(), "ann's note");
+    assert_eq!(ben("GET", "/note.txt").exec().text(), "ben's");
+    // Ann's quota holds on S3: 2 KiB more does not fit in 1 KiB.
+    let big = vec![b'x'; 2048];
+    assert_eq!(ann("PUT", "/big.bin").body(big).exec().status, 507);
+    assert_eq!(
+        ann("GET", "/big.bin").exec().status,
+        404,
+        "nothing committed"
+    );
 }

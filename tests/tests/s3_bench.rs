@@ -39,7 +39,10 @@ impl Bench {
         };
         let bucket = env("EDGEDAV_S3_BUCKET").unwrap_or_else(|| "edgedav".into());
         let region = env("EDGEDAV_S3_REGION").unwrap_or_else(|| "garage".into());
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
         let prefix = format!("bench/{}-{nanos}", std::process::id());
         let server = Server::start_with(&[
             "--s3-bucket",
@@ -58,9 +61,16 @@ impl Bench {
 
     fn pid(&self) -> u32 {
         for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
-            if cmdline.split(|b| *b == 0).any(|arg| arg == self.prefix.as_bytes()) {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            if cmdline
+                .split(|b| *b == 0)
+                .any(|arg| arg == self.prefix.as_bytes())
+            {
                 return pid;
             }
         }
@@ -110,7 +120,11 @@ fn summary(operations: &[String]) -> String {
     for o in operations {
         *counts.entry(o).or_default() += 1;
     }
-    counts.iter().map(|(o, n)| format!("{o} {n}")).collect::<Vec<_>>().join(", ")
+    counts
+        .iter()
+        .map(|(o, n)| format!("{o} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 const CLIENT_PROPS: [(&str, &str); 5] = [
@@ -131,7 +145,9 @@ fn s3_bench() {
         .unwrap_or_else(|| vec![10, 1_000, 10_000]);
 
     println!("\n## Depth-1 PROPFIND on the S3 backend (Garage on 127.0.0.1)\n");
-    println!("| N | properties | S3 requests | bound ceil(N/1000)+1 | time (best of 3) | S3 operations |");
+    println!(
+        "| N | properties | S3 requests | bound ceil(N/1000)+1 | time (best of 3) | S3 operations |"
+    );
     println!("|---|---|---|---|---|---|");
     let mut failures = Vec::new();
     for &n in &sizes {
@@ -144,7 +160,8 @@ fn s3_bench() {
                 let dir = &dir;
                 scope.spawn(move || {
                     for i in (t..n).step_by(threads) {
-                        s.put(&format!("{dir}/file-{i:06}.txt"), format!("file {i}")).expect(&[201], "PUT");
+                        s.put(&format!("{dir}/file-{i:06}.txt"), format!("file {i}"))
+                            .expect(&[201], "PUT");
                     }
                 });
             }
@@ -153,7 +170,10 @@ fn s3_bench() {
 
         let bound = n.div_ceil(1000) as u64 + 1;
         let selections: Vec<(&str, String)> = if n <= 1_000 {
-            vec![("5 client props", propfind_prop(&CLIENT_PROPS)), ("allprop", ALLPROP.to_owned())]
+            vec![
+                ("5 client props", propfind_prop(&CLIENT_PROPS)),
+                ("allprop", ALLPROP.to_owned()),
+            ]
         } else {
             vec![("5 client props", propfind_prop(&CLIENT_PROPS))]
         };
@@ -173,22 +193,34 @@ fn s3_bench() {
                 "| {n} | {label} | {} | {} | {:.1} ms | {} |",
                 requests.len(),
                 // allprop reads every member's dead properties: not bounded.
-                if label == "allprop" { "n/a".to_owned() } else { bound.to_string() },
+                if label == "allprop" {
+                    "n/a".to_owned()
+                } else {
+                    bound.to_string()
+                },
                 best.as_secs_f64() * 1000.0,
                 summary(&requests)
             );
             if label != "allprop" && requests.len() as u64 > bound {
-                failures.push(format!("PROPFIND of {n}: {} S3 requests > {bound}", requests.len()));
+                failures.push(format!(
+                    "PROPFIND of {n}: {} S3 requests > {bound}",
+                    requests.len()
+                ));
             }
         }
     }
 
-    let mib: u64 = env("EDGEDAV_S3_BIG_MIB").and_then(|v| v.parse().ok()).unwrap_or(1024);
+    let mib: u64 = env("EDGEDAV_S3_BIG_MIB")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
     let size = mib * MIB;
     println!("\n## {mib} MiB PUT and GET: host (edgedav) memory\n");
     println!("| transfer | time | MiB/s | RSS before | peak RSS | growth | S3 operations |");
     println!("|---|---|---|---|---|---|---|");
-    let client = Client::builder().timeout(Duration::from_secs(3600)).build().unwrap();
+    let client = Client::builder()
+        .timeout(Duration::from_secs(3600))
+        .build()
+        .unwrap();
     let url = s.url("/big.bin");
     let data = |pos: u64| (pos.wrapping_mul(2654435761) >> 7) as u8;
     struct Gen<F: Fn(u64) -> u8> {
@@ -211,7 +243,18 @@ fn s3_bench() {
         b.reset_peak_rss();
         let (ops, elapsed) = b.measure(|| {
             if transfer == "PUT" {
-                let r = client.put(&url).body(Body::sized(Gen { pos: 0, len: size, data }, size)).send().unwrap();
+                let r = client
+                    .put(&url)
+                    .body(Body::sized(
+                        Gen {
+                            pos: 0,
+                            len: size,
+                            data,
+                        },
+                        size,
+                    ))
+                    .send()
+                    .unwrap();
                 assert_eq!(r.status().as_u16(), 201);
             } else {
                 let mut r = client.get(&url).send().unwrap();
@@ -223,7 +266,13 @@ fn s3_bench() {
                     if n == 0 {
                         break;
                     }
-                    assert!(buf[..n].iter().enumerate().all(|(i, x)| *x == data(pos + i as u64)), "content at {pos}");
+                    assert!(
+                        buf[..n]
+                            .iter()
+                            .enumerate()
+                            .all(|(i, x)| *x == data(pos + i as u64)),
+                        "content at {pos}"
+                    );
                     pos += n as u64;
                 }
                 assert_eq!(pos, size);

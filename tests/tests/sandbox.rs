@@ -17,19 +17,35 @@ fn misbehaving_component() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+            let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .unwrap()
+                .to_path_buf();
             let manifest = workspace.join("tests/fixtures/misbehave/Cargo.toml");
             let target_dir = workspace.join("target/fixtures");
             let mut cmd = Command::new(option_env!("CARGO").unwrap_or("cargo"));
             cmd.current_dir(&workspace)
-                .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+                .args([
+                    "build",
+                    "--release",
+                    "--target",
+                    "wasm32-wasip2",
+                    "--manifest-path",
+                ])
                 .arg(&manifest)
                 .arg("--target-dir")
                 .arg(&target_dir);
-            for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR"] {
+            for var in [
+                "RUSTFLAGS",
+                "CARGO_ENCODED_RUSTFLAGS",
+                "CARGO_BUILD_TARGET",
+                "CARGO_TARGET_DIR",
+            ] {
                 cmd.env_remove(var);
             }
-            let status = cmd.status().expect("running cargo to build the test component");
+            let status = cmd
+                .status()
+                .expect("running cargo to build the test component");
             assert!(status.success(), "building tests/fixtures/misbehave failed");
             let wasm = target_dir.join("wasm32-wasip2/release/edgedav_misbehave.wasm");
             assert!(wasm.is_file(), "{} missing", wasm.display());
@@ -108,11 +124,18 @@ fn a_spinning_guest_is_stopped_at_its_cpu_deadline() {
     for _ in 0..5 {
         let started = Instant::now();
         assert_eq!(s.get("/ok").status, 200);
-        assert!(started.elapsed() < Duration::from_millis(900), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_millis(900),
+            "{:?}",
+            started.elapsed()
+        );
     }
     let (status, took) = spinner.join().unwrap();
     assert_eq!(status, 503);
-    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(15), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(15),
+        "{took:?}"
+    );
 
     assert_eq!(s.get("/ok").status, 200, "the next request succeeds");
     assert_eq!(errors(&s, "deadline"), 1);
@@ -151,6 +174,10 @@ fn a_request_with_no_answer_within_request_timeout_gets_503() {
     let started = Instant::now();
     let r = s.get("/sleep?5000");
     assert_eq!(r.status, 503);
-    assert!(started.elapsed() < Duration::from_millis(3000), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(3000),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(s.get("/sleep?100").status, 200);
 }

@@ -41,7 +41,8 @@ fn start_upload(s: &Server) -> TcpStream {
     // Log in once first, so the upload's login is a users-cache hit.
     assert_eq!(s.req_as("u", "pw", "GET", "/f.bin").exec().body, OLD);
     let mut conn = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
     write!(
         conn,
         "PUT /f.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Basic dTpwdw==\r\nContent-Length: {NEW_LEN}\r\n\r\n"
@@ -77,13 +78,26 @@ fn an_upload_cut_off_by_shutdown_leaves_the_old_file() {
     );
 
     // The client never sends the rest: the server gives up after the grace period.
-    let status = s.wait_exit(Duration::from_secs(10)).expect("the server exits");
+    let status = s
+        .wait_exit(Duration::from_secs(10))
+        .expect("the server exits");
     assert!(status.success(), "{status:?}");
     let took = started.elapsed();
-    assert!(took >= Duration::from_millis(1400) && took < Duration::from_secs(8), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_secs(8),
+        "{took:?}"
+    );
 
-    assert_eq!(std::fs::read(s.dir().join("home/f.bin")).unwrap(), OLD, "old content intact");
-    assert!(leftovers(&s).is_empty(), "temporary files left: {:?}", leftovers(&s));
+    assert_eq!(
+        std::fs::read(s.dir().join("home/f.bin")).unwrap(),
+        OLD,
+        "old content intact"
+    );
+    assert!(
+        leftovers(&s).is_empty(),
+        "temporary files left: {:?}",
+        leftovers(&s)
+    );
     assert!(s.log().contains("gave up waiting"), "{}", s.log());
 }
 
@@ -97,9 +111,14 @@ fn an_upload_that_finishes_within_the_grace_period_is_committed() {
     let response = read_raw_response(&mut BufReader::new(&conn), false).unwrap();
     assert_eq!(response.status, 204, "{}", response.head);
 
-    let status = s.wait_exit(Duration::from_secs(10)).expect("the server exits");
+    let status = s
+        .wait_exit(Duration::from_secs(10))
+        .expect("the server exits");
     assert!(status.success(), "{status:?}");
-    assert_eq!(std::fs::read(s.dir().join("home/f.bin")).unwrap(), vec![b'N'; NEW_LEN]);
+    assert_eq!(
+        std::fs::read(s.dir().join("home/f.bin")).unwrap(),
+        vec![b'N'; NEW_LEN]
+    );
     assert!(leftovers(&s).is_empty(), "{:?}", leftovers(&s));
 }
 
@@ -109,8 +128,14 @@ fn sigterm_with_nothing_in_flight_exits_at_once() {
     assert_eq!(s.req_as("u", "pw", "GET", "/f.bin").exec().body, OLD);
     let started = Instant::now();
     s.signal(libc::SIGTERM);
-    let status = s.wait_exit(Duration::from_secs(5)).expect("the server exits");
+    let status = s
+        .wait_exit(Duration::from_secs(5))
+        .expect("the server exits");
     assert!(status.success());
     // An idle keep-alive connection does not hold the shutdown up.
-    assert!(started.elapsed() < Duration::from_millis(1000), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(1000),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -76,12 +76,26 @@ fn tls_negotiates_http2_and_serves_webdav() {
     let https = &s.urls[0];
     assert!(https.starts_with("https://"), "{https}");
     let version = |url: &str, flag: &str| {
-        curl(&["-k", flag, "-u", "u:pw", "-o", "/dev/null", "-w", "%{http_version}", url]).0
+        curl(&[
+            "-k",
+            flag,
+            "-u",
+            "u:pw",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_version}",
+            url,
+        ])
+        .0
     };
     assert_eq!(version(&format!("{https}/"), "--http2"), "2");
     assert_eq!(version(&format!("{https}/"), "--http1.1"), "1.1");
     // h2c with prior knowledge on the plain binding.
-    assert_eq!(version(&format!("{}/", s.urls[1]), "--http2-prior-knowledge"), "2");
+    assert_eq!(
+        version(&format!("{}/", s.urls[1]), "--http2-prior-knowledge"),
+        "2"
+    );
     // A binding with http2 = false offers only HTTP/1.1.
     assert_eq!(version(&format!("{}/", s.urls[2]), "--http2"), "1.1");
 
@@ -89,13 +103,30 @@ fn tls_negotiates_http2_and_serves_webdav() {
     let file = s.dir().join("upload.txt");
     std::fs::write(&file, "over h2").unwrap();
     let (code, _) = curl(&[
-        "-k", "--http2", "-u", "u:pw", "-T", file.to_str().unwrap(), "-o", "/dev/null", "-w", "%{http_code}",
+        "-k",
+        "--http2",
+        "-u",
+        "u:pw",
+        "-T",
+        file.to_str().unwrap(),
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
         &format!("{https}/h2.txt"),
     ]);
     assert_eq!(code, "201");
     let (body, _) = curl(&["-k", "--http2", "-u", "u:pw", &format!("{https}/h2.txt")]);
     assert_eq!(body, "over h2");
-    let (code, _) = curl(&["-k", "--http2", "-o", "/dev/null", "-w", "%{http_code}", &format!("{https}/h2.txt")]);
+    let (code, _) = curl(&[
+        "-k",
+        "--http2",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &format!("{https}/h2.txt"),
+    ]);
     assert_eq!(code, "401", "no credentials over h2");
 }
 
@@ -114,7 +145,10 @@ fn sighup_reloads_the_certificate() {
         if seen.contains("CN=edgedav-two") {
             break;
         }
-        assert!(Instant::now() < deadline, "certificate not reloaded:\n{seen}");
+        assert!(
+            Instant::now() < deadline,
+            "certificate not reloaded:\n{seen}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(s.log().contains("configuration reloaded"), "{}", s.log());

@@ -14,11 +14,21 @@ pub enum Mode {
     Move,
 }
 
-pub fn copy_or_move<'a>(env: &'a Env<'a>, req: &Request<'_>, mode: Mode) -> DavResult<Response<'a>> {
+pub fn copy_or_move<'a>(
+    env: &'a Env<'a>,
+    req: &Request<'_>,
+    mode: Mode,
+) -> DavResult<Response<'a>> {
     let source = request_path(req)?;
-    let destination = req.header("Destination").ok_or_else(|| DavError::bad_request("Destination header missing"))?;
+    let destination = req
+        .header("Destination")
+        .ok_or_else(|| DavError::bad_request("Destination header missing"))?;
     let destination = parse_destination(destination, req.authority.as_deref())?;
-    let overwrite = match req.header("Overwrite").map(str::to_ascii_uppercase).as_deref() {
+    let overwrite = match req
+        .header("Overwrite")
+        .map(str::to_ascii_uppercase)
+        .as_deref()
+    {
         None | Some("T") => true,
         Some("F") => false,
         Some(_) => return Err(DavError::bad_request("Overwrite must be T or F")),
@@ -28,7 +38,11 @@ pub fn copy_or_move<'a>(env: &'a Env<'a>, req: &Request<'_>, mode: Mode) -> DavR
         (_, Depth::Infinity) => true,
         (Mode::Copy, Depth::Zero) => false,
         _ if !meta.is_collection() => true,
-        _ => return Err(DavError::bad_request("Depth must be infinity (or 0 for COPY)")),
+        _ => {
+            return Err(DavError::bad_request(
+                "Depth must be infinity (or 0 for COPY)",
+            ));
+        }
     };
     if mode == Mode::Move && source.is_root() {
         return Err(DavError::status(403, "the root collection cannot be moved"));
@@ -37,7 +51,10 @@ pub fn copy_or_move<'a>(env: &'a Env<'a>, req: &Request<'_>, mode: Mode) -> DavR
         return Err(DavError::status(403, "source and destination are the same"));
     }
     if meta.is_collection() && destination.is_within(&source) {
-        return Err(DavError::status(403, "cannot copy or move a collection into itself"));
+        return Err(DavError::status(
+            403,
+            "cannot copy or move a collection into itself",
+        ));
     }
     if http_conditions(&header_lookup(req), Some(&meta), false) != Outcome::Proceed {
         return Err(DavError::status(412, "precondition failed"));
@@ -45,7 +62,10 @@ pub fn copy_or_move<'a>(env: &'a Env<'a>, req: &Request<'_>, mode: Mode) -> DavR
     require_parent(env, &destination)?;
     let existing = stat(env, &destination)?;
     if existing.is_some() && !overwrite {
-        return Err(DavError::status(412, "destination exists and Overwrite is F"));
+        return Err(DavError::status(
+            412,
+            "destination exists and Overwrite is F",
+        ));
     }
 
     let preconditions = Preconditions::new(env, req.header("If"), req.authority.as_deref())?;
@@ -53,12 +73,28 @@ pub fn copy_or_move<'a>(env: &'a Env<'a>, req: &Request<'_>, mode: Mode) -> DavR
     if mode == Mode::Move {
         preconditions.check_locks(&source, Scope::Tree)?;
     }
-    preconditions.check_locks(&destination, if existing.is_some() { Scope::Tree } else { Scope::Member })?;
+    preconditions.check_locks(
+        &destination,
+        if existing.is_some() {
+            Scope::Tree
+        } else {
+            Scope::Member
+        },
+    )?;
 
-    let moved_locks = if mode == Mode::Move { env.locks.within(source.as_str()) } else { Vec::new() };
+    let moved_locks = if mode == Mode::Move {
+        env.locks.within(source.as_str())
+    } else {
+        Vec::new()
+    };
     let failed = match mode {
-        Mode::Copy => env.storage.copy(source.as_str(), destination.as_str(), recursive, overwrite)?,
-        Mode::Move => env.storage.rename(source.as_str(), destination.as_str(), overwrite)?,
+        Mode::Copy => {
+            env.storage
+                .copy(source.as_str(), destination.as_str(), recursive, overwrite)?
+        }
+        Mode::Move => env
+            .storage
+            .rename(source.as_str(), destination.as_str(), overwrite)?,
     };
     if !failed.is_empty() {
         return Ok(multistatus::member_errors(&failed));

@@ -2,7 +2,7 @@
 //! listing for collections.
 
 use super::{header_lookup, request_path, stat_existing};
-use crate::backend::{Env, Metadata};
+use crate::backend::{Env, Metadata, Page};
 use crate::conditions::{Outcome, Preconditions, http_conditions, parse_http_date};
 use crate::error::{DavError, DavResult};
 use crate::http::{ChunkSource, Part, Request, Response};
@@ -15,7 +15,8 @@ pub fn get<'a>(env: &'a Env<'a>, req: &Request<'_>, with_body: bool) -> DavResul
     let meta = stat_existing(env, &path)?;
     Preconditions::new(env, req.header("If"), req.authority.as_deref())?.check_if(&path)?;
     let validators = |r: Response<'a>| {
-        r.header("ETag", meta.quoted_etag()).header("Last-Modified", http_date(meta.modified))
+        r.header("ETag", meta.quoted_etag())
+            .header("Last-Modified", http_date(meta.modified))
     };
     match http_conditions(&header_lookup(req), Some(&meta), true) {
         Outcome::Proceed => {}
@@ -26,20 +27,34 @@ pub fn get<'a>(env: &'a Env<'a>, req: &Request<'_>, with_body: bool) -> DavResul
         let response = Response::new(200).header("Content-Type", "text/html; charset=utf-8");
         return Ok(if with_body {
             let mut r = response;
-            r.body.push(Part::Generated(Box::new(Listing::new(env, path))));
+            r.body
+                .push(Part::Generated(Box::new(Listing::new(env, path)?)));
             r
         } else {
             response
         });
     }
-    let ranges = if if_range_holds(req, &meta) { range::parse(req.header("Range"), meta.size) } else { RangeRequest::Full };
+    let ranges = if if_range_holds(req, &meta) {
+        range::parse(req.header("Range"), meta.size)
+    } else {
+        RangeRequest::Full
+    };
     let content_type = content_type(&path, &meta);
     let response = validators(Response::new(200)).header("Accept-Ranges", "bytes");
     let response = match ranges {
         RangeRequest::Full => {
-            let mut r = response.header("Content-Type", content_type).header("Content-Length", meta.size.to_string());
-            if meta.size > 0 {
-                r.body.push(Part::File { path: path.as_str().to_owned(), offset: 0, length: meta.size });
+            let mut r = response
+                .header("Content-Type", content_type)
+                .header("Content-Length", meta.size.to_string());
+            if meta.size > 0 && with_body {
+                r.body.push(open(
+                    env,
+                    &path,
+                    ByteRange {
+                        start: 0,
+                        length: meta.size,
+                    },
+                )?);
             }
             r
         }
@@ -55,12 +70,30 @@ pub fn get<'a>(env: &'a Env<'a>, req: &Request<'_>, with_body: bool) -> DavResul
                 .header("Content-Type", content_type)
                 .header("Content-Range", r.content_range(meta.size))
                 .header("Content-Length", r.length.to_string());
-            resp.body.push(Part::File { path: path.as_str().to_owned(), offset: r.start, length: r.length });
+            if with_body {
+                resp.body.push(open(env, &path, r)?);
+            }
             resp
         }
         RangeRequest::Partial(ranges) => multipart(response, &path, &meta, &content_type, &ranges),
     };
-    Ok(if with_body { response } else { response.without_body() })
+    Ok(if with_body {
+        response
+    } else {
+        response.without_body()
+    })
+}
+
+/// Opens a range before the status is sent, so a refused read is a status.
+fn open<'a>(env: &Env<'_>, path: &DavPath, range: ByteRange) -> DavResult<Part<'a>> {
+    let reader = env
+        .storage
+        .open_read(path.as_str(), range.start, Some(range.length))?;
+    Ok(Part::Reader {
+        reader,
+        path: path.as_str().to_owned(),
+        length: range.length,
+    })
 }
 
 /// `If-Range`: a strong ETag or the exact Last-Modified date (RFC 9110 §13.1.5).
@@ -80,7 +113,10 @@ fn multipart<'a>(
     content_type: &str,
     ranges: &[ByteRange],
 ) -> Response<'a> {
-    let boundary = format!("edgedav-{}", meta.etag.replace(|c: char| !c.is_ascii_alphanumeric(), ""));
+    let boundary = format!(
+        "edgedav-{}",
+        meta.etag.replace(|c: char| !c.is_ascii_alphanumeric(), "")
+    );
     let mut length = 0u64;
     let mut body = Vec::new();
     for r in ranges {
@@ -90,7 +126,11 @@ fn multipart<'a>(
         );
         length += head.len() as u64 + r.length;
         body.push(Part::Bytes(head.into_bytes()));
-        body.push(Part::File { path: path.as_str().to_owned(), offset: r.start, length: r.length });
+        body.push(Part::File {
+            path: path.as_str().to_owned(),
+            offset: r.start,
+            length: r.length,
+        });
     }
     let tail = format!("\r\n--{boundary}--\r\n");
     length += tail.len() as u64;
@@ -98,7 +138,10 @@ fn multipart<'a>(
     response.status = 206;
     response.body = body;
     response
-        .header("Content-Type", format!("multipart/byteranges; boundary={boundary}"))
+        .header(
+            "Content-Type",
+            format!("multipart/byteranges; boundary={boundary}"),
+        )
         .header("Content-Length", length.to_string())
 }
 
@@ -109,7 +152,9 @@ const PAGE: u32 = 1000;
 struct Listing<'a> {
     env: &'a Env<'a>,
     path: DavPath,
-    cursor: Option<String>,
+    /// The next page, fetched ahead: the first one before the status is
+    /// sent, so a collection that cannot be listed gets an error status.
+    page: Option<Page>,
     state: ListingState,
 }
 
@@ -120,8 +165,14 @@ enum ListingState {
 }
 
 impl<'a> Listing<'a> {
-    fn new(env: &'a Env<'a>, path: DavPath) -> Self {
-        Self { env, path, cursor: None, state: ListingState::Head }
+    fn new(env: &'a Env<'a>, path: DavPath) -> DavResult<Self> {
+        let page = env.storage.list_members(path.as_str(), None, PAGE)?;
+        Ok(Self {
+            env,
+            path,
+            page: Some(page),
+            state: ListingState::Head,
+        })
     }
 }
 
@@ -139,28 +190,46 @@ impl ChunkSource for Listing<'_> {
                     "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title></head>\n<body><h1>{title}</h1>\n<table>\n<tr><th>Name</th><th>Size</th><th>Modified</th></tr>\n"
                 );
                 if let Some(parent) = self.path.parent() {
-                    html.push_str(&format!("<tr><td><a href=\"{}\">../</a></td><td></td><td></td></tr>\n", parent.href(true)));
+                    html.push_str(&format!(
+                        "<tr><td><a href=\"{}\">../</a></td><td></td><td></td></tr>\n",
+                        parent.href(true)
+                    ));
                 }
                 Ok(Some(html.into_bytes()))
             }
             ListingState::Rows => {
-                let page = self.env.storage.list_members(self.path.as_str(), self.cursor.as_deref(), PAGE)?;
+                let page = match self.page.take() {
+                    Some(page) => page,
+                    None => return Ok(None),
+                };
                 let mut html = String::new();
                 for entry in &page.entries {
                     let dir = entry.metadata.is_collection();
                     let href = self.path.join(&entry.name).href(dir);
                     let name = escape_html(&entry.name);
                     let slash = if dir { "/" } else { "" };
-                    let size = if dir { String::new() } else { entry.metadata.size.to_string() };
+                    let size = if dir {
+                        String::new()
+                    } else {
+                        entry.metadata.size.to_string()
+                    };
                     html.push_str(&format!(
                         "<tr><td><a href=\"{href}\">{name}{slash}</a></td><td>{size}</td><td>{}</td></tr>\n",
                         http_date(entry.metadata.modified)
                     ));
                 }
-                self.cursor = page.next;
-                if self.cursor.is_none() {
-                    self.state = ListingState::Done;
-                    html.push_str("</table>\n</body></html>\n");
+                match page.next {
+                    Some(cursor) => {
+                        self.page = Some(self.env.storage.list_members(
+                            self.path.as_str(),
+                            Some(&cursor),
+                            PAGE,
+                        )?);
+                    }
+                    None => {
+                        self.state = ListingState::Done;
+                        html.push_str("</table>\n</body></html>\n");
+                    }
                 }
                 Ok(Some(html.into_bytes()))
             }

@@ -34,7 +34,10 @@ pub fn parse_lockinfo(body: &[u8]) -> DavResult<LockInfo> {
     } else {
         return Err(DavError::bad_request("unknown lock scope"));
     };
-    let write = root.child_dav("locktype").and_then(|t| t.elements().next()).is_some_and(|t| t.is_dav("write"));
+    let write = root
+        .child_dav("locktype")
+        .and_then(|t| t.elements().next())
+        .is_some_and(|t| t.is_dav("write"));
     if !write {
         return Err(DavError::bad_request("only write locks are supported"));
     }
@@ -49,7 +52,9 @@ pub fn parse_timeout(header: Option<&str>) -> Option<u32> {
         if t.eq_ignore_ascii_case("infinite") {
             Some(None)
         } else {
-            t.strip_prefix("Second-").and_then(|s| s.parse::<u64>().ok()).map(|s| Some(s.min(u32::MAX as u64) as u32))
+            t.strip_prefix("Second-")
+                .and_then(|s| s.parse::<u64>().ok())
+                .map(|s| Some(s.min(u32::MAX as u64) as u32))
         }
     })?
 }
@@ -61,11 +66,15 @@ fn lock_response<'a>(status: u16, lock: &ActiveLock) -> Response<'a> {
     w.raw(&lockdiscovery(std::slice::from_ref(lock)));
     w.close_dav("lockdiscovery");
     w.close_dav("prop");
-    Response::new(status).header("Lock-Token", format!("<{}>", lock.token)).xml(w.finish())
+    Response::new(status)
+        .header("Lock-Token", format!("<{}>", lock.token))
+        .xml(w.finish())
 }
 
 fn href_of(root: &str) -> String {
-    DavPath::from_target(root).map(|p| p.href(false)).unwrap_or_else(|_| root.to_owned())
+    DavPath::from_target(root)
+        .map(|p| p.href(false))
+        .unwrap_or_else(|_| root.to_owned())
 }
 
 pub fn lock<'a>(env: &'a Env<'a>, req: &mut Request<'_>) -> DavResult<Response<'a>> {
@@ -78,14 +87,18 @@ pub fn lock<'a>(env: &'a Env<'a>, req: &mut Request<'_>) -> DavResult<Response<'
         // A refresh: the If header names the lock.
         let tokens = preconditions.tokens();
         if tokens.is_empty() {
-            return Err(DavError::bad_request("a LOCK without a body refreshes a lock named in the If header"));
+            return Err(DavError::bad_request(
+                "a LOCK without a body refreshes a lock named in the If header",
+            ));
         }
         let lock = env
             .locks
             .covering(path.as_str())
             .into_iter()
             .find(|l| tokens.contains(&l.token))
-            .ok_or_else(|| DavError::condition(412, "lock-token-matches-request-uri", Vec::new()))?;
+            .ok_or_else(|| {
+                DavError::condition(412, "lock-token-matches-request-uri", Vec::new())
+            })?;
         preconditions.check_if(&path)?;
         let refreshed = env.locks.refresh(&lock.token, timeout)?;
         return Ok(lock_response(200, &refreshed));
@@ -102,18 +115,29 @@ pub fn lock<'a>(env: &'a Env<'a>, req: &mut Request<'_>) -> DavResult<Response<'
         require_parent(env, &path)?;
     }
     preconditions.check_if(&path)?;
-    let request = LockRequest { root: path.as_str().to_owned(), scope: info.scope, deep, owner: info.owner, timeout };
+    let request = LockRequest {
+        root: path.as_str().to_owned(),
+        scope: info.scope,
+        deep,
+        owner: info.owner,
+        timeout,
+    };
     let lock = env.locks.acquire(&request).map_err(|e| match e {
-        LockError::Conflict(locks) => {
-            DavError::condition(423, "no-conflicting-lock", locks.iter().map(|l| href_of(&l.root)).collect())
-        }
+        LockError::Conflict(locks) => DavError::condition(
+            423,
+            "no-conflicting-lock",
+            locks.iter().map(|l| href_of(&l.root)).collect(),
+        ),
         other => other.into(),
     })?;
     if existing.is_some() {
         return Ok(lock_response(200, &lock));
     }
     // Locking an unmapped URL creates an empty resource (RFC 4918 §7.3).
-    let created = env.storage.open_write(path.as_str(), &WriteOptions::default()).and_then(|w| w.commit());
+    let created = env
+        .storage
+        .open_write(path.as_str(), &WriteOptions::default())
+        .and_then(|w| w.commit());
     if let Err(e) = created {
         let _ = env.locks.release(&lock.token);
         return Err(e.into());
@@ -127,8 +151,17 @@ pub fn unlock<'a>(env: &'a Env<'a>, req: &Request<'_>) -> DavResult<Response<'a>
         .header("Lock-Token")
         .and_then(|v| v.strip_prefix('<')?.strip_suffix('>'))
         .ok_or_else(|| DavError::bad_request("Lock-Token header missing or malformed"))?;
-    if !env.locks.covering(path.as_str()).iter().any(|l| l.token == token) {
-        return Err(DavError::condition(409, "lock-token-matches-request-uri", Vec::new()));
+    if !env
+        .locks
+        .covering(path.as_str())
+        .iter()
+        .any(|l| l.token == token)
+    {
+        return Err(DavError::condition(
+            409,
+            "lock-token-matches-request-uri",
+            Vec::new(),
+        ));
     }
     env.locks.release(token)?;
     Ok(Response::new(204))
@@ -145,7 +178,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(info.scope, LockScope::Shared);
-        assert_eq!(info.owner.as_deref(), Some("<href xmlns=\"DAV:\">mailto:a@b</href>"));
+        assert_eq!(
+            info.owner.as_deref(),
+            Some("<href xmlns=\"DAV:\">mailto:a@b</href>")
+        );
         let no_type = br#"<lockinfo xmlns="DAV:"><lockscope><exclusive/></lockscope></lockinfo>"#;
         assert_eq!(parse_lockinfo(no_type).unwrap_err().status, 400);
     }

@@ -15,7 +15,8 @@ use crate::error::{DavError, DavResult};
 use crate::http::{Request, Response};
 use crate::path::DavPath;
 
-pub const ALLOW: &str = "OPTIONS, GET, HEAD, PUT, PATCH, DELETE, MKCOL, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK";
+pub const ALLOW: &str =
+    "OPTIONS, GET, HEAD, PUT, PATCH, DELETE, MKCOL, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK";
 
 /// Answers one request. Never panics on bad input: every failure becomes a
 /// status.
@@ -60,7 +61,9 @@ fn stat_existing(env: &Env<'_>, path: &DavPath) -> DavResult<Metadata> {
 
 /// 409 unless the parent collection exists (RFC 4918 §9.3.1, §9.7.1).
 fn require_parent(env: &Env<'_>, path: &DavPath) -> DavResult<()> {
-    let Some(parent) = path.parent() else { return Ok(()) };
+    let Some(parent) = path.parent() else {
+        return Ok(());
+    };
     match stat(env, &parent)? {
         Some(m) if m.is_collection() => Ok(()),
         _ => Err(DavError::status(409, "parent collection does not exist")),

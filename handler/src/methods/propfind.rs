@@ -27,16 +27,24 @@ pub fn parse_body(body: &[u8]) -> DavResult<Selection> {
     if !root.is_dav("propfind") {
         return Err(DavError::bad_request("expected a DAV:propfind element"));
     }
-    let names = |e: &Element| e.elements().map(|p| PropertyName::new(&p.namespace, &p.name)).collect::<Vec<_>>();
+    let names = |e: &Element| {
+        e.elements()
+            .map(|p| PropertyName::new(&p.namespace, &p.name))
+            .collect::<Vec<_>>()
+    };
     if root.child_dav("allprop").is_some() {
-        return Ok(Selection::AllProp(root.child_dav("include").map(names).unwrap_or_default()));
+        return Ok(Selection::AllProp(
+            root.child_dav("include").map(names).unwrap_or_default(),
+        ));
     }
     if root.child_dav("propname").is_some() {
         return Ok(Selection::PropName);
     }
     match root.child_dav("prop") {
         Some(prop) => Ok(Selection::Prop(names(prop))),
-        None => Err(DavError::bad_request("propfind needs allprop, propname or prop")),
+        None => Err(DavError::bad_request(
+            "propfind needs allprop, propname or prop",
+        )),
     }
 }
 
@@ -44,13 +52,25 @@ pub fn propfind<'a>(env: &'a Env<'a>, req: &mut Request<'_>) -> DavResult<Respon
     let path = request_path(req)?;
     let depth = depth(req, Depth::Infinity)?;
     if depth == Depth::Infinity && env.config.depth_infinity_limit == 0 {
-        return Err(DavError::condition(403, "propfind-finite-depth", Vec::new()));
+        return Err(DavError::condition(
+            403,
+            "propfind-finite-depth",
+            Vec::new(),
+        ));
     }
     let body = req.read_body(env.config.max_xml_body)?;
     let selection = parse_body(&body)?;
     let meta = stat_existing(env, &path)?;
     Preconditions::new(env, req.header("If"), req.authority.as_deref())?.check_if(&path)?;
-    let stream = Walk { env, selection, depth, root: Some((path, meta)), pending: Vec::new(), emitted: 0, done: false };
+    let stream = Walk {
+        env,
+        selection,
+        depth,
+        root: Some((path, meta)),
+        pending: Vec::new(),
+        emitted: 0,
+        done: false,
+    };
     let mut response = Response::new(207).header("Content-Type", "application/xml; charset=utf-8");
     response.body.push(Part::Generated(Box::new(stream)));
     Ok(response)
@@ -90,7 +110,11 @@ impl ChunkSource for Walk<'_> {
             self.done = true;
             return Ok(Some(w.finish()));
         };
-        let page = match self.env.storage.list_members(dir.as_str(), cursor.as_deref(), PAGE) {
+        let page = match self
+            .env
+            .storage
+            .list_members(dir.as_str(), cursor.as_deref(), PAGE)
+        {
             Ok(page) => page,
             Err(e) => {
                 // Report the collection that could not be listed and go on.
@@ -103,9 +127,14 @@ impl ChunkSource for Walk<'_> {
         }
         for entry in page.entries {
             let child = dir.join(&entry.name);
-            if self.depth == Depth::Infinity && self.emitted >= self.env.config.depth_infinity_limit {
+            if self.depth == Depth::Infinity && self.emitted >= self.env.config.depth_infinity_limit
+            {
                 // Too many results: say so once and stop (RFC 4918 §9.1 allows a 507 for the request URI).
-                multistatus::status_response(&mut w, &child.href(entry.metadata.is_collection()), 507);
+                multistatus::status_response(
+                    &mut w,
+                    &child.href(entry.metadata.is_collection()),
+                    507,
+                );
                 w.close_dav("multistatus");
                 self.done = true;
                 return Ok(Some(w.finish()));
@@ -128,14 +157,28 @@ impl Walk<'_> {
             Selection::Prop(names) => names.iter().any(|n| !is_live(n) || n.name == "displayname"),
             _ => true,
         };
-        let dead: Vec<Property> =
-            if needs_dead { env.storage.get_properties(path.as_str()).unwrap_or_default() } else { Vec::new() };
-        let dead_value = |name: &PropertyName| dead.iter().find(|p| &p.name == name).map(|p| p.value.clone());
+        let dead: Vec<Property> = if needs_dead {
+            env.storage
+                .get_properties(path.as_str())
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let dead_value = |name: &PropertyName| {
+            dead.iter()
+                .find(|p| &p.name == name)
+                .map(|p| p.value.clone())
+        };
         let mut found: Vec<(PropertyName, Option<String>)> = Vec::new();
         let mut missing: Vec<PropertyName> = Vec::new();
         let lookup = |name: &PropertyName, found: &mut Vec<_>, missing: &mut Vec<_>| {
-            let value = dead_value(name)
-                .or_else(|| if is_live(name) { live_value(env, path, meta, &name.name) } else { None });
+            let value = dead_value(name).or_else(|| {
+                if is_live(name) {
+                    live_value(env, path, meta, &name.name)
+                } else {
+                    None
+                }
+            });
             match value {
                 Some(v) => found.push((name.clone(), Some(v))),
                 None => missing.push(name.clone()),
@@ -150,7 +193,8 @@ impl Walk<'_> {
             Selection::AllProp(include) => {
                 for live in ALLPROP {
                     let name = PropertyName::new(DAV, live);
-                    if let Some(v) = dead_value(&name).or_else(|| live_value(env, path, meta, live)) {
+                    if let Some(v) = dead_value(&name).or_else(|| live_value(env, path, meta, live))
+                    {
                         found.push((name, Some(v)));
                     }
                 }
@@ -191,7 +235,11 @@ impl Walk<'_> {
 }
 
 /// A `DAV:propstat` grouping properties that share a status.
-pub fn propstat<'n>(w: &mut XmlWriter, props: impl Iterator<Item = (&'n PropertyName, Option<&'n str>)>, status: u16) {
+pub fn propstat<'n>(
+    w: &mut XmlWriter,
+    props: impl Iterator<Item = (&'n PropertyName, Option<&'n str>)>,
+    status: u16,
+) {
     w.open_dav("propstat");
     w.open_dav("prop");
     for (name, value) in props {
@@ -213,13 +261,28 @@ mod tests {
             parse_body(b"<propfind xmlns='DAV:'><allprop/><include><x xmlns='urn:a'/></include></propfind>").unwrap(),
             Selection::AllProp(vec![PropertyName::new("urn:a", "x")])
         );
-        assert_eq!(parse_body(b"<D:propfind xmlns:D='DAV:'><D:propname/></D:propfind>").unwrap(), Selection::PropName);
         assert_eq!(
-            parse_body(b"<propfind xmlns='DAV:'><prop><getetag/><z xmlns=''/></prop></propfind>").unwrap(),
-            Selection::Prop(vec![PropertyName::new(DAV, "getetag"), PropertyName::new("", "z")])
+            parse_body(b"<D:propfind xmlns:D='DAV:'><D:propname/></D:propfind>").unwrap(),
+            Selection::PropName
         );
-        assert_eq!(parse_body(b"<propfind xmlns='DAV:'/>").unwrap_err().status, 400);
+        assert_eq!(
+            parse_body(b"<propfind xmlns='DAV:'><prop><getetag/><z xmlns=''/></prop></propfind>")
+                .unwrap(),
+            Selection::Prop(vec![
+                PropertyName::new(DAV, "getetag"),
+                PropertyName::new("", "z")
+            ])
+        );
+        assert_eq!(
+            parse_body(b"<propfind xmlns='DAV:'/>").unwrap_err().status,
+            400
+        );
         assert_eq!(parse_body(b"<prop xmlns='DAV:'/>").unwrap_err().status, 400);
-        assert_eq!(parse_body(b"<propfind xmlns='DAV:'><prop>").unwrap_err().status, 400);
+        assert_eq!(
+            parse_body(b"<propfind xmlns='DAV:'><prop>")
+                .unwrap_err()
+                .status,
+            400
+        );
     }
 }

@@ -14,7 +14,9 @@ use crate::xml;
 pub fn parse_body(body: &[u8]) -> DavResult<Vec<PropertyChange>> {
     let root = xml::parse(body)?;
     if !root.is_dav("propertyupdate") {
-        return Err(DavError::bad_request("expected a DAV:propertyupdate element"));
+        return Err(DavError::bad_request(
+            "expected a DAV:propertyupdate element",
+        ));
     }
     let mut changes = Vec::new();
     for op in root.elements() {
@@ -23,13 +25,18 @@ pub fn parse_body(body: &[u8]) -> DavResult<Vec<PropertyChange>> {
         } else if op.is_dav("remove") {
             false
         } else {
-            return Err(DavError::bad_request("propertyupdate may hold only set and remove"));
+            return Err(DavError::bad_request(
+                "propertyupdate may hold only set and remove",
+            ));
         };
         for prop in op.elements().filter(|e| e.is_dav("prop")) {
             for p in prop.elements() {
                 let name = PropertyName::new(&p.namespace, &p.name);
                 changes.push(if set {
-                    PropertyChange::Set(Property { name, value: p.inner_fragment() })
+                    PropertyChange::Set(Property {
+                        name,
+                        value: p.inner_fragment(),
+                    })
                 } else {
                     PropertyChange::Remove(name)
                 });
@@ -52,14 +59,24 @@ fn change_name(c: &PropertyChange) -> &PropertyName {
 pub fn proppatch<'a>(env: &'a Env<'a>, req: &mut Request<'_>) -> DavResult<Response<'a>> {
     let path = request_path(req)?;
     stat_existing(env, &path)?;
-    Preconditions::new(env, req.header("If"), req.authority.as_deref())?.check(&path, Scope::Resource)?;
+    Preconditions::new(env, req.header("If"), req.authority.as_deref())?
+        .check(&path, Scope::Resource)?;
     let body = req.read_body(env.config.max_xml_body)?;
     let changes = parse_body(&body)?;
 
     // Protected properties fail with 403; everything else then fails with
     // 424 because the request is atomic.
     let statuses: Vec<u16> = if changes.iter().any(|c| is_protected(change_name(c))) {
-        changes.iter().map(|c| if is_protected(change_name(c)) { 403 } else { 424 }).collect()
+        changes
+            .iter()
+            .map(|c| {
+                if is_protected(change_name(c)) {
+                    403
+                } else {
+                    424
+                }
+            })
+            .collect()
     } else {
         let status = match env.storage.patch_properties(path.as_str(), &changes) {
             Ok(()) => 200,
@@ -103,21 +120,43 @@ mod tests {
             </D:propertyupdate>"#,
         )
         .unwrap();
-        assert_eq!(changes[0], PropertyChange::Remove(PropertyName::new("urn:z", "a")));
+        assert_eq!(
+            changes[0],
+            PropertyChange::Remove(PropertyName::new("urn:z", "a"))
+        );
         assert_eq!(
             changes[1],
-            PropertyChange::Set(Property { name: PropertyName::new("urn:z", "a"), value: "v<b xmlns=\"urn:z\"/>".into() })
+            PropertyChange::Set(Property {
+                name: PropertyName::new("urn:z", "a"),
+                value: "v<b xmlns=\"urn:z\"/>".into()
+            })
         );
         assert_eq!(
             changes[2],
-            PropertyChange::Set(Property { name: PropertyName::new("", "n"), value: "x".into() })
+            PropertyChange::Set(Property {
+                name: PropertyName::new("", "n"),
+                value: "x".into()
+            })
         );
     }
 
     #[test]
     fn rejects_bad_updates() {
-        assert_eq!(parse_body(b"<propertyupdate xmlns='DAV:'/>").unwrap_err().status, 400);
-        assert_eq!(parse_body(b"<propertyupdate xmlns='DAV:'><foo/></propertyupdate>").unwrap_err().status, 400);
-        assert_eq!(parse_body(b"<propfind xmlns='DAV:'/>").unwrap_err().status, 400);
+        assert_eq!(
+            parse_body(b"<propertyupdate xmlns='DAV:'/>")
+                .unwrap_err()
+                .status,
+            400
+        );
+        assert_eq!(
+            parse_body(b"<propertyupdate xmlns='DAV:'><foo/></propertyupdate>")
+                .unwrap_err()
+                .status,
+            400
+        );
+        assert_eq!(
+            parse_body(b"<propfind xmlns='DAV:'/>").unwrap_err().status,
+            400
+        );
     }
 }

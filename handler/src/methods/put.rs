@@ -35,7 +35,10 @@ pub fn parse_content_range(value: &str) -> Option<Piece> {
     if end < start || (total != "*" && total.parse::<u64>().ok()? <= end) {
         return None;
     }
-    Some(Piece { offset: start, length: Some(end - start + 1) })
+    Some(Piece {
+        offset: start,
+        length: Some(end - start + 1),
+    })
 }
 
 /// `X-Update-Range`: `bytes=START-END`, `bytes=START-`, `bytes=-N` (the last
@@ -43,15 +46,27 @@ pub fn parse_content_range(value: &str) -> Option<Piece> {
 pub fn parse_update_range(value: &str, size: u64) -> Option<Piece> {
     let value = value.trim();
     if value.eq_ignore_ascii_case("append") {
-        return Some(Piece { offset: size, length: None });
+        return Some(Piece {
+            offset: size,
+            length: None,
+        });
     }
     let (start, end) = value.strip_prefix("bytes=")?.split_once('-')?;
     match (start.trim(), end.trim()) {
-        ("", n) => Some(Piece { offset: size.checked_sub(n.parse().ok()?)?, length: None }),
-        (s, "") => Some(Piece { offset: s.parse().ok()?, length: None }),
+        ("", n) => Some(Piece {
+            offset: size.checked_sub(n.parse().ok()?)?,
+            length: None,
+        }),
+        (s, "") => Some(Piece {
+            offset: s.parse().ok()?,
+            length: None,
+        }),
         (s, e) => {
             let (s, e): (u64, u64) = (s.parse().ok()?, e.parse().ok()?);
-            (e >= s).then(|| Piece { offset: s, length: Some(e - s + 1) })
+            (e >= s).then(|| Piece {
+                offset: s,
+                length: Some(e - s + 1),
+            })
         }
     }
 }
@@ -65,7 +80,10 @@ pub fn put<'a>(env: &'a Env<'a>, req: &mut Request<'_>) -> DavResult<Response<'a
     require_parent(env, &path)?;
     let piece = match req.header("Content-Range") {
         None => None,
-        Some(v) => Some(parse_content_range(v).ok_or_else(|| DavError::bad_request("malformed Content-Range"))?),
+        Some(v) => Some(
+            parse_content_range(v)
+                .ok_or_else(|| DavError::bad_request("malformed Content-Range"))?,
+        ),
     };
     // A piece at 0 of a new file simply creates it.
     let piece = piece.filter(|p| p.offset > 0 || existing.is_some());
@@ -75,18 +93,28 @@ pub fn put<'a>(env: &'a Env<'a>, req: &mut Request<'_>) -> DavResult<Response<'a
 
 pub fn patch<'a>(env: &'a Env<'a>, req: &mut Request<'_>) -> DavResult<Response<'a>> {
     let path = request_path(req)?;
-    let is_partial_update = req
-        .header("Content-Type")
-        .is_some_and(|t| t.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case(PARTIAL_UPDATE_TYPE));
+    let is_partial_update = req.header("Content-Type").is_some_and(|t| {
+        t.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .eq_ignore_ascii_case(PARTIAL_UPDATE_TYPE)
+    });
     if !is_partial_update {
-        return Err(DavError::status(415, format!("PATCH needs Content-Type: {PARTIAL_UPDATE_TYPE}")));
+        return Err(DavError::status(
+            415,
+            format!("PATCH needs Content-Type: {PARTIAL_UPDATE_TYPE}"),
+        ));
     }
     let existing = stat(env, &path)?.ok_or_else(|| DavError::status(404, "not found"))?;
     if existing.is_collection() {
         return Err(DavError::status(405, "cannot PATCH a collection"));
     }
-    let range = req.header("X-Update-Range").ok_or_else(|| DavError::bad_request("X-Update-Range header missing"))?;
-    let piece = parse_update_range(range, existing.size).ok_or_else(|| DavError::bad_request("malformed X-Update-Range"))?;
+    let range = req
+        .header("X-Update-Range")
+        .ok_or_else(|| DavError::bad_request("X-Update-Range header missing"))?;
+    let piece = parse_update_range(range, existing.size)
+        .ok_or_else(|| DavError::bad_request("malformed X-Update-Range"))?;
     upload(env, req, &path, Some(&existing), Some(piece), 204)
 }
 
@@ -103,14 +131,21 @@ fn upload<'a>(
     if let Some(p) = piece {
         let size = existing.map_or(0, |m| m.size);
         if existing.is_none() || p.offset > size {
-            return Err(DavError::status(416, "a partial update must start within the existing file")
-                .with_header("Content-Range", format!("bytes */{size}")));
+            return Err(DavError::status(
+                416,
+                "a partial update must start within the existing file",
+            )
+            .with_header("Content-Range", format!("bytes */{size}")));
         }
     }
     if http_conditions(&header_lookup(req), existing, false) != Outcome::Proceed {
         return Err(DavError::status(412, "precondition failed"));
     }
-    let scope = if existing.is_some() { Scope::Resource } else { Scope::Member };
+    let scope = if existing.is_some() {
+        Scope::Resource
+    } else {
+        Scope::Member
+    };
     Preconditions::new(env, req.header("If"), req.authority.as_deref())?.check(path, scope)?;
 
     let announced = ["Content-Length", "X-Expected-Entity-Length"]
@@ -121,7 +156,10 @@ fn upload<'a>(
             None => announced,
             Some(p) => announced.map(|n| existing.map_or(0, |m| m.size).max(p.offset + n)),
         },
-        content_type: req.header("Content-Type").map(str::to_owned).filter(|_| piece.is_none()),
+        content_type: req
+            .header("Content-Type")
+            .map(str::to_owned)
+            .filter(|_| piece.is_none()),
         offset: piece.map(|p| p.offset),
     };
     let mut writer = env.storage.open_write(path.as_str(), &options)?;
@@ -133,11 +171,15 @@ fn upload<'a>(
     if let Some(expected) = piece.and_then(|p| p.length) {
         if received != expected {
             // Dropping the writer discards the piece.
-            return Err(DavError::bad_request(format!("the range announces {expected} bytes but the body has {received}")));
+            return Err(DavError::bad_request(format!(
+                "the range announces {expected} bytes but the body has {received}"
+            )));
         }
     }
     let meta = writer.commit()?;
-    Ok(Response::new(status).header("ETag", meta.quoted_etag()).header("Content-Length", "0"))
+    Ok(Response::new(status)
+        .header("ETag", meta.quoted_etag())
+        .header("Content-Length", "0"))
 }
 
 #[cfg(test)]
@@ -146,8 +188,20 @@ mod tests {
 
     #[test]
     fn content_ranges() {
-        assert_eq!(parse_content_range("bytes 0-9/100"), Some(Piece { offset: 0, length: Some(10) }));
-        assert_eq!(parse_content_range("bytes 10-19/*"), Some(Piece { offset: 10, length: Some(10) }));
+        assert_eq!(
+            parse_content_range("bytes 0-9/100"),
+            Some(Piece {
+                offset: 0,
+                length: Some(10)
+            })
+        );
+        assert_eq!(
+            parse_content_range("bytes 10-19/*"),
+            Some(Piece {
+                offset: 10,
+                length: Some(10)
+            })
+        );
         assert_eq!(parse_content_range("bytes 10-9/*"), None);
         assert_eq!(parse_content_range("bytes 0-100/100"), None);
         assert_eq!(parse_content_range("bytes */100"), None);
@@ -155,10 +209,34 @@ mod tests {
 
     #[test]
     fn update_ranges() {
-        assert_eq!(parse_update_range("append", 7), Some(Piece { offset: 7, length: None }));
-        assert_eq!(parse_update_range("bytes=2-3", 7), Some(Piece { offset: 2, length: Some(2) }));
-        assert_eq!(parse_update_range("bytes=5-", 7), Some(Piece { offset: 5, length: None }));
-        assert_eq!(parse_update_range("bytes=-2", 7), Some(Piece { offset: 5, length: None }));
+        assert_eq!(
+            parse_update_range("append", 7),
+            Some(Piece {
+                offset: 7,
+                length: None
+            })
+        );
+        assert_eq!(
+            parse_update_range("bytes=2-3", 7),
+            Some(Piece {
+                offset: 2,
+                length: Some(2)
+            })
+        );
+        assert_eq!(
+            parse_update_range("bytes=5-", 7),
+            Some(Piece {
+                offset: 5,
+                length: None
+            })
+        );
+        assert_eq!(
+            parse_update_range("bytes=-2", 7),
+            Some(Piece {
+                offset: 5,
+                length: None
+            })
+        );
         assert_eq!(parse_update_range("bytes=-9", 7), None);
         assert_eq!(parse_update_range("bytes=3-2", 7), None);
         assert_eq!(parse_update_range("lines=1-2", 7), None);

@@ -18,18 +18,32 @@ struct Reply {
 
 impl Reply {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
 impl Server {
     fn new() -> Self {
-        Self { storage: MemoryStorage::new(), locks: MemoryLocks::default(), config: Config::default() }
+        Self {
+            storage: MemoryStorage::new(),
+            locks: MemoryLocks::default(),
+            config: Config::default(),
+        }
     }
 
     fn send(&self, method: &str, target: &str, headers: &[(&str, &str)], body: &str) -> Reply {
-        let env = Env { storage: &self.storage, locks: &self.locks, config: &self.config };
-        let mut all: Vec<(String, String)> = headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+        let env = Env {
+            storage: &self.storage,
+            locks: &self.locks,
+            config: &self.config,
+        };
+        let mut all: Vec<(String, String)> = headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
         if !body.is_empty() {
             all.push(("Content-Length".into(), body.len().to_string()));
         }
@@ -45,7 +59,11 @@ impl Server {
         let headers = response.headers.clone();
         let mut out = Vec::new();
         response.write_body(&self.storage, &mut out).expect("body");
-        Reply { status, headers, body: String::from_utf8(out).expect("utf-8 body") }
+        Reply {
+            status,
+            headers,
+            body: String::from_utf8(out).expect("utf-8 body"),
+        }
     }
 
     fn put(&self, target: &str, body: &str) -> u16 {
@@ -57,7 +75,11 @@ const LOCKINFO_EXCLUSIVE: &str = r#"<?xml version="1.0"?><D:lockinfo xmlns:D="DA
 const LOCKINFO_SHARED: &str = r#"<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:shared/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>"#;
 
 fn token(reply: &Reply) -> String {
-    reply.header("Lock-Token").expect("Lock-Token").trim_matches(['<', '>']).to_owned()
+    reply
+        .header("Lock-Token")
+        .expect("Lock-Token")
+        .trim_matches(['<', '>'])
+        .to_owned()
 }
 
 #[test]
@@ -91,19 +113,59 @@ fn put_get_ranges_and_conditionals() {
     let r = s.send("GET", "/a.txt", &[("Range", "bytes=0-0,6-10")], "");
     assert_eq!(r.status, 206);
     assert!(r.body.contains("Content-Range: bytes 6-10/12\r\n\r\nworld"));
-    assert_eq!(r.header("Content-Length").unwrap().parse::<usize>().unwrap(), r.body.len());
+    assert_eq!(
+        r.header("Content-Length")
+            .unwrap()
+            .parse::<usize>()
+            .unwrap(),
+        r.body.len()
+    );
     let r = s.send("GET", "/a.txt", &[("Range", "bytes=50-")], "");
-    assert_eq!((r.status, r.header("Content-Range")), (416, Some("bytes */12")));
-    let r = s.send("GET", "/a.txt", &[("Range", "bytes=0-4"), ("If-Range", "\"stale\"")], "");
+    assert_eq!(
+        (r.status, r.header("Content-Range")),
+        (416, Some("bytes */12"))
+    );
+    let r = s.send(
+        "GET",
+        "/a.txt",
+        &[("Range", "bytes=0-4"), ("If-Range", "\"stale\"")],
+        "",
+    );
     assert_eq!(r.status, 200);
 
-    assert_eq!(s.send("GET", "/a.txt", &[("If-None-Match", &etag)], "").status, 304);
-    assert_eq!(s.send("PUT", "/a.txt", &[("If-Match", "\"nope\"")], "x").status, 412);
-    assert_eq!(s.send("PUT", "/a.txt", &[("If-Match", &etag)], "x").status, 204);
-    assert_eq!(s.send("PUT", "/b.txt", &[("If-None-Match", "*")], "x").status, 201);
-    assert_eq!(s.send("PUT", "/b.txt", &[("If-None-Match", "*")], "x").status, 412);
+    assert_eq!(
+        s.send("GET", "/a.txt", &[("If-None-Match", &etag)], "")
+            .status,
+        304
+    );
+    assert_eq!(
+        s.send("PUT", "/a.txt", &[("If-Match", "\"nope\"")], "x")
+            .status,
+        412
+    );
+    assert_eq!(
+        s.send("PUT", "/a.txt", &[("If-Match", &etag)], "x").status,
+        204
+    );
+    assert_eq!(
+        s.send("PUT", "/b.txt", &[("If-None-Match", "*")], "x")
+            .status,
+        201
+    );
+    assert_eq!(
+        s.send("PUT", "/b.txt", &[("If-None-Match", "*")], "x")
+            .status,
+        412
+    );
     let head = s.send("HEAD", "/b.txt", &[], "");
-    assert_eq!((head.status, head.body.as_str(), head.header("Content-Length")), (200, "", Some("1")));
+    assert_eq!(
+        (
+            head.status,
+            head.body.as_str(),
+            head.header("Content-Length")
+        ),
+        (200, "", Some("1"))
+    );
 }
 
 #[test]
@@ -113,7 +175,12 @@ fn collection_listing_is_escaped_html() {
     assert_eq!(s.put("/d/a%3Cb%26c.txt", "x"), 201);
     let r = s.send("GET", "/d/", &[], "");
     assert_eq!(r.status, 200);
-    assert!(r.body.contains("<a href=\"/d/a%3Cb%26c.txt\">a&lt;b&amp;c.txt</a>"), "{}", r.body);
+    assert!(
+        r.body
+            .contains("<a href=\"/d/a%3Cb%26c.txt\">a&lt;b&amp;c.txt</a>"),
+        "{}",
+        r.body
+    );
 }
 
 #[test]
@@ -141,19 +208,70 @@ fn copy_and_move() {
     let r = s.send("COPY", "/src/", &[("Destination", &dest("/dst/"))], "");
     assert_eq!(r.status, 201);
     assert_eq!(s.send("GET", "/dst/f", &[], "").body, "data");
-    assert_eq!(s.send("COPY", "/src/", &[("Destination", &dest("/dst/")), ("Overwrite", "F")], "").status, 412);
-    assert_eq!(s.send("COPY", "/src/", &[("Destination", &dest("/dst/"))], "").status, 204);
-    assert_eq!(s.send("COPY", "/src/", &[("Destination", &dest("/shallow")), ("Depth", "0")], "").status, 201);
+    assert_eq!(
+        s.send(
+            "COPY",
+            "/src/",
+            &[("Destination", &dest("/dst/")), ("Overwrite", "F")],
+            ""
+        )
+        .status,
+        412
+    );
+    assert_eq!(
+        s.send("COPY", "/src/", &[("Destination", &dest("/dst/"))], "")
+            .status,
+        204
+    );
+    assert_eq!(
+        s.send(
+            "COPY",
+            "/src/",
+            &[("Destination", &dest("/shallow")), ("Depth", "0")],
+            ""
+        )
+        .status,
+        201
+    );
     assert_eq!(s.send("GET", "/shallow/f", &[], "").status, 404);
-    assert_eq!(s.send("COPY", "/src/f", &[("Destination", &dest("/nope/f"))], "").status, 409);
-    assert_eq!(s.send("COPY", "/src/f", &[("Destination", "http://elsewhere/f")], "").status, 502);
+    assert_eq!(
+        s.send("COPY", "/src/f", &[("Destination", &dest("/nope/f"))], "")
+            .status,
+        409
+    );
+    assert_eq!(
+        s.send(
+            "COPY",
+            "/src/f",
+            &[("Destination", "http://elsewhere/f")],
+            ""
+        )
+        .status,
+        502
+    );
     assert_eq!(s.send("COPY", "/src/f", &[], "").status, 400);
-    assert_eq!(s.send("COPY", "/src/f", &[("Destination", &dest("/src/f"))], "").status, 403);
-    assert_eq!(s.send("MOVE", "/src/", &[("Destination", &dest("/src/sub/x"))], "").status, 403);
-    assert_eq!(s.send("MOVE", "/src/", &[("Destination", &dest("/moved"))], "").status, 201);
+    assert_eq!(
+        s.send("COPY", "/src/f", &[("Destination", &dest("/src/f"))], "")
+            .status,
+        403
+    );
+    assert_eq!(
+        s.send("MOVE", "/src/", &[("Destination", &dest("/src/sub/x"))], "")
+            .status,
+        403
+    );
+    assert_eq!(
+        s.send("MOVE", "/src/", &[("Destination", &dest("/moved"))], "")
+            .status,
+        201
+    );
     assert_eq!(s.send("GET", "/src/f", &[], "").status, 404);
     assert_eq!(s.send("GET", "/moved/f", &[], "").body, "data");
-    assert_eq!(s.send("MOVE", "/nothing", &[("Destination", &dest("/x"))], "").status, 404);
+    assert_eq!(
+        s.send("MOVE", "/nothing", &[("Destination", &dest("/x"))], "")
+            .status,
+        404
+    );
 }
 
 #[test]
@@ -165,21 +283,55 @@ fn propfind_depths_and_selections() {
     assert_eq!(r.status, 207);
     assert!(r.body.contains("<D:href>/d/</D:href>"));
     assert!(r.body.contains("<D:href>/d/f.txt</D:href>"));
-    assert!(r.body.contains("<D:resourcetype><D:collection/></D:resourcetype>"));
-    assert!(r.body.contains("<D:getcontentlength>3</D:getcontentlength>"));
+    assert!(
+        r.body
+            .contains("<D:resourcetype><D:collection/></D:resourcetype>")
+    );
+    assert!(
+        r.body
+            .contains("<D:getcontentlength>3</D:getcontentlength>")
+    );
     assert!(r.body.contains("<D:supportedlock>"));
-    assert_eq!(s.send("PROPFIND", "/d/", &[], "").status, 403, "infinity refused by default");
+    assert_eq!(
+        s.send("PROPFIND", "/d/", &[], "").status,
+        403,
+        "infinity refused by default"
+    );
     assert_eq!(s.send("PROPFIND", "/d/", &[("Depth", "2")], "").status, 400);
-    assert_eq!(s.send("PROPFIND", "/nope", &[("Depth", "0")], "").status, 404);
-    assert_eq!(s.send("PROPFIND", "/d/", &[("Depth", "0")], "<propfind").status, 400);
+    assert_eq!(
+        s.send("PROPFIND", "/nope", &[("Depth", "0")], "").status,
+        404
+    );
+    assert_eq!(
+        s.send("PROPFIND", "/d/", &[("Depth", "0")], "<propfind")
+            .status,
+        400
+    );
 
     let body = r#"<propfind xmlns="DAV:"><prop><getcontentlength/><x:nope xmlns:x="urn:x"/><quota-available-bytes/></prop></propfind>"#;
     let r = s.send("PROPFIND", "/d/f.txt", &[("Depth", "0")], body);
-    assert!(r.body.contains("<D:getcontentlength>3</D:getcontentlength>"));
-    assert!(r.body.contains("<nope xmlns=\"urn:x\"/></D:prop><D:status>HTTP/1.1 404 Not Found</D:status>"), "{}", r.body);
-    assert!(r.body.contains("<D:quota-available-bytes>1073741824</D:quota-available-bytes>"));
+    assert!(
+        r.body
+            .contains("<D:getcontentlength>3</D:getcontentlength>")
+    );
+    assert!(
+        r.body.contains(
+            "<nope xmlns=\"urn:x\"/></D:prop><D:status>HTTP/1.1 404 Not Found</D:status>"
+        ),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body
+            .contains("<D:quota-available-bytes>1073741824</D:quota-available-bytes>")
+    );
 
-    let r = s.send("PROPFIND", "/d/f.txt", &[("Depth", "0")], r#"<propfind xmlns="DAV:"><propname/></propfind>"#);
+    let r = s.send(
+        "PROPFIND",
+        "/d/f.txt",
+        &[("Depth", "0")],
+        r#"<propfind xmlns="DAV:"><propname/></propfind>"#,
+    );
     assert!(r.body.contains("<D:getetag/>"));
 }
 
@@ -209,14 +361,27 @@ fn proppatch_is_atomic_and_round_trips_xml() {
     let r = s.send("PROPPATCH", "/p", &[], set);
     assert_eq!(r.status, 207);
     assert!(r.body.contains("HTTP/1.1 200 OK"));
-    let r = s.send("PROPFIND", "/p", &[("Depth", "0")], r#"<propfind xmlns="DAV:"><prop><author xmlns="http://example.com/ns"/></prop></propfind>"#);
+    let r = s.send(
+        "PROPFIND",
+        "/p",
+        &[("Depth", "0")],
+        r#"<propfind xmlns="DAV:"><prop><author xmlns="http://example.com/ns"/></prop></propfind>"#,
+    );
     assert!(r.body.contains("<author xmlns=\"http://example.com/ns\"><name xmlns=\"http://example.com/ns\">Ada &amp; co</name></author>"), "{}", r.body);
 
     let mixed = r#"<D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><D:getetag>x</D:getetag><a xmlns="urn:a">1</a></D:prop></D:set></D:propertyupdate>"#;
     let r = s.send("PROPPATCH", "/p", &[], mixed);
     assert!(r.body.contains("403 Forbidden") && r.body.contains("424 Failed Dependency"));
-    let r = s.send("PROPFIND", "/p", &[("Depth", "0")], r#"<propfind xmlns="DAV:"><prop><a xmlns="urn:a"/></prop></propfind>"#);
-    assert!(r.body.contains("404 Not Found"), "failed PROPPATCH must change nothing");
+    let r = s.send(
+        "PROPFIND",
+        "/p",
+        &[("Depth", "0")],
+        r#"<propfind xmlns="DAV:"><prop><a xmlns="urn:a"/></prop></propfind>"#,
+    );
+    assert!(
+        r.body.contains("404 Not Found"),
+        "failed PROPPATCH must change nothing"
+    );
 
     let rm = r#"<D:propertyupdate xmlns:D="DAV:"><D:remove><D:prop><Z:author xmlns:Z="http://example.com/ns"/></D:prop></D:remove></D:propertyupdate>"#;
     assert_eq!(s.send("PROPPATCH", "/p", &[], rm).status, 207);
@@ -225,7 +390,11 @@ fn proppatch_is_atomic_and_round_trips_xml() {
     assert!(r.body.contains("Win32LastModifiedTime"));
     // Dead properties follow a MOVE.
     s.send("MOVE", "/p", &[("Destination", "/q")], "");
-    assert!(s.send("PROPFIND", "/q", &[("Depth", "0")], "").body.contains("Win32LastModifiedTime"));
+    assert!(
+        s.send("PROPFIND", "/q", &[("Depth", "0")], "")
+            .body
+            .contains("Win32LastModifiedTime")
+    );
 }
 
 #[test]
@@ -242,29 +411,96 @@ fn exclusive_locks_guard_writes() {
     assert_eq!(locked.status, 423);
     assert!(locked.body.contains("lock-token-submitted"));
     assert_eq!(s.send("DELETE", "/l", &[], "").status, 423);
-    assert_eq!(s.send("MOVE", "/l", &[("Destination", "/m")], "").status, 423);
+    assert_eq!(
+        s.send("MOVE", "/l", &[("Destination", "/m")], "").status,
+        423
+    );
     let with = format!("(<{t}>)");
     assert_eq!(s.send("PUT", "/l", &[("If", &with)], "y").status, 204);
     // Valid token, wrong entity tag: the If header is false.
-    assert_eq!(s.send("PUT", "/l", &[("If", &format!("(<{t}> [\"bad\"])"))], "y").status, 412);
+    assert_eq!(
+        s.send("PUT", "/l", &[("If", &format!("(<{t}> [\"bad\"])"))], "y")
+            .status,
+        412
+    );
     // A true If header that submits no valid token: the lock wins (litmus cond_put_corrupt_token).
-    assert_eq!(s.send("PUT", "/l", &[("If", &format!("(<{t}x>) (Not <DAV:no-lock>)"))], "y").status, 423);
+    assert_eq!(
+        s.send(
+            "PUT",
+            "/l",
+            &[("If", &format!("(<{t}x>) (Not <DAV:no-lock>)"))],
+            "y"
+        )
+        .status,
+        423
+    );
     // A false If header fails first, even on a locked resource (litmus fail_cond_put).
-    assert_eq!(s.send("PUT", "/l", &[("If", "(<DAV:no-lock> [\"x\"])")], "y").status, 412);
+    assert_eq!(
+        s.send("PUT", "/l", &[("If", "(<DAV:no-lock> [\"x\"])")], "y")
+            .status,
+        412
+    );
     // The If header applies to reads too.
-    assert_eq!(s.send("GET", "/l", &[("If", "([\"stale\"])")], "").status, 412);
-    assert_eq!(s.send("PROPFIND", "/l", &[("If", "([\"stale\"])"), ("Depth", "0")], "").status, 412);
-    assert_eq!(s.send("PUT", "/l", &[("If", &format!("(<{t}>) (Not <DAV:no-lock>)"))], "y").status, 204);
-    let refresh = s.send("LOCK", "/l", &[("If", &with), ("Timeout", "Second-100")], "");
+    assert_eq!(
+        s.send("GET", "/l", &[("If", "([\"stale\"])")], "").status,
+        412
+    );
+    assert_eq!(
+        s.send(
+            "PROPFIND",
+            "/l",
+            &[("If", "([\"stale\"])"), ("Depth", "0")],
+            ""
+        )
+        .status,
+        412
+    );
+    assert_eq!(
+        s.send(
+            "PUT",
+            "/l",
+            &[("If", &format!("(<{t}>) (Not <DAV:no-lock>)"))],
+            "y"
+        )
+        .status,
+        204
+    );
+    let refresh = s.send(
+        "LOCK",
+        "/l",
+        &[("If", &with), ("Timeout", "Second-100")],
+        "",
+    );
     assert_eq!(refresh.status, 200);
     assert!(refresh.body.contains("Second-100"));
-    let disc = s.send("PROPFIND", "/l", &[("Depth", "0")], r#"<propfind xmlns="DAV:"><prop><lockdiscovery/></prop></propfind>"#);
+    let disc = s.send(
+        "PROPFIND",
+        "/l",
+        &[("Depth", "0")],
+        r#"<propfind xmlns="DAV:"><prop><lockdiscovery/></prop></propfind>"#,
+    );
     assert!(disc.body.contains(&t));
-    assert_eq!(s.send("UNLOCK", "/l", &[("Lock-Token", "<urn:uuid:wrong>")], "").status, 409);
+    assert_eq!(
+        s.send("UNLOCK", "/l", &[("Lock-Token", "<urn:uuid:wrong>")], "")
+            .status,
+        409
+    );
     assert_eq!(s.send("UNLOCK", "/l", &[], "").status, 400);
-    assert_eq!(s.send("UNLOCK", "/l", &[("Lock-Token", &format!("<{t}>"))], "").status, 204);
-    assert_eq!(s.send("PUT", "/l", &[("If", &with)], "z").status, 412, "stale token: If is false");
-    assert_eq!(s.send("PUT", "/l", &[("If", "(<DAV:no-lock>)")], "z").status, 412);
+    assert_eq!(
+        s.send("UNLOCK", "/l", &[("Lock-Token", &format!("<{t}>"))], "")
+            .status,
+        204
+    );
+    assert_eq!(
+        s.send("PUT", "/l", &[("If", &with)], "z").status,
+        412,
+        "stale token: If is false"
+    );
+    assert_eq!(
+        s.send("PUT", "/l", &[("If", "(<DAV:no-lock>)")], "z")
+            .status,
+        412
+    );
 }
 
 #[test]
@@ -277,9 +513,23 @@ fn shared_and_collection_locks() {
     assert_eq!((a.status, b.status), (200, 200));
     assert_eq!(s.put("/c/f", "y"), 423);
     // Holding one of the shared locks is enough to write.
-    assert_eq!(s.send("PUT", "/c/f", &[("If", &format!("(<{}>)", token(&b)))], "y").status, 204);
-    s.send("UNLOCK", "/c/f", &[("Lock-Token", a.header("Lock-Token").unwrap())], "");
-    s.send("UNLOCK", "/c/f", &[("Lock-Token", b.header("Lock-Token").unwrap())], "");
+    assert_eq!(
+        s.send("PUT", "/c/f", &[("If", &format!("(<{}>)", token(&b)))], "y")
+            .status,
+        204
+    );
+    s.send(
+        "UNLOCK",
+        "/c/f",
+        &[("Lock-Token", a.header("Lock-Token").unwrap())],
+        "",
+    );
+    s.send(
+        "UNLOCK",
+        "/c/f",
+        &[("Lock-Token", b.header("Lock-Token").unwrap())],
+        "",
+    );
 
     let r = s.send("LOCK", "/c/", &[], LOCKINFO_EXCLUSIVE);
     assert_eq!(r.status, 200);
@@ -287,18 +537,36 @@ fn shared_and_collection_locks() {
     let t = token(&r);
     assert_eq!(s.put("/c/f", "y"), 423);
     assert_eq!(s.put("/c/new", "y"), 423);
-    assert_eq!(s.send("PUT", "/c/new", &[("If", &format!("(<{t}>)"))], "y").status, 201);
+    assert_eq!(
+        s.send("PUT", "/c/new", &[("If", &format!("(<{t}>)"))], "y")
+            .status,
+        201
+    );
     let tagged = format!("<http://localhost/c/> (<{t}>)");
     assert_eq!(s.send("PUT", "/c/f", &[("If", &tagged)], "y").status, 204);
     // Refresh through a member URL.
-    assert_eq!(s.send("LOCK", "/c/f", &[("If", &format!("(<{t}>)"))], "").status, 200);
-    assert_eq!(s.send("DELETE", "/c/", &[("If", &format!("(<{t}>)"))], "").status, 204);
-    assert!(s.locks.covering("/c").is_empty(), "locks go with deleted resources");
+    assert_eq!(
+        s.send("LOCK", "/c/f", &[("If", &format!("(<{t}>)"))], "")
+            .status,
+        200
+    );
+    assert_eq!(
+        s.send("DELETE", "/c/", &[("If", &format!("(<{t}>)"))], "")
+            .status,
+        204
+    );
+    assert!(
+        s.locks.covering("/c").is_empty(),
+        "locks go with deleted resources"
+    );
 
     let r = s.send("LOCK", "/unmapped", &[], LOCKINFO_EXCLUSIVE);
     assert_eq!(r.status, 201);
     assert_eq!(s.send("GET", "/unmapped", &[], "").status, 200);
-    assert_eq!(s.send("LOCK", "/no/parent", &[], LOCKINFO_EXCLUSIVE).status, 409);
+    assert_eq!(
+        s.send("LOCK", "/no/parent", &[], LOCKINFO_EXCLUSIVE).status,
+        409
+    );
 }
 
 #[test]
@@ -308,21 +576,57 @@ fn bad_input_is_a_4xx() {
     assert_eq!(s.send("GET", "/%2e%2e/x", &[], "").status, 400);
     assert_eq!(s.send("PUT", "/x", &[("If", "garbage")], "1").status, 400);
     assert_eq!(s.send("PROPPATCH", "/", &[], "<nope").status, 400);
-    assert_eq!(s.send("LOCK", "/", &[], "<lockinfo xmlns='DAV:'/>").status, 400);
-    let big = format!("<propfind xmlns='DAV:'><prop>{}</prop></propfind>", "<a/>".repeat(300_000));
+    assert_eq!(
+        s.send("LOCK", "/", &[], "<lockinfo xmlns='DAV:'/>").status,
+        400
+    );
+    let big = format!(
+        "<propfind xmlns='DAV:'><prop>{}</prop></propfind>",
+        "<a/>".repeat(300_000)
+    );
     assert_eq!(s.send("PROPFIND", "/", &[("Depth", "0")], &big).status, 413);
-    assert_eq!(s.send("COPY", "/", &[("Destination", "/x"), ("Overwrite", "maybe")], "").status, 400);
+    assert_eq!(
+        s.send(
+            "COPY",
+            "/",
+            &[("Destination", "/x"), ("Overwrite", "maybe")],
+            ""
+        )
+        .status,
+        400
+    );
 }
 
 #[test]
 fn partial_updates() {
     let s = Server::new();
     let patch = |range: &str, body: &str| {
-        s.send("PATCH", "/big", &[("Content-Type", "application/x-sabredav-partialupdate"), ("X-Update-Range", range)], body)
+        s.send(
+            "PATCH",
+            "/big",
+            &[
+                ("Content-Type", "application/x-sabredav-partialupdate"),
+                ("X-Update-Range", range),
+            ],
+            body,
+        )
     };
     assert_eq!(patch("append", "x").status, 404);
-    assert_eq!(s.send("PUT", "/big", &[("Content-Range", "bytes 0-4/*")], "hello").status, 201);
-    assert_eq!(s.send("PUT", "/big", &[("Content-Range", "bytes 5-10/11")], " world").status, 204);
+    assert_eq!(
+        s.send("PUT", "/big", &[("Content-Range", "bytes 0-4/*")], "hello")
+            .status,
+        201
+    );
+    assert_eq!(
+        s.send(
+            "PUT",
+            "/big",
+            &[("Content-Range", "bytes 5-10/11")],
+            " world"
+        )
+        .status,
+        204
+    );
     assert_eq!(s.send("GET", "/big", &[], "").body, "hello world");
     assert_eq!(patch("append", "!").status, 204);
     assert_eq!(patch("bytes=0-4", "HELLO").status, 204);
@@ -330,10 +634,25 @@ fn partial_updates() {
     assert_eq!(s.send("GET", "/big", &[], "").body, "HELLO world?");
     // A piece whose body does not match its range changes nothing.
     assert_eq!(patch("bytes=0-4", "abc").status, 400);
-    assert_eq!(s.send("PUT", "/big", &[("Content-Range", "bytes 0-4/*")], "abc").status, 400);
+    assert_eq!(
+        s.send("PUT", "/big", &[("Content-Range", "bytes 0-4/*")], "abc")
+            .status,
+        400
+    );
     assert_eq!(s.send("GET", "/big", &[], "").body, "HELLO world?");
     let past_end = s.send("PUT", "/big", &[("Content-Range", "bytes 20-21/*")], "ab");
-    assert_eq!((past_end.status, past_end.header("Content-Range")), (416, Some("bytes */12")));
-    assert_eq!(s.send("PATCH", "/big", &[("X-Update-Range", "append")], "x").status, 415);
-    assert_eq!(s.send("PUT", "/big", &[("Content-Range", "bytes x-1/*")], "ab").status, 400);
+    assert_eq!(
+        (past_end.status, past_end.header("Content-Range")),
+        (416, Some("bytes */12"))
+    );
+    assert_eq!(
+        s.send("PATCH", "/big", &[("X-Update-Range", "append")], "x")
+            .status,
+        415
+    );
+    assert_eq!(
+        s.send("PUT", "/big", &[("Content-Range", "bytes x-1/*")], "ab")
+            .status,
+        400
+    );
 }

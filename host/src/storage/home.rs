@@ -7,9 +7,7 @@
 //! [`HomeRegistry`]), which also keeps quota usage per home across config
 //! reloads.
 //!
-//! The S3 backend adds its own variant to [`HomeSpec`] (a bucket and a key
-//! prefix) and an arm in [`HomeSpec::open`] and [`HomeSpec::lock_scope`];
-//! nothing else in the host depends on the kind of store.
+//! Nothing outside this module depends on the kind of store.
 
 use std::collections::HashMap;
 use std::io;
@@ -20,16 +18,31 @@ use serde::Deserialize;
 
 use super::Backend;
 use super::local::LocalBackend;
+use super::s3::{S3Backend, S3Options};
 use crate::quota::Usage;
 
-/// Where a user's files live (`home = { backend = "local", path = "…" }`).
+/// Where a user's files live: `home = { backend = "local", path = "…" }` or
+/// `home = { backend = "s3", bucket = "…", prefix = "users/ann", endpoint =
+/// "http://…", region = "…", path_style = true }` (credentials from the
+/// standard AWS chain, as for `--s3-bucket`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
 #[serde(tag = "backend", rename_all = "lowercase", deny_unknown_fields)]
 pub enum HomeSpec {
     /// A directory on the local file system, created if missing. A relative
     /// path is relative to the directory of the configuration file.
     Local { path: PathBuf },
-    // S3 { … }: added by the S3 backend (bucket, key prefix, endpoint, …).
+    /// Keys below `prefix` in an S3 bucket.
+    S3 {
+        bucket: String,
+        #[serde(default)]
+        prefix: Option<String>,
+        #[serde(default)]
+        endpoint: Option<String>,
+        #[serde(default)]
+        region: Option<String>,
+        #[serde(default)]
+        path_style: bool,
+    },
 }
 
 /// Identifies the namespace a home's paths live in, for locks: two homes in
@@ -53,6 +66,7 @@ impl HomeSpec {
                     *path = base.join(&*path);
                 }
             }
+            HomeSpec::S3 { .. } => {}
         }
     }
 
@@ -68,16 +82,52 @@ impl HomeSpec {
                 }
                 Ok(())
             }
+            HomeSpec::S3 { bucket, .. } if bucket.is_empty() => {
+                Err("the S3 bucket is empty".into())
+            }
+            HomeSpec::S3 { .. } => Ok(()),
         }
     }
 
-    /// Opens the store (creating a local directory if needed).
-    pub fn open(&self) -> io::Result<(Arc<dyn Backend>, LockScope)> {
+    /// Opens the store (creating a local directory if needed; checking that
+    /// an S3 bucket can be listed).
+    pub async fn open(&self) -> io::Result<(Arc<dyn Backend>, LockScope)> {
         match self {
             HomeSpec::Local { path } => {
                 let backend = LocalBackend::open(path)?;
                 let canonical = path.canonicalize()?;
                 Ok((Arc::new(backend), local_scope(&canonical)))
+            }
+            HomeSpec::S3 {
+                bucket,
+                prefix,
+                endpoint,
+                region,
+                path_style,
+            } => {
+                let options = S3Options {
+                    bucket: Some(bucket.clone()),
+                    prefix: prefix.clone(),
+                    endpoint: endpoint.clone(),
+                    region: region.clone(),
+                    path_style: *path_style,
+                    log_requests: false,
+                };
+                let backend = S3Backend::connect(&options).await?;
+                let store = format!("s3:{}/{bucket}", endpoint.as_deref().unwrap_or("aws"));
+                let prefix = prefix.as_deref().unwrap_or("").trim_matches('/');
+                let prefix = if prefix.is_empty() {
+                    String::new()
+                } else {
+                    format!("/{prefix}")
+                };
+                Ok((
+                    Arc::new(backend),
+                    LockScope {
+                        store: Arc::from(store),
+                        prefix: Arc::from(prefix),
+                    },
+                ))
             }
         }
     }
@@ -108,19 +158,23 @@ pub struct HomeRegistry {
 }
 
 impl HomeRegistry {
-    pub fn open(&self, spec: &HomeSpec) -> io::Result<Arc<Home>> {
-        let mut homes = self.homes.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(home) = homes.get(spec) {
+    pub async fn open(&self, spec: &HomeSpec) -> io::Result<Arc<Home>> {
+        if let Some(home) = self.lock().get(spec) {
             return Ok(home.clone());
         }
-        let (backend, scope) = spec.open()?;
+        // Opened without holding the lock (opening S3 takes a request);
+        // should two users race here, the first one stored wins.
+        let (backend, scope) = spec.open().await?;
         let home = Arc::new(Home {
             backend,
             scope,
             usage: Mutex::new(None),
         });
-        homes.insert(spec.clone(), home.clone());
-        Ok(home)
+        Ok(self.lock().entry(spec.clone()).or_insert(home).clone())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<HomeSpec, Arc<Home>>> {
+        self.homes.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
