@@ -9,15 +9,13 @@
 //! everything).
 
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use tracing::warn;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -30,8 +28,7 @@ use crate::locks::LockView;
 use crate::metrics;
 use crate::perms::Permissions;
 use crate::runtime::StorageBinding;
-use crate::storage::Error as StorageError;
-use crate::storage::guard::{DenyAll, Guarded, Refusals};
+use crate::storage::guard::{DenyAll, Guarded};
 use crate::storage::home::LockScope;
 use crate::traffic::{AccessLog, RequestBody, ResponseBody};
 use crate::users::User;
@@ -123,7 +120,6 @@ impl Endpoint {
             Ok(identity) => identity,
             Err(response) => return Ok(finish(response, None, log)),
         };
-        let refusals = Arc::new(Refusals::default());
         let (storage, upload, download, anonymous) = match &identity {
             Identity::Open => {
                 let open = self
@@ -155,8 +151,7 @@ impl Endpoint {
                             user.home.backend.clone(),
                             policy.clone(),
                             user.usage.clone(),
-                        )
-                        .with_refusals(refusals.clone()),
+                        ),
                     ),
                     locks: LockView::new(
                         self.app.locks.clone(),
@@ -190,10 +185,7 @@ impl Endpoint {
         };
 
         let request = request.map(|body| RequestBody::new(body, received, upload));
-        let handled = async {
-            let response = self.app.runtime.handle(request, storage).await;
-            settle(response, &refusals).await
-        };
+        let handled = self.app.runtime.handle(request, storage);
         let response = match self.request_timeout {
             None => handled.await,
             Some(limit) => match tokio::time::timeout(limit, handled).await {
@@ -265,79 +257,6 @@ impl Endpoint {
     }
 }
 
-/// Holds a successful response's head until its first body frame: when the
-/// body fails before any byte because the guard refused something (a GET
-/// opens its file only while sending the body), the client gets the
-/// refusal's status instead of a cut 200.
-async fn settle(
-    response: Response<HyperOutgoingBody>,
-    refusals: &Refusals,
-) -> Response<HyperOutgoingBody> {
-    if !response.status().is_success() {
-        return response;
-    }
-    let (parts, mut body) = response.into_parts();
-    let first = body.frame().await;
-    if matches!(first, Some(Err(_)))
-        && let Some(refusal) = refusals.take()
-    {
-        return refusal_response(&refusal);
-    }
-    Response::from_parts(
-        parts,
-        Replay {
-            first: Some(first),
-            rest: body,
-        }
-        .boxed_unsync(),
-    )
-}
-
-/// The status of a guard's refusal (as the handler maps it).
-fn refusal_response(refusal: &StorageError) -> Response<HyperOutgoingBody> {
-    match refusal {
-        StorageError::NoSpace => simple(StatusCode::INSUFFICIENT_STORAGE, "insufficient storage\n"),
-        StorageError::TooLarge => simple(StatusCode::PAYLOAD_TOO_LARGE, "too large\n"),
-        _ => simple(StatusCode::FORBIDDEN, "permission denied\n"),
-    }
-}
-
-/// A body whose first frame was already read.
-struct Replay {
-    /// The first frame (`Some(None)`: the body was empty).
-    first: Option<Option<Result<Frame<Bytes>, wasmtime_wasi_http::Error>>>,
-    rest: HyperOutgoingBody,
-}
-
-impl Body for Replay {
-    type Data = Bytes;
-    type Error = wasmtime_wasi_http::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        match self.first.take() {
-            Some(Some(frame)) => Poll::Ready(Some(frame)),
-            Some(None) => {
-                self.first = Some(None);
-                Poll::Ready(None)
-            }
-            None => Pin::new(&mut self.rest).poll_frame(cx),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        matches!(self.first, Some(None))
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match &self.first {
-            Some(None) => SizeHint::with_exact(0),
-            _ => SizeHint::default(),
-        }
-    }
-}
 
 /// Wraps the response body for counting, throttling and the access log.
 fn finish(

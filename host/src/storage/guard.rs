@@ -15,7 +15,7 @@
 //! and nothing is published. Usage accounting is described in
 //! [`crate::quota`].
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -35,26 +35,6 @@ pub struct Policy {
     pub max_upload: Option<u64>,
 }
 
-/// The first refusal the guard made during a request, so the host can
-/// answer with its status when the handler had already started a 200
-/// (a GET opens the file only while sending the body).
-#[derive(Default)]
-pub struct Refusals(Mutex<Option<Error>>);
-
-impl Refusals {
-    fn record(&self, error: &Error) {
-        let mut first = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if first.is_none() {
-            *first = Some(error.clone());
-        }
-    }
-
-    /// The first refusal, if any.
-    pub fn take(&self) -> Option<Error> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
-    }
-}
-
 /// A user's view of their home.
 pub struct Guarded {
     inner: Arc<dyn Backend>,
@@ -62,7 +42,6 @@ pub struct Guarded {
     /// Present when the home's usage is tracked (some user of the home
     /// has a quota).
     usage: Option<Arc<Usage>>,
-    refusals: Arc<Refusals>,
 }
 
 impl Guarded {
@@ -71,29 +50,16 @@ impl Guarded {
             inner,
             policy,
             usage,
-            refusals: Arc::default(),
         }
-    }
-
-    /// Records this guard's refusals in `refusals`.
-    pub fn with_refusals(mut self, refusals: Arc<Refusals>) -> Self {
-        self.refusals = refusals;
-        self
-    }
-
-    /// A refusal, recorded.
-    fn refuse(&self, error: Error) -> Error {
-        self.refusals.record(&error);
-        error
     }
 
     fn require(&self, held: PermSet, needed: PermSet, what: &str, path: &str) -> Result<()> {
         if held.contains(needed) {
             Ok(())
         } else {
-            Err(self.refuse(Error::Forbidden(format!(
+            Err(Error::Forbidden(format!(
                 "permission denied: {what} {path} needs {needed}"
-            ))))
+            )))
         }
     }
 
@@ -144,9 +110,9 @@ impl Guarded {
 
     fn require_below(&self, path: &str, needed: PermSet, what: &str) -> Result<()> {
         if self.policy.perms.restricted_below(path, needed) {
-            Err(self.refuse(Error::Forbidden(format!(
+            Err(Error::Forbidden(format!(
                 "permission denied: {what} {path} would reach a directory without {needed}"
-            ))))
+            )))
         } else {
             Ok(())
         }
@@ -192,7 +158,7 @@ impl Backend for Guarded {
         if let (Some(max), Some(expected)) = (self.policy.max_upload, options.expected_size)
             && expected > max
         {
-            return Err(self.refuse(Error::TooLarge));
+            return Err(Error::TooLarge);
         }
         // A new file takes a file slot for as long as it is being written.
         let mut reserved = Amount::default();
@@ -214,7 +180,7 @@ impl Backend for Guarded {
                 },
                 &self.policy.quota,
             ) {
-                return Err(self.refuse(Error::NoSpace));
+                return Err(Error::NoSpace);
             }
             reserved.files = new_file;
         }
@@ -231,7 +197,6 @@ impl Backend for Guarded {
             inner: Some(writer),
             usage: self.usage.clone(),
             policy: self.policy.clone(),
-            refusals: self.refusals.clone(),
             old_size,
             offset,
             written: 0,
@@ -299,7 +264,7 @@ impl Backend for Guarded {
                 files: incoming.files.saturating_sub(before.files),
             };
             if !usage.fits(growth, &self.policy.quota) {
-                return Err(self.refuse(Error::NoSpace));
+                return Err(Error::NoSpace);
             }
         }
         let result = self
@@ -360,9 +325,9 @@ impl Backend for Guarded {
         // file, so uploading is enough.
         let held = self.policy.perms.for_entry(path);
         if !held.intersects(PermSet::UPLOAD.or(PermSet::OVERWRITE)) {
-            return Err(self.refuse(Error::Forbidden(format!(
+            return Err(Error::Forbidden(format!(
                 "permission denied: changing properties of {path} needs upload or overwrite"
-            ))));
+            )));
         }
         self.inner.patch_properties(path, changes).await
     }
@@ -389,7 +354,6 @@ struct GuardedWriter {
     inner: Option<Writer>,
     usage: Option<Arc<Usage>>,
     policy: Arc<Policy>,
-    refusals: Arc<Refusals>,
     /// Size of the file being replaced.
     old_size: Option<u64>,
     /// Where the writing starts (0 unless a partial update); the file's
@@ -406,7 +370,6 @@ impl FileWriter for GuardedWriter {
         let written = self.written.saturating_add(data.len() as u64);
         let end = self.offset.saturating_add(written);
         if self.policy.max_upload.is_some_and(|max| end > max) {
-            self.refusals.record(&Error::TooLarge);
             return Err(Error::TooLarge);
         }
         if let Some(usage) = &self.usage {
@@ -420,7 +383,6 @@ impl FileWriter for GuardedWriter {
                     },
                     &self.policy.quota,
                 ) {
-                    self.refusals.record(&Error::NoSpace);
                     return Err(Error::NoSpace);
                 }
                 self.reserved.bytes += more;
