@@ -146,13 +146,11 @@ impl Endpoint {
                     user.policy.clone()
                 };
                 let binding = StorageBinding {
-                    backend: Arc::new(
-                        Guarded::new(
-                            user.home.backend.clone(),
-                            policy.clone(),
-                            user.usage.clone(),
-                        ),
-                    ),
+                    backend: Arc::new(Guarded::new(
+                        user.home.backend.clone(),
+                        policy.clone(),
+                        user.usage.clone(),
+                    )),
                     locks: LockView::new(
                         self.app.locks.clone(),
                         user.home.scope.clone(),
@@ -256,7 +254,6 @@ impl Endpoint {
         }
     }
 }
-
 
 /// Wraps the response body for counting, throttling and the access log.
 fn finish(

@@ -37,16 +37,12 @@ struct EdgeEnv {
 
 fn edge_env(test: &str) -> Option<EdgeEnv> {
     let Some(fs_wasm) = std::env::var_os("EDGEDAV_EDGE_FS_WASM") else {
-        // Straight to stderr, not through `eprintln!`, which the test
-        // harness captures for passing tests.
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
+        edgedav_tests::skip(&format!(
             "\n==================== SKIPPED {test} ====================\n\
              EDGEDAV_EDGE_FS_WASM is not set: this test needs the compositions and tools\n\
              that ./scripts/edge.sh builds and installs (run that script to run it).\n\
-             ========================================================"
-        );
+             ========================================================\n"
+        ));
         return None;
     };
     let file = |var: &str| {

@@ -35,8 +35,6 @@ fn s3_env(test: &str) -> Option<S3Env> {
             region: std::env::var("EDGEDAV_S3_REGION").unwrap_or_else(|_| "garage".into()),
         }),
         _ => {
-            // Straight to stderr: the test harness does not capture this, so the
-            // notice shows even when the test passes.
             let notice = format!(
                 "\n\
                  ************************************************************************\n\
@@ -45,8 +43,7 @@ fn s3_env(test: &str) -> Option<S3Env> {
                  *** local Garage), or `source scripts/garage.sh && garage_start` first.\n\
                  ************************************************************************\n\n"
             );
-            // One write, so notices of tests running in parallel do not interleave.
-            let _ = std::io::stderr().write_all(notice.as_bytes());
+            skip(&notice);
             None
         }
     }

@@ -31,9 +31,8 @@ struct Bench {
 impl Bench {
     fn start() -> Option<Bench> {
         let Some(endpoint) = env("EDGEDAV_S3_ENDPOINT") else {
-            let _ = std::io::Write::write_all(
-                &mut std::io::stderr(),
-                b"\n*** SKIPPED s3_bench: EDGEDAV_S3_ENDPOINT is not set; run scripts/bench-s3.sh ***\n\n",
+            edgedav_tests::skip(
+                "\n*** SKIPPED s3_bench: EDGEDAV_S3_ENDPOINT is not set; run scripts/bench-s3.sh ***\n\n",
             );
             return None;
         };
