@@ -128,7 +128,7 @@ pub fn content_type(path: &DavPath, meta: &Metadata) -> String {
 }
 
 fn escape_text(s: &str) -> String {
-    quick_xml::escape::escape(s).into_owned()
+    quick_xml::escape::partial_escape(s).into_owned()
 }
 
 /// RFC 1123 date, as HTTP and `getlastmodified` use.

@@ -3,7 +3,7 @@
 //! dead property values and lock owners), and a writer for responses.
 
 use quick_xml::NsReader;
-use quick_xml::escape::escape;
+use quick_xml::escape::{escape, partial_escape};
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 
@@ -74,7 +74,7 @@ impl Element {
 
 fn write_node(node: &Node, parent_ns: Option<&str>, out: &mut String) {
     match node {
-        Node::Text(t) => out.push_str(&escape(t.as_str())),
+        Node::Text(t) => out.push_str(&partial_escape(t.as_str())),
         Node::Element(e) => {
             out.push('<');
             out.push_str(&e.name);
@@ -279,7 +279,9 @@ impl XmlWriter {
     }
 
     pub fn text(&mut self, text: &str) {
-        self.out.extend_from_slice(escape(text).as_bytes());
+        // Quotes need no escaping in text: `<D:getetag>"x"</D:getetag>` reads
+        // better, and some clients compare ETags without unescaping.
+        self.out.extend_from_slice(partial_escape(text).as_bytes());
     }
 
     /// Inserts an already well-formed, self-contained fragment.

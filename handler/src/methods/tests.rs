@@ -292,6 +292,11 @@ fn propfind_depths_and_selections() {
             .contains("<D:getcontentlength>3</D:getcontentlength>")
     );
     assert!(r.body.contains("<D:supportedlock>"));
+    assert!(
+        r.body.contains("<D:getetag>\""),
+        "ETags are written with plain quotes: {}",
+        r.body
+    );
     assert_eq!(
         s.send("PROPFIND", "/d/", &[], "").status,
         403,
