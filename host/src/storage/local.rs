@@ -33,10 +33,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::props;
 use super::{
     Backend, Entry, Error, FileReader, FileWriter, MemberError, Metadata, NodeKind, Page, Property,
     PropertyChange, Reader, Result, Space, Timestamp, WriteOptions, Writer,
@@ -744,20 +744,6 @@ struct PropStore {
     patching: Mutex<()>,
 }
 
-/// On-disk form of one resource's dead properties.
-#[derive(Serialize, Deserialize)]
-struct PropFile {
-    path: String,
-    properties: Vec<StoredProperty>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct StoredProperty {
-    namespace: String,
-    name: String,
-    value: String,
-}
-
 impl PropStore {
     fn open(dir: PathBuf) -> io::Result<Self> {
         fs::create_dir_all(&dir)?;
@@ -782,16 +768,7 @@ impl PropStore {
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
             read => read?,
         };
-        let stored: PropFile = serde_json::from_slice(&bytes)?;
-        Ok(stored
-            .properties
-            .into_iter()
-            .map(|p| Property {
-                namespace: p.namespace,
-                name: p.name,
-                value: p.value,
-            })
-            .collect())
+        Ok(props::decode(&bytes)?)
     }
 
     /// Replaces a resource's properties atomically (temp file + rename).
@@ -799,19 +776,8 @@ impl PropStore {
         if properties.is_empty() {
             return self.remove(path);
         }
-        let stored = PropFile {
-            path: path.to_owned(),
-            properties: properties
-                .into_iter()
-                .map(|p| StoredProperty {
-                    namespace: p.namespace,
-                    name: p.name,
-                    value: p.value,
-                })
-                .collect(),
-        };
         let temp = upload_path(&self.dir);
-        let written = fs::write(&temp, serde_json::to_vec(&stored)?)
+        let written = fs::write(&temp, props::encode(path, properties)?)
             .and_then(|()| fs::rename(&temp, self.file(path)));
         if written.is_err() {
             let _ = fs::remove_file(&temp);
@@ -842,22 +808,7 @@ impl PropStore {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut properties = self.load(path)?;
-        for change in changes {
-            match change {
-                PropertyChange::Set(new) => {
-                    match properties
-                        .iter_mut()
-                        .find(|p| p.namespace == new.namespace && p.name == new.name)
-                    {
-                        Some(old) => *old = new,
-                        None => properties.push(new),
-                    }
-                }
-                PropertyChange::Remove(name) => {
-                    properties.retain(|p| !(p.namespace == name.namespace && p.name == name.name))
-                }
-            }
-        }
+        props::apply(&mut properties, changes);
         self.store(path, properties)
     }
 }

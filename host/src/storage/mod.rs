@@ -10,6 +10,7 @@
 pub mod guard;
 pub mod home;
 pub mod local;
+mod props;
 pub mod s3;
 
 use async_trait::async_trait;

@@ -109,7 +109,6 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 // For the metrics endpoint and benchmarks; the backend itself only logs them.
@@ -117,6 +116,7 @@ use sha2::{Digest, Sha256};
 pub use counter::{RequestStats, request_stats};
 
 use self::upload::{MAX_COPY_PART, MAX_OBJECT, Source, Upload};
+use super::props;
 use super::{
     Backend, Entry, Error, FileReader, FileWriter, MemberError, Metadata, NodeKind, Page, Property,
     PropertyChange, Reader, Result, Space, Timestamp, WriteOptions, Writer,
@@ -604,19 +604,9 @@ impl S3Backend {
             .await
             .map_err(|e| Error::Io(format!("S3 GetObject body: {e}")))?
             .into_bytes();
-        let stored: PropFile = serde_json::from_slice(&bytes)
+        let properties = props::decode(&bytes)
             .map_err(|e| Error::Io(format!("corrupt property object for {path}: {e}")))?;
-        Ok(Some(
-            stored
-                .properties
-                .into_iter()
-                .map(|p| Property {
-                    namespace: p.namespace,
-                    name: p.name,
-                    value: p.value,
-                })
-                .collect(),
-        ))
+        Ok(Some(properties))
     }
 
     async fn store_properties(&self, path: &str, properties: Vec<Property>) -> Result<()> {
@@ -628,18 +618,7 @@ impl S3Backend {
                 None => Ok(()),
             };
         }
-        let stored = PropFile {
-            path: path.to_owned(),
-            properties: properties
-                .into_iter()
-                .map(|p| StoredProperty {
-                    namespace: p.namespace,
-                    name: p.name,
-                    value: p.value,
-                })
-                .collect(),
-        };
-        let body = serde_json::to_vec(&stored).map_err(|e| Error::Io(e.to_string()))?;
+        let body = props::encode(path, properties).map_err(|e| Error::Io(e.to_string()))?;
         let inner = &self.0;
         inner
             .client
@@ -1105,20 +1084,7 @@ impl Backend for S3Backend {
         self.lookup(path).await?.ok_or(Error::NotFound)?;
         let _guard = self.0.patching.lock().await;
         let mut properties = self.load_properties(path).await?.unwrap_or_default();
-        for change in changes {
-            match change {
-                PropertyChange::Set(new) => match properties
-                    .iter_mut()
-                    .find(|p| p.namespace == new.namespace && p.name == new.name)
-                {
-                    Some(old) => *old = new,
-                    None => properties.push(new),
-                },
-                PropertyChange::Remove(name) => {
-                    properties.retain(|p| !(p.namespace == name.namespace && p.name == name.name))
-                }
-            }
-        }
+        props::apply(&mut properties, changes);
         self.store_properties(path, properties).await
     }
 
@@ -1210,20 +1176,6 @@ impl FileWriter for S3Writer {
         let S3Writer(upload) = *self;
         upload.commit().await
     }
-}
-
-/// Stored form of one resource's dead properties.
-#[derive(Serialize, Deserialize)]
-struct PropFile {
-    path: String,
-    properties: Vec<StoredProperty>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct StoredProperty {
-    namespace: String,
-    name: String,
-    value: String,
 }
 
 /// An S3 failure with what the callers need to tell cases apart.
