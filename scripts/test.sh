@@ -48,11 +48,12 @@ ensure_toolchain() {
     rustc --version
 }
 
-# Debian packages the tests drive: the litmus suite and two real clients
+# Debian packages the tests drive: curl (the scripts probe servers), the
+# litmus suite and two real clients
 # (rclone, cadaver) used by tests/tests/clients.rs.
 ensure_packages() {
     local missing=() tool
-    for tool in litmus rclone cadaver; do
+    for tool in curl litmus rclone cadaver; do
         command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
     done
     if ((${#missing[@]} == 0)); then

@@ -205,6 +205,21 @@ impl Server {
         self.child.id()
     }
 
+    /// A field of the server's /proc/PID/status (`VmRSS`, `VmHWM`), in KiB.
+    pub fn status_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc/PID/status"))
+    }
+
+    /// Resets the server's peak RSS (`VmHWM`) to its current RSS.
+    pub fn reset_peak_rss(&self) {
+        std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5").unwrap();
+    }
+
     /// Sends a signal (e.g. `libc::SIGTERM`, `libc::SIGHUP`) to the server.
     pub fn signal(&self, signal: i32) {
         let rc = unsafe { libc::kill(self.child.id() as i32, signal) };

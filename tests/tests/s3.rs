@@ -52,7 +52,6 @@ fn s3_env(test: &str) -> Option<S3Env> {
 /// A server on the S3 backend, serving a fresh prefix of the bucket.
 struct S3Server {
     server: Server,
-    prefix: String,
 }
 
 impl std::ops::Deref for S3Server {
@@ -80,44 +79,10 @@ fn start(env: &S3Env, test: &str) -> S3Server {
         "--s3-path-style",
         "--s3-log-requests",
     ]);
-    S3Server { server, prefix }
+    S3Server { server }
 }
 
 impl S3Server {
-    /// The server's process id, found by its unique `--s3-prefix` argument.
-    fn pid(&self) -> u32 {
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-                continue;
-            };
-            if cmdline
-                .split(|b| *b == 0)
-                .any(|arg| arg == self.prefix.as_bytes())
-            {
-                return pid;
-            }
-        }
-        panic!("no process with --s3-prefix {}", self.prefix);
-    }
-
-    /// A field of /proc/PID/status, in KiB.
-    fn status_kib(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {field} in /proc/PID/status"))
-    }
-
-    /// Resets the server's peak RSS (VmHWM) to its current RSS.
-    fn reset_peak_rss(&self) {
-        std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5").unwrap();
-    }
-
     /// The S3 requests the server has logged so far, as (total, operations).
     fn s3_requests(&self) -> (u64, Vec<String>) {
         let log = self.log();

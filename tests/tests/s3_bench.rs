@@ -25,7 +25,6 @@ fn env(name: &str) -> Option<String> {
 
 struct Bench {
     server: Server,
-    prefix: String,
 }
 
 impl Bench {
@@ -55,38 +54,7 @@ impl Bench {
             "--s3-path-style",
             "--s3-log-requests",
         ]);
-        Some(Bench { server, prefix })
-    }
-
-    fn pid(&self) -> u32 {
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-                continue;
-            };
-            if cmdline
-                .split(|b| *b == 0)
-                .any(|arg| arg == self.prefix.as_bytes())
-            {
-                return pid;
-            }
-        }
-        panic!("no process with --s3-prefix {}", self.prefix);
-    }
-
-    fn status_kib(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap()
-    }
-
-    fn reset_peak_rss(&self) {
-        std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5").unwrap();
+        Some(Bench { server })
     }
 
     /// The S3 request lines logged so far: their operation names.
@@ -238,8 +206,8 @@ fn s3_bench() {
         }
     }
     for transfer in ["PUT", "GET"] {
-        let before = b.status_kib("VmRSS");
-        b.reset_peak_rss();
+        let before = b.server.status_kib("VmRSS");
+        b.server.reset_peak_rss();
         let (ops, elapsed) = b.measure(|| {
             if transfer == "PUT" {
                 let r = client
@@ -277,7 +245,7 @@ fn s3_bench() {
                 assert_eq!(pos, size);
             }
         });
-        let peak = b.status_kib("VmHWM");
+        let peak = b.server.status_kib("VmHWM");
         let growth = peak.saturating_sub(before);
         println!(
             "| {transfer} | {:.1} s | {:.0} | {} MiB | {} MiB | {:.1} MiB | {} |",
