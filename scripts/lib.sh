@@ -21,6 +21,43 @@ STARTUP_TIMEOUT=${STARTUP_TIMEOUT:-180}
 
 log() { printf '\n==> %s\n' "$*"; }
 
+# build_workspace: the one native build of every script. cargo unifies
+# dependency features over the packages an invocation selects, so `-p edgedav`
+# and `-p edgedav-spin-testhost` and `cargo test --workspace` would each build
+# wasmtime with a different feature set; building the whole workspace with
+# all its targets once makes every later `cargo test --release --workspace`
+# reuse it (target/release/edgedav and edgedav-spin-testhost included).
+build_workspace() {
+    log "cargo build --release --workspace --all-targets"
+    (cd "$LIB_REPO" && cargo build --release --workspace --all-targets)
+}
+
+# Phase timings: `phase NAME` closes the running phase and opens NAME;
+# `phase_summary` prints them all (the slow one is then visible in CI logs).
+PHASE_NAMES=()
+PHASE_SECONDS=()
+PHASE_STARTED=$SECONDS
+PHASE_CURRENT=""
+phase() {
+    if [ -n "$PHASE_CURRENT" ]; then
+        PHASE_NAMES+=("$PHASE_CURRENT")
+        PHASE_SECONDS+=($((SECONDS - PHASE_STARTED)))
+    fi
+    PHASE_CURRENT=$1
+    PHASE_STARTED=$SECONDS
+}
+phase_summary() {
+    local i total=0
+    phase ""
+    echo
+    echo "phase durations:"
+    for i in "${!PHASE_NAMES[@]}"; do
+        printf '  %-34s %5d s\n' "${PHASE_NAMES[$i]}" "${PHASE_SECONDS[$i]}"
+        total=$((total + PHASE_SECONDS[i]))
+    done
+    printf '  %-34s %5d s\n' "total" "$total"
+}
+
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }

@@ -44,7 +44,7 @@ TOML
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
     command -v litmus >/dev/null 2>&1 || { echo "litmus is not installed (apt-get install litmus)" >&2; exit 1; }
-    [ -x "$EDGEDAV_BIN" ] || cargo build --release -p edgedav
+    [ -x "$EDGEDAV_BIN" ] || build_workspace
     litmus_auth
     echo
     echo "litmus (auth): $LITMUS_PASSED passed, $LITMUS_FAILED failed"

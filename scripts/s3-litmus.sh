@@ -31,8 +31,7 @@ litmus_s3() {
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
     command -v litmus >/dev/null 2>&1 || { echo "litmus is not installed (apt-get install litmus)" >&2; exit 1; }
-    log "cargo build --release -p edgedav"
-    cargo build --release -p edgedav
+    build_workspace
     garage_ensure_installed
     garage_start
     litmus_s3

@@ -6,22 +6,22 @@
 #
 # Starts Garage (installing it with cargo if missing, see scripts/garage.sh),
 # builds the server in release mode, runs
-# `cargo test --release -p edgedav-tests --test s3` with EDGEDAV_BIN pointing
+# `cargo test --release --workspace --test s3` with EDGEDAV_BIN pointing
 # at target/release/edgedav and the S3 environment exported, and stops Garage.
 # EDGEDAV_S3_BIG_MIB (default 1024) sizes the big-file test.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO=$(pwd)
+# shellcheck source=lib.sh
+source "$REPO/scripts/lib.sh"
 # shellcheck source=garage.sh
 source "$REPO/scripts/garage.sh"
-trap garage_stop EXIT
-trap 'exit 130' INT TERM
+CLEANUP_HOOKS+=(garage_stop)
 
 garage_ensure_installed
-printf '==> cargo build --release -p edgedav\n'
-cargo build --release -p edgedav
+build_workspace
 garage_start
 export EDGEDAV_BIN=${EDGEDAV_BIN:-"$REPO/target/release/edgedav"}
-printf '==> cargo test --release -p edgedav-tests --test s3\n'
-cargo test --release -p edgedav-tests --test s3 "$@" -- --nocapture
+printf '==> cargo test --release --workspace --test s3\n'
+cargo test --release --workspace --test s3 "$@" -- --nocapture

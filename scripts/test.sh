@@ -32,8 +32,8 @@ source "$REPO/scripts/edge.sh"
 CLEANUP_HOOKS+=(garage_stop)
 
 # Everything builds and tests in release (EDGEDAV_BIN defaults to
-# target/release/edgedav, see lib.sh): wasmtime is then built once, and a
-# release host compiles the component at start-up ten times faster.
+# target/release/edgedav, see lib.sh), from one workspace build
+# (build_workspace in lib.sh): wasmtime is then built once.
 
 # ---------------------------------------------------------------- setup
 ensure_toolchain() {
@@ -49,20 +49,32 @@ ensure_toolchain() {
 }
 
 # Debian packages the tests drive: curl (the scripts probe servers), the
-# litmus suite and two real clients
-# (rclone, cadaver) used by tests/tests/clients.rs.
+# litmus suite, two real clients (rclone, cadaver) used by
+# tests/tests/clients.rs, Chromium and Node.js for the web interface's browser
+# test (tests/tests/webui.rs), systemd-analyze for the service unit's check,
+# and wrk, lighttpd and nginx for the benchmark's smoke run.
 ensure_packages() {
-    local missing=() tool
-    for tool in curl litmus rclone cadaver; do
-        command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+    local missing=() tool package
+    for tool in curl:curl litmus:litmus rclone:rclone cadaver:cadaver chromium:chromium \
+        node:nodejs npm:npm systemd-analyze:systemd wrk:wrk lighttpd:lighttpd nginx:nginx; do
+        command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
     done
-    if ((${#missing[@]} == 0)); then
-        return
+    # The WebDAV modules of the benchmark's peers.
+    for package in lighttpd-mod-webdav libnginx-mod-http-dav-ext; do
+        dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+    done
+    if ((${#missing[@]} != 0)); then
+        log "installing ${missing[*]}"
+        as_root apt-get update
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
     fi
-    log "installing ${missing[*]}"
-    as_root apt-get update
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+    # Playwright's driver only (playwright-core); the browser is Debian's.
+    if [ ! -d tests/browser/node_modules/playwright-core ]; then
+        log "npm ci --prefix tests/browser"
+        npm ci --prefix tests/browser
+    fi
 }
+
 
 litmus_local_disk() {
     local root
@@ -77,35 +89,52 @@ litmus_local_disk() {
 # ---------------------------------------------------------------- main
 main() {
     local failures=()
+    phase "install: toolchain and packages"
     ensure_toolchain
     ensure_packages
+    phase "install: garage"
     garage_ensure_installed
+    phase "install: wasmtime-cli, wac, wasm-tools"
     edge_ensure_tools
 
-    log "cargo build --release -p edgedav"
-    cargo build --release -p edgedav
+    # One build of the whole workspace: every cargo command below reuses it.
+    phase "build: workspace (release)"
+    build_workspace
 
     # The edge compositions of the very handler the host just embedded; the
     # end-to-end tests in tests/tests/edge.rs use them.
+    phase "build: edge adapters and compositions"
     edge_build_adapters
-    edge_build_testhost
     edge_compose
     edge_check_all || failures+=("component world checks")
     edge_export_test_env
 
     # A running Garage makes the S3 end-to-end tests (tests/tests/s3.rs) run.
+    phase "garage start"
     garage_start
 
+    phase "cargo test --workspace"
     log "cargo test --workspace --release"
     # Everything the S3 and edge tests need is here: none may skip.
     EDGEDAV_REQUIRE_ALL=1 cargo test --workspace --release || failures+=("cargo test --workspace --release")
 
+    # Coverage-guided fuzzing of the handler's parsers, short and bounded
+    # (`FUZZ_SECONDS=300 ./scripts/fuzz.sh` for a longer run).
+    phase "fuzz: handler parsers"
+    FUZZ_SECONDS=${FUZZ_SECONDS:-10} "$REPO/scripts/fuzz.sh" || failures+=("fuzz")
+
+    phase "litmus: local, auth, S3, fs, Spin"
     litmus_local_disk
     litmus_auth
     litmus_s3
     edge_litmus_fs
     edge_litmus_spin
 
+    # The benchmark is not a test, but its smoke mode keeps it working.
+    phase "bench smoke"
+    "$REPO/scripts/bench.sh" --smoke || failures+=("bench smoke (scripts/bench.sh --smoke)")
+
+    phase_summary
     echo
     echo "litmus on the fs composition (wasmtime serve): $EDGE_LITMUS_FS"
     echo "litmus on the Spin composition (spin test host): $EDGE_LITMUS_SPIN"

@@ -68,6 +68,8 @@ pub enum StorageError {
     TooLarge,
     Forbidden(String),
     Unsupported(String),
+    /// A transient server condition (see the WIT docs): 503 + Retry-After.
+    Unavailable(String),
     Io(String),
 }
 
@@ -84,6 +86,7 @@ impl fmt::Display for StorageError {
             Self::TooLarge => f.write_str("too large"),
             Self::Forbidden(m) => write!(f, "forbidden: {m}"),
             Self::Unsupported(m) => write!(f, "unsupported: {m}"),
+            Self::Unavailable(m) => write!(f, "temporarily unavailable: {m}"),
             Self::Io(m) => write!(f, "i/o error: {m}"),
         }
     }
@@ -101,6 +104,17 @@ pub struct WriteOptions {
     pub content_type: Option<String>,
     /// Partial update from this offset (see the WIT `write-options`).
     pub offset: Option<u64>,
+    /// Create, never replace: commit fails with `AlreadyExists` when
+    /// anything exists at the path then.
+    pub create_only: bool,
+}
+
+/// What a successful commit did (the WIT `committed` record).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    pub metadata: Metadata,
+    /// Created (true) or replaced (false), decided atomically at commit.
+    pub created: bool,
 }
 
 /// A dead property: `value` is a self-contained XML fragment.
@@ -146,7 +160,7 @@ pub trait Reader {
 
 pub trait Writer {
     fn write(&mut self, data: &[u8]) -> StorageResult<()>;
-    fn commit(self: Box<Self>) -> StorageResult<Metadata>;
+    fn commit(self: Box<Self>) -> StorageResult<Committed>;
 }
 
 pub trait Storage {

@@ -183,6 +183,7 @@ impl From<types::Error> for b::StorageError {
             E::TooLarge => Self::TooLarge,
             E::Forbidden(m) => Self::Forbidden(m),
             E::Unsupported(m) => Self::Unsupported(m),
+            E::Unavailable(m) => Self::Unavailable(m),
             E::Io(m) => Self::Io(m),
         }
     }
@@ -238,8 +239,12 @@ impl b::Writer for WitWriter {
         Ok(self.0.write(data)?)
     }
 
-    fn commit(self: Box<Self>) -> b::StorageResult<b::Metadata> {
-        Ok(storage::Writer::commit(self.0)?.into())
+    fn commit(self: Box<Self>) -> b::StorageResult<b::Committed> {
+        let committed = storage::Writer::commit(self.0)?;
+        Ok(b::Committed {
+            metadata: committed.metadata.into(),
+            created: committed.created,
+        })
     }
 }
 
@@ -288,6 +293,7 @@ impl b::Storage for WitStorage {
             expected_size: options.expected_size,
             content_type: options.content_type.clone(),
             offset: options.offset,
+            create_only: options.create_only,
         };
         Ok(Box::new(WitWriter(storage::open_write(path, &options)?)))
     }

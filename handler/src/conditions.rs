@@ -128,7 +128,8 @@ fn parse_conditions(mut s: &str) -> Option<Vec<Condition>> {
             return Some(out);
         }
         let mut not = false;
-        if s.len() >= 3 && s[..3].eq_ignore_ascii_case("not") {
+        // `get`, not indexing: the third byte may fall inside a character.
+        if s.get(..3).is_some_and(|w| w.eq_ignore_ascii_case("not")) {
             not = true;
             s = s[3..].trim_start();
         }
@@ -191,10 +192,10 @@ pub fn http_conditions(
         if !etag_list_matches(&list, etag.as_deref(), true) {
             return Outcome::PreconditionFailed;
         }
-    } else if let Some(since) = header("If-Unmodified-Since").and_then(|v| parse_http_date(&v)) {
-        if modified.is_some_and(|m| m > since) {
-            return Outcome::PreconditionFailed;
-        }
+    } else if let Some(since) = header("If-Unmodified-Since").and_then(|v| parse_http_date(&v))
+        && modified.is_some_and(|m| m > since)
+    {
+        return Outcome::PreconditionFailed;
     }
     if let Some(list) = header("If-None-Match") {
         if etag_list_matches(&list, etag.as_deref(), false) {
@@ -204,10 +205,11 @@ pub fn http_conditions(
                 Outcome::PreconditionFailed
             };
         }
-    } else if let Some(since) = header("If-Modified-Since").and_then(|v| parse_http_date(&v)) {
-        if safe && modified.is_some_and(|m| m <= since) {
-            return Outcome::NotModified;
-        }
+    } else if let Some(since) = header("If-Modified-Since").and_then(|v| parse_http_date(&v))
+        && safe
+        && modified.is_some_and(|m| m <= since)
+    {
+        return Outcome::NotModified;
     }
     Outcome::Proceed
 }
@@ -263,10 +265,10 @@ impl<'e> Preconditions<'e> {
     /// as Apache mod_dav reads it).
     pub fn check_locks(&self, path: &DavPath, scope: Scope) -> DavResult<()> {
         let mut locks = self.env.locks.covering(path.as_str());
-        if scope != Scope::Resource {
-            if let Some(parent) = path.parent() {
-                locks.extend(self.env.locks.covering(parent.as_str()));
-            }
+        if scope != Scope::Resource
+            && let Some(parent) = path.parent()
+        {
+            locks.extend(self.env.locks.covering(parent.as_str()));
         }
         if scope == Scope::Tree {
             locks.extend(self.env.locks.within(path.as_str()));
@@ -385,6 +387,9 @@ mod tests {
             "(x)",
             "<a> (<b>) (<c>) x",
             "(<a>) <b> (<c>)",
+            // Found by fuzzing: "No" and half of a two-byte character.
+            "(No\u{44c})",
+            "(éé)",
         ] {
             assert!(IfHeader::parse(bad).is_err(), "{bad}");
         }

@@ -77,10 +77,19 @@ impl DavError {
     }
 }
 
+/// Seconds a client is asked to wait after a transient failure (503).
+pub const RETRY_AFTER_SECS: u32 = 5;
+
 impl From<StorageError> for DavError {
     fn from(e: StorageError) -> Self {
         let status = storage_status(&e);
-        Self::status(status, e.to_string())
+        let error = Self::status(status, e.to_string());
+        match e {
+            StorageError::Unavailable(_) => {
+                error.with_header("Retry-After", RETRY_AFTER_SECS.to_string())
+            }
+            _ => error,
+        }
     }
 }
 
@@ -117,6 +126,7 @@ pub fn storage_status(e: &StorageError) -> u16 {
         StorageError::TooLarge => 413,
         StorageError::Forbidden(_) => 403,
         StorageError::Unsupported(_) => 501,
+        StorageError::Unavailable(_) => 503,
         StorageError::Io(_) => 500,
     }
 }
@@ -126,5 +136,26 @@ pub type DavResult<T> = Result<T, DavError>;
 impl std::fmt::Display for DavError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} {}", self.status, self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unavailable_is_503_with_retry_after() {
+        let e = DavError::from(StorageError::Unavailable("out of file descriptors".into()));
+        assert_eq!(e.status, 503);
+        assert!(
+            e.headers
+                .iter()
+                .any(|(n, v)| n == "Retry-After" && v == "5")
+        );
+        assert!(e.message.contains("out of file descriptors"));
+        assert_eq!(
+            DavError::from(StorageError::Forbidden("x".into())).headers,
+            Vec::new()
+        );
     }
 }

@@ -15,6 +15,7 @@ pub mod multistatus;
 pub mod path;
 pub mod props;
 pub mod range;
+mod webui;
 pub mod xml;
 
 #[cfg(test)]

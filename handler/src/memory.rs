@@ -92,7 +92,21 @@ impl MemoryStorage {
             .collect()
     }
 
-    fn prepare_destination(&self, destination: &str, overwrite: bool) -> StorageResult<()> {
+    /// Checks a copy or move before anything changes: the source must exist
+    /// and the destination must not overlap it (the WIT rule), then clears
+    /// an existing destination when `overwrite` allows.
+    fn prepare_transfer(
+        &self,
+        source: &str,
+        destination: &str,
+        overwrite: bool,
+    ) -> StorageResult<()> {
+        self.stat(source)?;
+        if is_within(destination, source) || is_within(source, destination) {
+            return Err(StorageError::Forbidden(
+                "source and destination overlap".into(),
+            ));
+        }
         self.check_parent(destination)?;
         if self.nodes.borrow().contains_key(destination) {
             if !overwrite {
@@ -162,6 +176,9 @@ impl Storage for MemoryStorage {
     ) -> StorageResult<Box<dyn Writer + '_>> {
         self.check_parent(path)?;
         let existing = self.stat(path).ok();
+        if options.create_only && existing.is_some() {
+            return Err(StorageError::AlreadyExists);
+        }
         if existing
             .as_ref()
             .is_some_and(|m| m.kind == Kind::Collection)
@@ -180,6 +197,7 @@ impl Storage for MemoryStorage {
             storage: self,
             path: path.to_owned(),
             offset: options.offset,
+            create_only: options.create_only,
             data: Vec::new(),
         }))
     }
@@ -208,8 +226,7 @@ impl Storage for MemoryStorage {
         recursive: bool,
         overwrite: bool,
     ) -> StorageResult<Vec<MemberError>> {
-        self.stat(source)?;
-        self.prepare_destination(destination, overwrite)?;
+        self.prepare_transfer(source, destination, overwrite)?;
         let keys = if recursive {
             self.subtree(source)
         } else {
@@ -234,8 +251,7 @@ impl Storage for MemoryStorage {
         destination: &str,
         overwrite: bool,
     ) -> StorageResult<Vec<MemberError>> {
-        self.stat(source)?;
-        self.prepare_destination(destination, overwrite)?;
+        self.prepare_transfer(source, destination, overwrite)?;
         for key in self.subtree(source) {
             let node = self.nodes.borrow_mut().remove(&key).expect("listed");
             self.nodes
@@ -306,6 +322,7 @@ struct MemoryWriter<'s> {
     storage: &'s MemoryStorage,
     path: String,
     offset: Option<u64>,
+    create_only: bool,
     data: Vec<u8>,
 }
 
@@ -315,7 +332,15 @@ impl Writer for MemoryWriter<'_> {
         Ok(())
     }
 
-    fn commit(self: Box<Self>) -> StorageResult<Metadata> {
+    fn commit(self: Box<Self>) -> StorageResult<Committed> {
+        let existed = self.storage.nodes.borrow().contains_key(&self.path);
+        if existed && self.create_only {
+            return Err(StorageError::AlreadyExists);
+        }
+        if !existed && self.offset.is_some() {
+            return Err(StorageError::NotFound);
+        }
+        self.storage.check_parent(&self.path)?;
         let content = match self.offset {
             None => self.data,
             Some(offset) => {
@@ -326,7 +351,10 @@ impl Writer for MemoryWriter<'_> {
                 content
             }
         };
-        Ok(self.storage.insert(&self.path, Kind::File, content))
+        Ok(Committed {
+            metadata: self.storage.insert(&self.path, Kind::File, content),
+            created: !existed,
+        })
     }
 }
 
@@ -407,5 +435,91 @@ impl Locks for MemoryLocks {
             .filter(|l| is_within(&l.root, path))
             .cloned()
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(
+        s: &MemoryStorage,
+        path: &str,
+        data: &[u8],
+        create_only: bool,
+    ) -> StorageResult<Committed> {
+        let options = WriteOptions {
+            create_only,
+            ..WriteOptions::default()
+        };
+        let mut w = s.open_write(path, &options)?;
+        w.write(data)?;
+        w.commit()
+    }
+
+    fn content(s: &MemoryStorage, path: &str) -> Vec<u8> {
+        s.open_read(path, 0, None).unwrap().read(u32::MAX).unwrap()
+    }
+
+    #[test]
+    fn commit_reports_created_or_replaced() {
+        let s = MemoryStorage::new();
+        assert!(write(&s, "/f", b"one", false).unwrap().created);
+        assert!(!write(&s, "/f", b"two", false).unwrap().created);
+        assert_eq!(content(&s, "/f"), b"two");
+    }
+
+    #[test]
+    fn create_only_never_replaces() {
+        let s = MemoryStorage::new();
+        write(&s, "/f", b"kept", false).unwrap();
+        s.create_collection("/d").unwrap();
+        for path in ["/f", "/d"] {
+            assert_eq!(write(&s, path, b"", true), Err(StorageError::AlreadyExists));
+        }
+        assert_eq!(content(&s, "/f"), b"kept");
+
+        // Two writers opened while the path was free: the first commit
+        // creates, the second finds it taken and changes nothing.
+        let options = WriteOptions {
+            create_only: true,
+            ..WriteOptions::default()
+        };
+        let mut first = s.open_write("/new", &options).unwrap();
+        let mut second = s.open_write("/new", &options).unwrap();
+        first.write(b"first").unwrap();
+        second.write(b"second").unwrap();
+        assert!(first.commit().unwrap().created);
+        assert_eq!(second.commit(), Err(StorageError::AlreadyExists));
+        assert_eq!(content(&s, "/new"), b"first");
+    }
+
+    #[test]
+    fn overlapping_copy_and_rename_are_refused_with_nothing_changed() {
+        let s = MemoryStorage::new();
+        s.create_collection("/a").unwrap();
+        s.create_collection("/a/b").unwrap();
+        write(&s, "/a/b/f", b"data", false).unwrap();
+        let before = s.subtree("/");
+        for (from, to) in [("/a", "/a/b"), ("/a/b", "/a"), ("/a", "/a"), ("/a/b", "/")] {
+            for overwrite in [true, false] {
+                assert!(
+                    matches!(
+                        s.copy(from, to, true, overwrite),
+                        Err(StorageError::Forbidden(_))
+                    ),
+                    "copy {from} {to}"
+                );
+                assert!(
+                    matches!(
+                        s.rename(from, to, overwrite),
+                        Err(StorageError::Forbidden(_))
+                    ),
+                    "rename {from} {to}"
+                );
+            }
+        }
+        assert_eq!(s.subtree("/"), before);
+        assert_eq!(content(&s, "/a/b/f"), b"data");
     }
 }

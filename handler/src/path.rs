@@ -3,10 +3,18 @@
 //! Every path a backend sees is produced here: percent-decoded, normalised
 //! and free of `.`/`..` segments, so no request can name anything outside
 //! the store's root.
+//!
+//! A segment may be at most [`MAX_SEGMENT`] (255) bytes once percent-decoded:
+//! that is the longest file name local disks take (ext4's `NAME_MAX`), so a
+//! longer one would only fail in storage as a 500. A request URL with a longer
+//! segment is answered 414 URI Too Long; a `Destination` naming one is 400.
+//! The length of a whole path is left to the backend (S3, for one, allows
+//! 1024-byte keys).
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 
 use crate::error::{DavError, DavResult};
+use crate::xml::is_xml_char;
 
 /// A normalised storage path: `/` or `/a/b` (no trailing slash).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -33,6 +41,9 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'=')
     .remove(b':')
     .remove(b'@');
+
+/// The longest path segment accepted, in bytes after percent-decoding.
+pub const MAX_SEGMENT: usize = 255;
 
 impl DavPath {
     pub fn root() -> Self {
@@ -62,9 +73,19 @@ impl DavPath {
             match segment.as_ref() {
                 "" | "." => {}
                 ".." => return Err(DavError::bad_request("path must not contain '..'")),
-                s if s.contains(['/', '\\', '\0']) => {
+                // A name is written into PROPFIND XML (href, displayname):
+                // one that XML cannot carry would break the whole listing.
+                s if s.contains(['/', '\\'])
+                    || s.chars().any(|c| c.is_ascii_control() || !is_xml_char(c)) =>
+                {
                     return Err(DavError::bad_request(
-                        "path segment contains '/', '\\' or NUL",
+                        "path segment contains '/', '\\' or a control character",
+                    ));
+                }
+                s if s.len() > MAX_SEGMENT => {
+                    return Err(DavError::status(
+                        414,
+                        format!("path segment longer than {MAX_SEGMENT} bytes"),
                     ));
                 }
                 s => segments.push(s.to_owned()),
@@ -161,10 +182,10 @@ pub fn parse_destination(value: &str, authority: Option<&str>) -> DavResult<DavP
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
         };
-        if let Some(authority) = authority {
-            if !same_authority(host, authority) {
-                return Err(DavError::status(502, "Destination is on another server"));
-            }
+        if let Some(authority) = authority
+            && !same_authority(host, authority)
+        {
+            return Err(DavError::status(502, "Destination is on another server"));
         }
         path
     } else if value.starts_with('/') {
@@ -176,7 +197,11 @@ pub fn parse_destination(value: &str, authority: Option<&str>) -> DavResult<DavP
             "Destination must be an absolute URI or path",
         ));
     };
-    DavPath::from_target(path)
+    DavPath::from_target(path).map_err(|e| match e.status {
+        // A header is not the request URI: its flaws are the request's, 400.
+        414 => DavError::bad_request(format!("Destination {}", e.message)),
+        _ => e,
+    })
 }
 
 /// Compares authorities ignoring case and a default port.
@@ -220,6 +245,10 @@ mod tests {
             "/a/%2E%2E",
             "/a%2fb",
             "/a%00b",
+            "/a%01b",
+            "/a%0Ab",
+            "/a%7Fb",
+            "/a%EF%BF%BEb",
             "/%ff",
         ] {
             assert_eq!(DavPath::from_target(bad).unwrap_err().status, 400, "{bad}");

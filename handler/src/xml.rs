@@ -2,8 +2,10 @@
 //! serializer that turns a subtree back into a self-contained fragment (for
 //! dead property values and lock owners), and a writer for responses.
 
+use std::borrow::Cow;
+
 use quick_xml::NsReader;
-use quick_xml::escape::{escape, partial_escape};
+use quick_xml::escape::{escape, partial_escape, unescape};
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 
@@ -63,52 +65,71 @@ impl Element {
     /// The element's content as a self-contained fragment: every element
     /// declares the namespace it is in, so the fragment means the same
     /// wherever it is pasted.
+    ///
+    /// Iterative, with an explicit stack: a tree built by hand may be deeper
+    /// than [`MAX_DEPTH`], and recursion could then exhaust the guest's stack.
     pub fn inner_fragment(&self) -> String {
         let mut out = String::new();
-        for child in &self.children {
-            write_node(child, None, &mut out);
+        // The children still to write at each open level, and the element
+        // they belong to (`None` for `self`, whose tags are not written).
+        let mut open: Vec<(std::slice::Iter<'_, Node>, Option<&Element>)> =
+            vec![(self.children.iter(), None)];
+        while let Some((children, parent)) = open.last_mut() {
+            let parent = *parent;
+            match children.next() {
+                Some(Node::Text(t)) => out.push_str(&partial_escape(t.as_str())),
+                Some(Node::Element(e)) => {
+                    write_start(e, parent.map(|p| p.namespace.as_str()), &mut out);
+                    if e.children.is_empty() {
+                        out.push_str("/>");
+                    } else {
+                        out.push('>');
+                        open.push((e.children.iter(), Some(e)));
+                    }
+                }
+                None => {
+                    if let Some(e) = parent {
+                        out.push_str("</");
+                        out.push_str(&e.name);
+                        out.push('>');
+                    }
+                    open.pop();
+                }
+            }
         }
         out
     }
 }
 
-fn write_node(node: &Node, parent_ns: Option<&str>, out: &mut String) {
-    match node {
-        Node::Text(t) => out.push_str(&partial_escape(t.as_str())),
-        Node::Element(e) => {
-            out.push('<');
-            out.push_str(&e.name);
-            if parent_ns != Some(e.namespace.as_str()) {
-                out.push_str(" xmlns=\"");
-                out.push_str(&escape(e.namespace.as_str()));
-                out.push('"');
-            }
-            for (i, (ns, name, value)) in e.attributes.iter().enumerate() {
-                out.push(' ');
-                if ns == XML_NS {
-                    out.push_str("xml:");
-                } else if !ns.is_empty() {
-                    out.push_str(&format!("xmlns:a{i}=\"{}\" a{i}:", escape(ns.as_str())));
-                }
-                out.push_str(name);
-                out.push_str("=\"");
-                out.push_str(&escape(value.as_str()));
-                out.push('"');
-            }
-            if e.children.is_empty() {
-                out.push_str("/>");
-            } else {
-                out.push('>');
-                for child in &e.children {
-                    write_node(child, Some(&e.namespace), out);
-                }
-                out.push_str("</");
-                out.push_str(&e.name);
-                out.push('>');
-            }
+/// `<name xmlns="…" attributes`, declaring the namespace unless the parent
+/// is in the same one; the caller closes the tag.
+fn write_start(e: &Element, parent_ns: Option<&str>, out: &mut String) {
+    out.push('<');
+    out.push_str(&e.name);
+    if parent_ns != Some(e.namespace.as_str()) {
+        out.push_str(" xmlns=\"");
+        out.push_str(&escape(e.namespace.as_str()));
+        out.push('"');
+    }
+    for (i, (ns, name, value)) in e.attributes.iter().enumerate() {
+        out.push(' ');
+        if ns == XML_NS {
+            out.push_str("xml:");
+        } else if !ns.is_empty() {
+            out.push_str(&format!("xmlns:a{i}=\"{}\" a{i}:", escape(ns.as_str())));
         }
+        out.push_str(name);
+        out.push_str("=\"");
+        out.push_str(&escape(value.as_str()));
+        out.push('"');
     }
 }
+
+/// The deepest element nesting [`parse`] accepts (the root is level 1).
+/// WebDAV bodies need a handful of levels and property values a few more;
+/// an unbounded tree would let a small body exhaust the stack of whatever
+/// walks it (its destructor included).
+pub const MAX_DEPTH: usize = 64;
 
 /// Parses a document into its root element, resolving namespaces.
 pub fn parse(input: &[u8]) -> Result<Element, XmlError> {
@@ -124,15 +145,19 @@ pub fn parse(input: &[u8]) -> Result<Element, XmlError> {
                 if root.is_some() {
                     return Err(XmlError("content after the root element".into()));
                 }
+                if stack.len() >= MAX_DEPTH {
+                    return Err(XmlError(format!(
+                        "elements nested deeper than {MAX_DEPTH} levels (at byte {})",
+                        reader.buffer_position()
+                    )));
+                }
                 let namespace = namespace_of(resolved)?;
-                let name = std::str::from_utf8(start.local_name().as_ref())
-                    .map_err(|e| err(&e))?
-                    .to_owned();
+                let name = local_name(start.local_name().as_ref())?;
                 let mut attributes = Vec::new();
                 for attr in start.attributes() {
                     let attr = attr.map_err(|e| err(&e))?;
                     let key = attr.key;
-                    let value = attr.unescape_value().map_err(|e| err(&e))?.into_owned();
+                    let value = content(attr.unescape_value().map_err(|e| err(&e))?)?;
                     if let Some(prefix) = key.as_namespace_binding() {
                         if matches!(prefix, quick_xml::name::PrefixDeclaration::Named(_))
                             && value.is_empty()
@@ -145,9 +170,7 @@ pub fn parse(input: &[u8]) -> Result<Element, XmlError> {
                     }
                     let (res, local) = reader.resolve_attribute(key);
                     let ns = namespace_of(res)?;
-                    let local = std::str::from_utf8(local.as_ref())
-                        .map_err(|e| err(&e))?
-                        .to_owned();
+                    let local = local_name(local.as_ref())?;
                     attributes.push((ns, local, value));
                 }
                 let element = Element {
@@ -169,11 +192,11 @@ pub fn parse(input: &[u8]) -> Result<Element, XmlError> {
                 attach(&mut stack, &mut root, element);
             }
             Event::Text(t) => {
-                let text = t.unescape().map_err(|e| err(&e))?.into_owned();
+                let text = content(t.unescape().map_err(|e| err(&e))?)?;
                 push_text(&mut stack, &root, text)?;
             }
             Event::CData(c) => {
-                let text = std::str::from_utf8(&c).map_err(|e| err(&e))?.to_owned();
+                let text = content(std::str::from_utf8(&c).map_err(|e| err(&e))?.into())?;
                 push_text(&mut stack, &root, text)?;
             }
             Event::Eof => break,
@@ -187,16 +210,71 @@ pub fn parse(input: &[u8]) -> Result<Element, XmlError> {
     root.ok_or_else(|| XmlError("no root element".into()))
 }
 
+/// The namespace name an element or attribute is in. The reader hands over
+/// the `xmlns` attribute value as written, so its references are resolved
+/// here: `urn:a&amp;b` names `urn:a&b`.
 fn namespace_of(resolved: ResolveResult<'_>) -> Result<String, XmlError> {
+    let err = |e: &dyn std::fmt::Display| XmlError(e.to_string());
     match resolved {
-        ResolveResult::Bound(ns) => Ok(std::str::from_utf8(ns.as_ref())
-            .map_err(|e| XmlError(e.to_string()))?
-            .to_owned()),
+        ResolveResult::Bound(ns) => {
+            let raw = std::str::from_utf8(ns.as_ref()).map_err(|e| err(&e))?;
+            content(unescape(raw).map_err(|e| err(&e))?)
+        }
         ResolveResult::Unbound => Ok(String::new()),
         ResolveResult::Unknown(prefix) => Err(XmlError(format!(
             "undeclared namespace prefix '{}'",
             String::from_utf8_lossy(&prefix)
         ))),
+    }
+}
+
+/// The reader takes any bytes up to a delimiter as a name; kept unchecked, a
+/// name with `:` or `<` in it would be written back (as a dead property's
+/// name, say) as different or broken markup.
+fn local_name(raw: &[u8]) -> Result<String, XmlError> {
+    let name = std::str::from_utf8(raw).map_err(|e| XmlError(e.to_string()))?;
+    let mut chars = name.chars();
+    let valid = chars.next().is_some_and(is_name_start)
+        && chars.all(|c| {
+            is_name_start(c)
+                || matches!(c, '-' | '.' | '0'..='9' | '\u{B7}' | '\u{300}'..='\u{36F}' | '\u{203F}'..='\u{2040}')
+        });
+    if valid {
+        Ok(name.to_owned())
+    } else {
+        let shown: String = name.chars().take(40).collect();
+        let more = if shown.len() < name.len() { "…" } else { "" };
+        Err(XmlError(format!("{shown:?}{more} is not an XML name")))
+    }
+}
+
+/// `NameStartChar` of XML 1.0 (fifth edition) §2.3, without `:`.
+fn is_name_start(c: char) -> bool {
+    matches!(c,
+        'A'..='Z' | '_' | 'a'..='z' | '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}'
+        | '\u{F8}'..='\u{2FF}' | '\u{370}'..='\u{37D}' | '\u{37F}'..='\u{1FFF}'
+        | '\u{200C}'..='\u{200D}' | '\u{2070}'..='\u{218F}' | '\u{2C00}'..='\u{2FEF}'
+        | '\u{3001}'..='\u{D7FF}' | '\u{F900}'..='\u{FDCF}' | '\u{FDF0}'..='\u{FFFD}'
+        | '\u{10000}'..='\u{EFFFF}')
+}
+
+/// XML 1.0 `Char` (§2.2): everything but NUL and the other C0 controls
+/// except tab and line breaks, and U+FFFE/U+FFFF.
+pub fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// Text, attribute values and namespace names, refused when they hold a
+/// character that is not [`is_xml_char`], written literally or as a
+/// reference: it would be stored and later make a client's parser reject a
+/// whole PROPFIND response.
+fn content(text: Cow<'_, str>) -> Result<String, XmlError> {
+    match text.chars().find(|&c| !is_xml_char(c)) {
+        Some(c) => Err(XmlError(format!(
+            "character U+{:04X} is not allowed in XML",
+            u32::from(c)
+        ))),
+        None => Ok(text.into_owned()),
     }
 }
 
@@ -359,6 +437,17 @@ mod tests {
             b"<a xmlns:bar=\"\"><bar:foo/></a>",
             b"<a/><b/>",
             b"<!DOCTYPE a [<!ENTITY x \"y\">]><a>&x;</a>",
+            // Names and characters XML does not allow; the first was found
+            // by fuzzing (a local name with ':' and '<' in it).
+            b"<D:a\0b:c</D:d/>",
+            b"<a xmlns:D=\"DAV:\"><D:x:y/></a>",
+            b"<a><1b/></a>",
+            b"<a k\x01=\"1\"/>",
+            b"<a>\0</a>",
+            b"<a>&#1;</a>",
+            b"<a k=\"&#xFFFF;\"/>",
+            b"<a><![CDATA[\x08]]></a>",
+            b"<a xmlns=\"urn:\x02\"/>",
         ] {
             assert!(parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }
@@ -379,6 +468,68 @@ mod tests {
         let a = again.elements().next().unwrap();
         assert!(a.is("urn:t", "a"));
         assert!(a.elements().next().unwrap().is("", "b"));
+    }
+
+    #[test]
+    fn namespace_names_are_unescaped() {
+        // Found by fuzzing: the name was kept escaped, so writing it out
+        // escaped it twice and the fragment changed namespace.
+        let root =
+            parse(br#"<p><v xmlns="urn:a&amp;b&#x3C;"><w xmlns:x="urn:&lt;" x:k="1"/></v></p>"#)
+                .unwrap();
+        let v = root.elements().next().unwrap();
+        assert_eq!(v.namespace, "urn:a&b<");
+        assert_eq!(v.elements().next().unwrap().attributes[0].0, "urn:<");
+        let fragment = root.inner_fragment();
+        let again = parse(format!("<w>{fragment}</w>").as_bytes()).unwrap();
+        assert_eq!(again.children, root.children);
+        assert!(parse(br#"<v xmlns="urn:&nope;"/>"#).is_err());
+    }
+
+    #[test]
+    fn refuses_deep_nesting_early() {
+        for levels in [MAX_DEPTH + 1, 2_000, 100_000] {
+            let doc = format!("{}{}", "<a>".repeat(levels), "</a>".repeat(levels));
+            let XmlError(message) = parse(doc.as_bytes()).unwrap_err();
+            // The error comes at the first element too deep, not at the end
+            // of the input after building the whole tree.
+            let at = format!("at byte {}", 3 * (MAX_DEPTH + 1));
+            assert!(message.contains("nested deeper than 64"), "{message}");
+            assert!(message.ends_with(&format!("{at})")), "{message}");
+        }
+        let doc = format!("{}{}", "<a>".repeat(MAX_DEPTH), "</a>".repeat(MAX_DEPTH));
+        assert!(parse(doc.as_bytes()).is_ok());
+        let doc = format!("<r>{}</r>", "<a/>".repeat(100_000));
+        assert_eq!(parse(doc.as_bytes()).unwrap().children.len(), 100_000);
+    }
+
+    #[test]
+    fn writes_any_depth_without_recursion() {
+        // Built by hand: parse would refuse it.
+        let levels = 100_000;
+        let mut tree = Element {
+            namespace: "urn:x".into(),
+            name: "leaf".into(),
+            attributes: Vec::new(),
+            children: vec![Node::Text("t".into())],
+        };
+        for _ in 0..levels {
+            tree = Element {
+                namespace: "urn:x".into(),
+                name: "n".into(),
+                attributes: Vec::new(),
+                children: vec![Node::Element(tree)],
+            };
+        }
+        let fragment = tree.inner_fragment();
+        assert!(fragment.starts_with("<n xmlns=\"urn:x\"><n><n>"));
+        assert!(fragment.contains("<leaf>t</leaf></n></n>"));
+        assert_eq!(fragment.matches("</n>").count(), levels - 1);
+        // Take the tree apart level by level: the derived destructor recurses.
+        let mut rest = tree;
+        while let Some(Node::Element(child)) = rest.children.pop() {
+            rest = child;
+        }
     }
 
     #[test]

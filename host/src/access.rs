@@ -1,7 +1,9 @@
 //! The host's per-request gate, in front of the component: client address,
-//! defender ban, rate limit, authentication, then the component instance
-//! bound to the authenticated user's storage, with counted and throttled
-//! bodies and an access log line.
+//! defender ban, rate limit, authentication, a place in the instance queue,
+//! then the component instance bound to the authenticated user's storage,
+//! with counted, throttled and policed bodies and an access log line.
+//!
+//! Every `503` that leaves here carries `Retry-After`.
 //!
 //! Nothing here knows WebDAV: it looks at the `Authorization` and
 //! `X-Forwarded-For` headers and the method only to let `OPTIONS` through
@@ -17,20 +19,22 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use tracing::warn;
+use tracing::{debug, warn};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+use crate::admission::Busy;
 use crate::app::App;
 use crate::auth::{self, CHALLENGE, Credentials};
 use crate::config::{BanAction, IpNet};
+use crate::connection::RETRY_AFTER_SECS;
 use crate::limits::{Defender, RateLimiter, Throttle};
 use crate::locks::LockView;
-use crate::metrics;
+use crate::metrics::{self, Refusal};
 use crate::perms::Permissions;
 use crate::runtime::StorageBinding;
 use crate::storage::guard::{DenyAll, Guarded};
 use crate::storage::home::LockScope;
-use crate::traffic::{AccessLog, RequestBody, ResponseBody};
+use crate::traffic::{AccessLog, BodyOutcome, BodyRate, RequestBody, ResponseBody};
 use crate::users::User;
 
 /// How a binding authenticates.
@@ -50,6 +54,8 @@ pub struct Endpoint {
     pub defender: Option<Arc<Defender>>,
     pub trusted_proxies: Vec<IpNet>,
     pub request_timeout: Option<Duration>,
+    /// The minimum request-body rate; none: no minimum.
+    pub body_rate: Option<BodyRate>,
 }
 
 /// Returned to hyper to close the connection without answering (banned
@@ -93,7 +99,16 @@ impl Endpoint {
             remote,
             started,
             received: received.clone(),
+            logged: false,
         };
+        // Wrapped at once, so that a body refused unread is drained.
+        let expects_continue = request
+            .headers()
+            .get(hyper::header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        let mut request =
+            request.map(|body| RequestBody::new(body, received, self.body_rate, expects_continue));
+        let outcome = request.body().outcome();
 
         if let Some(defender) = &self.defender
             && defender.is_banned(remote)
@@ -102,7 +117,12 @@ impl Endpoint {
             if defender.action == BanAction::Drop {
                 return Err(Dropped);
             }
-            return Ok(finish(simple(StatusCode::FORBIDDEN, "banned\n"), None, log));
+            return Ok(finish(
+                simple(StatusCode::FORBIDDEN, "banned\n"),
+                None,
+                log,
+                &outcome,
+            ));
         }
         if let Some(limiter) = &self.rate_limit
             && let Err(wait) = limiter.check(remote)
@@ -113,12 +133,12 @@ impl Endpoint {
             response
                 .headers_mut()
                 .insert("retry-after", secs.max(1).into());
-            return Ok(finish(response, None, log));
+            return Ok(finish(response, None, log, &outcome));
         }
 
         let identity = match self.identify(&request, remote).await {
             Ok(identity) => identity,
-            Err(response) => return Ok(finish(response, None, log)),
+            Err(response) => return Ok(finish(response, None, log, &outcome)),
         };
         let (storage, upload, download, anonymous) = match &identity {
             Identity::Open => {
@@ -182,8 +202,21 @@ impl Endpoint {
             }
         };
 
-        let request = request.map(|body| RequestBody::new(body, received, upload));
-        let handled = self.app.runtime.handle(request, storage);
+        request.body_mut().throttle(upload);
+        let slot = match self.app.admission.enter(remote).await {
+            Ok(slot) => slot,
+            Err(busy) => {
+                let reason = match busy {
+                    Busy::Pool => Refusal::InstancesBusy,
+                    Busy::PerIp => Refusal::InstancesPerIp,
+                };
+                metrics::get().refused(reason);
+                debug!(remote = %remote, reason = reason.label(), "request refused");
+                let response = simple(StatusCode::SERVICE_UNAVAILABLE, reason.message());
+                return Ok(finish(response, None, log, &outcome));
+            }
+        };
+        let handled = self.app.runtime.handle(request, storage, slot);
         let response = match self.request_timeout {
             None => handled.await,
             Some(limit) => match tokio::time::timeout(limit, handled).await {
@@ -198,20 +231,24 @@ impl Endpoint {
                 }
             },
         };
+        // A body cut for being too slow: whatever the guest made of it, the
+        // client is told, and the connection is closed.
+        let response = if outcome.cut() {
+            simple(StatusCode::REQUEST_TIMEOUT, Refusal::SlowBody.message())
         // An anonymous client refused something may have credentials that
         // allow it: ask for them.
-        let response = if anonymous && response.status() == StatusCode::FORBIDDEN {
+        } else if anonymous && response.status() == StatusCode::FORBIDDEN {
             challenge()
         } else {
             response
         };
-        Ok(finish(response, download, log))
+        Ok(finish(response, download, log, &outcome))
     }
 
     /// Authenticates the request, or answers it (401).
-    async fn identify(
+    async fn identify<B>(
         &self,
-        request: &Request<Incoming>,
+        request: &Request<B>,
         remote: IpAddr,
     ) -> Result<Identity, Response<HyperOutgoingBody>> {
         let AuthMode::Users { anonymous } = &self.auth else {
@@ -255,12 +292,27 @@ impl Endpoint {
     }
 }
 
-/// Wraps the response body for counting, throttling and the access log.
+/// Wraps the response body for counting, throttling and the access log;
+/// gives a 503 its `Retry-After`, and says `Connection: close` when the
+/// request body's remains will not be read (see [`BodyOutcome`]).
 fn finish(
-    response: Response<HyperOutgoingBody>,
+    mut response: Response<HyperOutgoingBody>,
     download: Option<Arc<Throttle>>,
     mut log: AccessLog,
+    body: &BodyOutcome,
 ) -> Response<ResponseBody> {
+    if !body.connection_survives() {
+        response.headers_mut().insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("close"),
+        );
+    }
+    if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .entry(hyper::header::RETRY_AFTER)
+            .or_insert(RETRY_AFTER_SECS.into());
+    }
     log.status = response.status().as_u16();
     response.map(|body| ResponseBody::new(body, download, log))
 }

@@ -22,7 +22,9 @@ use tracing::{error, info, warn};
 use wasmtime::error::Context;
 
 use crate::access::{AuthMode, Endpoint};
-use crate::config::{self, Config, TlsConfig};
+use crate::admission::Admission;
+use crate::config::{self, BindingConfig, Config, SandboxConfig, TlsConfig};
+use crate::connection::Timeouts;
 use crate::limits::{Defender, RateLimiter};
 use crate::locks::LockTable;
 use crate::metrics;
@@ -31,11 +33,14 @@ use crate::server::{self, Admin, Listener};
 use crate::storage::Backend;
 use crate::storage::home::{HomeRegistry, LockScope};
 use crate::tls::{self, ReloadableCert};
+use crate::traffic::BodyRate;
 use crate::users::Users;
 
 /// State shared by every binding.
 pub struct App {
     pub runtime: Runtime,
+    /// The queue for component instances.
+    pub admission: Admission,
     pub locks: Arc<LockTable>,
     pub homes: HomeRegistry,
     /// The current users; replaced whole on reload.
@@ -49,11 +54,33 @@ pub struct OpenStore {
     pub scope: LockScope,
 }
 
-/// Defaults of a zero-config listener (the same as a configured binding's).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
-const MAX_CONNECTIONS: usize = 1024;
+/// The zero-config server's shutdown grace (a configured server's default).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+fn admission(sandbox: &SandboxConfig) -> Admission {
+    Admission::new(
+        sandbox.max_instances,
+        sandbox.max_instances_per_ip,
+        sandbox.instance_wait.0,
+    )
+}
+
+/// A binding's connection timeouts.
+fn timeouts(binding: &BindingConfig) -> Timeouts {
+    Timeouts {
+        header_read: binding.header_read_timeout.0,
+        idle: binding.idle_timeout.0,
+        keepalive: binding.keepalive_timeout.0,
+    }
+}
+
+/// A binding's request-body rate floor.
+fn body_rate(binding: &BindingConfig) -> Option<BodyRate> {
+    (binding.min_body_rate.0 > 0).then(|| BodyRate {
+        min_bytes_per_sec: binding.min_body_rate.0,
+        grace: binding.min_body_rate_grace.0,
+    })
+}
 
 /// Serves `backend` to everyone on `listen`, without authentication: the
 /// zero-config `edgedav serve [--root DIR]`.
@@ -64,8 +91,12 @@ pub async fn serve_open(
     settings: GuestSettings,
 ) -> wasmtime::Result<()> {
     let runtime = Runtime::new(component, settings, SandboxLimits::default())?;
+    // The zero-config server has a configured server's defaults.
+    let defaults = Config::default();
+    let binding = BindingConfig::defaults(listen);
     let app = Arc::new(App {
         runtime,
+        admission: admission(&defaults.sandbox),
         locks: Arc::new(LockTable::default()),
         homes: HomeRegistry::default(),
         users: ArcSwap::from_pointee(Users::empty()),
@@ -88,15 +119,16 @@ pub async fn serve_open(
         defender: None,
         trusted_proxies: Vec::new(),
         request_timeout: None,
+        body_rate: body_rate(&binding),
     });
     let listener = Listener {
         tcp,
         endpoint,
         tls: None,
         http2: true,
-        header_read_timeout: HEADER_READ_TIMEOUT,
-        idle_timeout: IDLE_TIMEOUT,
-        max_connections: MAX_CONNECTIONS,
+        timeouts: timeouts(&binding),
+        max_connections: binding.max_connections as usize,
+        max_connections_per_ip: binding.max_connections_per_ip,
     };
     // The one line on stdout: tests and scripts read the bound address here.
     let mut stdout = std::io::stdout().lock();
@@ -131,6 +163,7 @@ pub async fn serve_config(path: &Path, config: Config) -> wasmtime::Result<()> {
         .map_err(wasmtime::Error::msg)?;
     let app = Arc::new(App {
         runtime,
+        admission: admission(&config.sandbox),
         locks: Arc::new(LockTable::default()),
         homes,
         users: ArcSwap::from_pointee(users),
@@ -170,6 +203,7 @@ pub async fn serve_config(path: &Path, config: Config) -> wasmtime::Result<()> {
             defender,
             trusted_proxies: binding.trusted_proxies.clone(),
             request_timeout: Some(binding.request_timeout.0).filter(|t| !t.is_zero()),
+            body_rate: body_rate(binding),
         });
         let scheme = if tls.is_some() { "https" } else { "http" };
         lines.push(format!("edgedav listening on {scheme}://{address}"));
@@ -178,9 +212,9 @@ pub async fn serve_config(path: &Path, config: Config) -> wasmtime::Result<()> {
             endpoint,
             tls,
             http2: binding.http2,
-            header_read_timeout: binding.header_read_timeout.0,
-            idle_timeout: binding.idle_timeout.0,
+            timeouts: timeouts(binding),
             max_connections: binding.max_connections as usize,
+            max_connections_per_ip: binding.max_connections_per_ip,
         });
     }
     let admin = match &config.admin {

@@ -14,7 +14,7 @@ use crate::locks::LockView;
 use crate::storage::{self, Backend, Reader, Writer};
 use edgedav::dav::locks::{ActiveLock, LockError, LockRequest};
 use edgedav::dav::storage::{
-    Error, MemberError, Metadata, Page, Property, PropertyChange, Space, WriteOptions,
+    Committed, Error, MemberError, Metadata, Page, Property, PropertyChange, Space, WriteOptions,
 };
 
 wasmtime::component::bindgen!({
@@ -22,8 +22,8 @@ wasmtime::component::bindgen!({
         package edgedav:host;
 
         world host-imports {
-            import edgedav:dav/storage@0.1.0;
-            import edgedav:dav/locks@0.1.0;
+            import edgedav:dav/storage@0.2.0;
+            import edgedav:dav/locks@0.2.0;
         }
     ",
     path: "../wit",
@@ -159,7 +159,7 @@ impl edgedav::dav::storage::HostWriter for DavView<'_> {
         Ok(self.table.get_mut(&writer)?.write(data).await)
     }
 
-    async fn commit(&mut self, writer: Resource<Writer>) -> Answer<Metadata> {
+    async fn commit(&mut self, writer: Resource<Writer>) -> Answer<Committed> {
         Ok(self.table.delete(writer)?.commit().await)
     }
 

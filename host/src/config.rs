@@ -140,6 +140,12 @@ pub struct SandboxConfig {
     /// Most component instances alive at once (concurrent requests).
     #[serde(default = "default_instances")]
     pub max_instances: u32,
+    /// Most instances one client IP may hold at once.
+    #[serde(default = "default_instances_per_ip")]
+    pub max_instances_per_ip: u32,
+    /// How long a request may wait for a free instance before a 503.
+    #[serde(default = "default_instance_wait")]
+    pub instance_wait: Dur,
 }
 
 impl Default for SandboxConfig {
@@ -148,6 +154,8 @@ impl Default for SandboxConfig {
             max_memory: default_max_memory(),
             max_cpu_time: default_cpu_time(),
             max_instances: default_instances(),
+            max_instances_per_ip: default_instances_per_ip(),
+            instance_wait: default_instance_wait(),
         }
     }
 }
@@ -160,6 +168,12 @@ fn default_cpu_time() -> Dur {
 }
 fn default_instances() -> u32 {
     1000
+}
+fn default_instances_per_ip() -> u32 {
+    64
+}
+fn default_instance_wait() -> Dur {
+    Dur(Duration::from_secs(10))
 }
 
 #[derive(Debug, Deserialize, Clone)]
@@ -179,19 +193,34 @@ pub struct BindingConfig {
     /// Offer HTTP/2 (ALPN `h2` on TLS, h2c with prior knowledge on plain).
     #[serde(default = "yes")]
     pub http2: bool,
-    /// Time a client has to send a request's headers (HTTP/1).
+    /// Time a client has to send a request's headers: the first request's
+    /// from the moment the connection is accepted (TLS handshake and HTTP/2
+    /// preface included), a later HTTP/1 request's from its first byte.
     #[serde(default = "default_header_timeout")]
     pub header_read_timeout: Dur,
     /// A connection with no bytes moving either way for this long is closed.
     #[serde(default = "default_idle_timeout")]
     pub idle_timeout: Dur,
+    /// A connection with no request in flight for this long is closed.
+    #[serde(default = "default_keepalive_timeout")]
+    pub keepalive_timeout: Dur,
+    /// Slowest average request-body rate, in bytes per second, a request is
+    /// allowed after `min_body_rate_grace`; 0 disables it.
+    #[serde(default = "default_min_body_rate")]
+    pub min_body_rate: Size,
+    #[serde(default = "default_min_body_rate_grace")]
+    pub min_body_rate_grace: Dur,
     /// Time from a request's arrival to its response head (a PUT's response
     /// comes after its whole body); 0 disables it.
     #[serde(default = "default_request_timeout")]
     pub request_timeout: Dur,
-    /// Most open connections; more are closed at once.
+    /// Most open connections; more are answered 503 and closed.
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
+    /// Most open connections from one client address (trusted proxies are
+    /// exempt); more are answered 503 and closed.
+    #[serde(default = "default_max_connections_per_ip")]
+    pub max_connections_per_ip: u32,
     /// Requests without credentials act as this user, read-only.
     pub anonymous_user: Option<String>,
     /// Proxies whose `X-Forwarded-For` is believed (addresses or CIDR ranges).
@@ -199,6 +228,30 @@ pub struct BindingConfig {
     pub trusted_proxies: Vec<IpNet>,
     pub rate_limit: Option<RateLimitConfig>,
     pub defender: Option<DefenderConfig>,
+}
+
+impl BindingConfig {
+    /// A plain binding on `listen` with every default: the zero-config
+    /// listener's settings.
+    pub fn defaults(listen: SocketAddr) -> Self {
+        Self {
+            listen,
+            tls: None,
+            http2: true,
+            header_read_timeout: default_header_timeout(),
+            idle_timeout: default_idle_timeout(),
+            keepalive_timeout: default_keepalive_timeout(),
+            min_body_rate: default_min_body_rate(),
+            min_body_rate_grace: default_min_body_rate_grace(),
+            request_timeout: default_request_timeout(),
+            max_connections: default_max_connections(),
+            max_connections_per_ip: default_max_connections_per_ip(),
+            anonymous_user: None,
+            trusted_proxies: Vec::new(),
+            rate_limit: None,
+            defender: None,
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -210,11 +263,23 @@ fn default_header_timeout() -> Dur {
 fn default_idle_timeout() -> Dur {
     Dur(Duration::from_secs(120))
 }
+fn default_keepalive_timeout() -> Dur {
+    Dur(Duration::from_secs(60))
+}
+fn default_min_body_rate() -> Size {
+    Size(1024)
+}
+fn default_min_body_rate_grace() -> Dur {
+    Dur(Duration::from_secs(10))
+}
 fn default_request_timeout() -> Dur {
     Dur(Duration::from_secs(3600))
 }
 fn default_max_connections() -> u32 {
     1024
+}
+fn default_max_connections_per_ip() -> u32 {
+    64
 }
 
 #[derive(Debug, Deserialize, Clone, PartialEq, Eq)]
@@ -598,6 +663,9 @@ fn validate(config: &Config, main_users: usize) -> Result<(), Invalid> {
     if config.sandbox.max_instances == 0 {
         return err("sandbox.max_instances", "must be at least 1".into());
     }
+    if config.sandbox.max_instances_per_ip == 0 {
+        return err("sandbox.max_instances_per_ip", "must be at least 1".into());
+    }
     let mut seen_listen = Vec::new();
     if let Some(admin) = &config.admin {
         seen_listen.push(admin.listen);
@@ -611,14 +679,23 @@ fn validate(config: &Config, main_users: usize) -> Result<(), Invalid> {
             ));
         }
         seen_listen.push(b.listen);
-        if b.max_connections == 0 {
-            return Err((key("max_connections"), "must be at least 1".into()));
+        for (k, value) in [
+            ("max_connections", b.max_connections),
+            ("max_connections_per_ip", b.max_connections_per_ip),
+        ] {
+            if value == 0 {
+                return Err((key(k), "must be at least 1".into()));
+            }
         }
-        if b.header_read_timeout.0.is_zero() {
-            return Err((key("header_read_timeout"), "must be more than 0".into()));
-        }
-        if b.idle_timeout.0.is_zero() {
-            return Err((key("idle_timeout"), "must be more than 0".into()));
+        for (k, value) in [
+            ("header_read_timeout", b.header_read_timeout),
+            ("idle_timeout", b.idle_timeout),
+            ("keepalive_timeout", b.keepalive_timeout),
+            ("min_body_rate_grace", b.min_body_rate_grace),
+        ] {
+            if value.0.is_zero() {
+                return Err((key(k), "must be more than 0".into()));
+            }
         }
         if let Some(tls) = &b.tls {
             for (k, file) in [
@@ -790,7 +867,12 @@ home = {{ backend = "local", path = "homes/alice" }}
         let b = &config.bindings[0];
         assert!(b.http2 && b.tls.is_none());
         assert_eq!(b.idle_timeout.0, Duration::from_secs(120));
+        assert_eq!(b.keepalive_timeout.0, Duration::from_secs(60));
+        assert_eq!(b.max_connections_per_ip, 64);
+        assert_eq!(b.min_body_rate.0, 1024);
         assert_eq!(config.sandbox.max_memory.0, 128 << 20);
+        assert_eq!(config.sandbox.instance_wait.0, Duration::from_secs(10));
+        assert_eq!(config.sandbox.max_instances_per_ip, 64);
         let HomeSpec::Local { path } = &config.users[0].home else {
             panic!("a local home")
         };
@@ -849,5 +931,35 @@ home = {{ backend = "local", path = "homes/alice" }}
             load_text("[[users]]\nname = \"a\"\nhome = { backend = \"local\", path = \"x\" }\n")
                 .unwrap_err();
         assert_eq!(e.key, "bindings", "{e}");
+
+        for (setting, key) in [
+            (
+                "max_connections_per_ip = 0",
+                "bindings[0].max_connections_per_ip",
+            ),
+            (
+                "keepalive_timeout = \"0s\"",
+                "bindings[0].keepalive_timeout",
+            ),
+            ("min_body_rate_grace = 0", "bindings[0].min_body_rate_grace"),
+        ] {
+            let text = minimal("").replace(
+                "listen = \"127.0.0.1:0\"",
+                &format!("listen = \"127.0.0.1:0\"\n{setting}"),
+            );
+            assert_eq!(load_text(&text).unwrap_err().key, key);
+        }
+        let e = load_text(&format!(
+            "[sandbox]\nmax_instances_per_ip = 0\n{}",
+            minimal("")
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "sandbox.max_instances_per_ip", "{e}");
+        let e = load_text(&format!(
+            "[sandbox]\ninstance_wait = \"soon\"\n{}",
+            minimal("")
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "sandbox.instance_wait", "{e}");
     }
 }

@@ -10,10 +10,12 @@
 //! rate limits, metrics and sandbox limits.
 
 mod access;
+mod admission;
 mod app;
 mod auth;
 mod bindings;
 mod config;
+mod connection;
 mod limits;
 mod locks;
 mod metrics;
@@ -31,6 +33,7 @@ use std::io::{IsTerminal, Read};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use tracing::info;
@@ -95,10 +98,24 @@ struct ServeArgs {
     s3: S3Options,
 }
 
-#[tokio::main]
-async fn main() -> wasmtime::Result<()> {
+/// How long the exit waits for blocking work (file I/O, password hashing)
+/// once serving is over.
+const EXIT_WAIT: Duration = Duration::from_millis(500);
+
+fn main() -> wasmtime::Result<()> {
     match Cli::parse().command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let served = runtime.block_on(serve(args));
+            // Serving is over (the shutdown grace has passed): what still
+            // runs is dropped now, each request logged as aborted and each
+            // unfinished upload discarded, and the exit waits only briefly
+            // for blocking work, so it is bounded by the grace.
+            runtime.shutdown_timeout(EXIT_WAIT);
+            served
+        }
         Command::CheckConfig { file } => check_config(&file),
         Command::HashPassword => hash_password(),
     }
@@ -189,6 +206,14 @@ async fn serve(args: ServeArgs) -> wasmtime::Result<()> {
     let settings = GuestSettings {
         depth_infinity_limit: args.depth_infinity_limit,
     };
-    info!(root = %args.root.display(), "serving");
+    match &args.s3.bucket {
+        Some(bucket) => info!(
+            bucket = %bucket,
+            prefix = args.s3.prefix.as_deref().unwrap_or(""),
+            endpoint = args.s3.endpoint.as_deref().unwrap_or("AWS"),
+            "serving an S3 bucket"
+        ),
+        None => info!(root = %args.root.display(), "serving a directory"),
+    }
     app::serve_open(&component, backend, args.listen, settings).await
 }

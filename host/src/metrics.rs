@@ -34,8 +34,11 @@ pub struct Metrics {
     pub bytes_received: AtomicU64,
     pub bytes_sent: AtomicU64,
     pub active_connections: AtomicI64,
+    /// Requests waiting for a component instance now.
+    pub instance_queue: AtomicI64,
     pub connections_accepted: AtomicU64,
-    pub connections_rejected: AtomicU64,
+    refusals: [AtomicU64; Refusal::ALL.len()],
+    timeouts: [AtomicU64; Timeout::ALL.len()],
     instantiation: Histogram,
     component_errors: Mutex<BTreeMap<&'static str, u64>>,
     pub bans: AtomicU64,
@@ -72,6 +75,96 @@ impl ComponentError {
             ComponentError::Trap => "trap",
             ComponentError::Deadline => "deadline",
             ComponentError::NoResponse => "no_response",
+        }
+    }
+}
+
+/// Why a connection or a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Connection: the binding's `max_connections`.
+    MaxConnections,
+    /// Connection: the binding's `max_connections_per_ip`.
+    MaxConnectionsPerIp,
+    /// Connection: a banned client with `action = "drop"`.
+    Banned,
+    /// Request: no instance became free within `instance_wait`.
+    InstancesBusy,
+    /// Request: the client address holds `max_instances_per_ip` instances.
+    InstancesPerIp,
+    /// Request: the body came slower than `min_body_rate`.
+    SlowBody,
+}
+
+impl Refusal {
+    const ALL: [Refusal; 6] = [
+        Refusal::MaxConnections,
+        Refusal::MaxConnectionsPerIp,
+        Refusal::Banned,
+        Refusal::InstancesBusy,
+        Refusal::InstancesPerIp,
+        Refusal::SlowBody,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Refusal::MaxConnections => "max_connections",
+            Refusal::MaxConnectionsPerIp => "max_connections_per_ip",
+            Refusal::Banned => "banned",
+            Refusal::InstancesBusy => "instances_busy",
+            Refusal::InstancesPerIp => "max_instances_per_ip",
+            Refusal::SlowBody => "min_body_rate",
+        }
+    }
+
+    /// The text of the answer.
+    pub fn message(self) -> &'static str {
+        match self {
+            Refusal::MaxConnections | Refusal::InstancesBusy => "server busy, retry later",
+            Refusal::MaxConnectionsPerIp | Refusal::InstancesPerIp => {
+                "too many connections or requests from your address, retry later"
+            }
+            Refusal::Banned => "banned",
+            Refusal::SlowBody => "the request body arrived too slowly",
+        }
+    }
+
+    fn is_connection(self) -> bool {
+        matches!(
+            self,
+            Refusal::MaxConnections | Refusal::MaxConnectionsPerIp | Refusal::Banned
+        )
+    }
+}
+
+/// Which deadline closed a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timeout {
+    /// The first request (TLS handshake, preface, headers) within
+    /// `header_read_timeout` of the accept.
+    FirstRequest,
+    /// A later request's headers within `header_read_timeout` of its first byte.
+    RequestHeaders,
+    /// No request for `keepalive_timeout`.
+    KeepAlive,
+    /// No bytes moving for `idle_timeout`.
+    Idle,
+}
+
+impl Timeout {
+    const ALL: [Timeout; 4] = [
+        Timeout::FirstRequest,
+        Timeout::RequestHeaders,
+        Timeout::KeepAlive,
+        Timeout::Idle,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Timeout::FirstRequest => "first_request",
+            Timeout::RequestHeaders => "request_headers",
+            Timeout::KeepAlive => "keepalive",
+            Timeout::Idle => "idle",
         }
     }
 }
@@ -118,6 +211,16 @@ impl Metrics {
             .unwrap_or_else(|p| p.into_inner())
             .entry(kind.label())
             .or_default() += 1;
+    }
+
+    pub fn refused(&self, reason: Refusal) {
+        let i = Refusal::ALL.iter().position(|r| *r == reason).unwrap_or(0);
+        self.refusals[i].fetch_add(1, Relaxed);
+    }
+
+    pub fn connection_timed_out(&self, timeout: Timeout) {
+        let i = Timeout::ALL.iter().position(|t| *t == timeout).unwrap_or(0);
+        self.timeouts[i].fetch_add(1, Relaxed);
     }
 
     pub fn instantiated(&self, took: Duration) {
@@ -179,11 +282,6 @@ impl Metrics {
             self.connections_accepted.load(Relaxed),
         );
         counter(
-            "edgedav_connections_rejected_total",
-            "Connections closed at once (connection limit, or a banned IP with action = drop).",
-            self.connections_rejected.load(Relaxed),
-        );
-        counter(
             "edgedav_bans_total",
             "IPs banned by the defender.",
             self.bans.load(Relaxed),
@@ -218,10 +316,55 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
+            "# HELP edgedav_instance_queue Requests waiting for a component instance now.\n\
+             # TYPE edgedav_instance_queue gauge\n\
+             edgedav_instance_queue {}",
+            self.instance_queue.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
             "# HELP edgedav_banned_ips IPs banned now.\n\
              # TYPE edgedav_banned_ips gauge\n\
              edgedav_banned_ips {banned_ips}"
         );
+
+        for (name, help, connections) in [
+            (
+                "edgedav_connections_rejected_total",
+                "Connections refused when accepted (answered 503 on plain HTTP), by reason.",
+                true,
+            ),
+            (
+                "edgedav_requests_refused_total",
+                "Requests refused by a host limit (503 or 408), by reason.",
+                false,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (reason, n) in Refusal::ALL.iter().zip(&self.refusals) {
+                if reason.is_connection() == connections {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{reason=\"{}\"}} {}",
+                        reason.label(),
+                        n.load(Relaxed)
+                    );
+                }
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP edgedav_connections_timed_out_total Connections closed by a deadline, by which.\n\
+             # TYPE edgedav_connections_timed_out_total counter"
+        );
+        for (timeout, n) in Timeout::ALL.iter().zip(&self.timeouts) {
+            let _ = writeln!(
+                out,
+                "edgedav_connections_timed_out_total{{reason=\"{}\"}} {}",
+                timeout.label(),
+                n.load(Relaxed)
+            );
+        }
 
         let _ = writeln!(
             out,
@@ -310,5 +453,18 @@ mod tests {
         assert!(text.contains("edgedav_instantiation_seconds_bucket{le=\"0.00025\"} 0"));
         assert!(text.contains("edgedav_instantiation_seconds_count 1"));
         assert!(text.contains("edgedav_banned_ips 2"));
+        m.refused(Refusal::MaxConnectionsPerIp);
+        m.refused(Refusal::InstancesBusy);
+        m.connection_timed_out(Timeout::KeepAlive);
+        let text = m.render(0);
+        assert!(
+            text.contains(
+                "edgedav_connections_rejected_total{reason=\"max_connections_per_ip\"} 1"
+            )
+        );
+        assert!(text.contains("edgedav_connections_rejected_total{reason=\"banned\"} 0"));
+        assert!(text.contains("edgedav_requests_refused_total{reason=\"instances_busy\"} 1"));
+        assert!(!text.contains("edgedav_requests_refused_total{reason=\"banned\"}"));
+        assert!(text.contains("edgedav_connections_timed_out_total{reason=\"keepalive\"} 1"));
     }
 }

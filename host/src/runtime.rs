@@ -46,6 +46,7 @@ use wasmtime_wasi_http::{
     RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
 };
 
+use crate::admission::Slot;
 use crate::bindings::{self, DavView};
 use crate::locks::LockView;
 use crate::metrics::{self, ComponentError};
@@ -54,6 +55,15 @@ use crate::storage::Backend;
 /// The handler built from `handler/` by the build script.
 pub const EMBEDDED_HANDLER: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/edgedav_handler.wasm"));
+
+/// [`EMBEDDED_HANDLER`] compiled to native code by the build script with
+/// [`codegen::config`] (empty when cross-compiling).
+const PRECOMPILED_HANDLER: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/edgedav_handler.cwasm"));
+
+/// Code settings, shared with the build script (which includes the file).
+#[path = "codegen.rs"]
+mod codegen;
 
 /// How often the ticker advances the engine's epoch, i.e. the longest a guest
 /// runs before yielding to other tasks.
@@ -113,8 +123,8 @@ impl std::fmt::Display for DeadlineExceeded {
 impl std::error::Error for DeadlineExceeded {}
 
 impl Runtime {
-    /// Compiles `component` and links it against WASI, wasi:http, storage
-    /// and locks.
+    /// Compiles `component` (see [`load_component`]) and links it against
+    /// WASI, wasi:http, storage and locks.
     pub fn new(
         component: &[u8],
         settings: GuestSettings,
@@ -122,7 +132,7 @@ impl Runtime {
     ) -> wasmtime::Result<Self> {
         let engine = Engine::new(&engine_config(&limits))?;
         start_epoch_ticker(&engine);
-        let component = Component::new(&engine, component).context("compiling the component")?;
+        let component = load_component(&engine, component)?;
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
@@ -142,19 +152,20 @@ impl Runtime {
         })
     }
 
-    /// Answers one request with an instance bound to `storage`; a guest that
-    /// fails, traps or runs out of time yields a 5xx and affects no other
-    /// request.
+    /// Answers one request with an instance bound to `storage`, in the pool
+    /// slot `slot` (held until the instance is gone); a guest that fails,
+    /// traps or runs out of time yields a 5xx and affects no other request.
     pub async fn handle<B>(
         &self,
         request: Request<B>,
         storage: StorageBinding,
+        slot: Slot,
     ) -> Response<HyperOutgoingBody>
     where
-        B: hyper::body::Body<Data = Bytes, Error = hyper::Error> + Send + 'static,
+        B: hyper::body::Body<Data = Bytes, Error = wasmtime_wasi_http::Error> + Send + 'static,
     {
         debug!(method = %request.method(), uri = %request.uri(), "request");
-        match self.dispatch(request, storage).await {
+        match self.dispatch(request, storage, slot).await {
             Ok(response) => response,
             Err(kind) => failure_response(kind),
         }
@@ -164,9 +175,10 @@ impl Runtime {
         &self,
         request: Request<B>,
         storage: StorageBinding,
+        slot: Slot,
     ) -> Result<Response<HyperOutgoingBody>, ComponentError>
     where
-        B: hyper::body::Body<Data = Bytes, Error = hyper::Error> + Send + 'static,
+        B: hyper::body::Body<Data = Bytes, Error = wasmtime_wasi_http::Error> + Send + 'static,
     {
         let mut store = Store::new(self.pre.engine(), self.request_state(storage));
         store.limiter(|state| &mut state.limits);
@@ -213,11 +225,13 @@ impl Runtime {
         })?;
 
         // The guest keeps running after it has set the response, to stream
-        // the body, so it runs in its own task.
+        // the body, so it runs in its own task, which owns the slot.
         let pre = self.pre.clone();
+        let mut held = InSlot { store, _slot: slot };
         let guest = tokio::spawn(async move {
+            let store = &mut held.store;
             let started = Instant::now();
-            let proxy = match pre.instantiate_async(&mut store).await {
+            let proxy = match pre.instantiate_async(&mut *store).await {
                 Ok(proxy) => proxy,
                 Err(e) => {
                     error!("instantiating the component failed: {e:?}");
@@ -228,7 +242,7 @@ impl Runtime {
             metrics::get().instantiated(started.elapsed());
             let handled = proxy
                 .wasi_http_incoming_handler()
-                .call_handle(&mut store, request, response)
+                .call_handle(&mut *store, request, response)
                 .await;
             let cpu = store.data().cpu.used();
             match handled {
@@ -353,6 +367,13 @@ impl CpuClock {
     }
 }
 
+/// A store and the pool slot it occupies. Fields drop in order: the
+/// instance is gone before the slot is free for the next request.
+struct InSlot {
+    store: Store<RequestState>,
+    _slot: Slot,
+}
+
 /// Aborts a task when dropped, unless emptied first.
 struct AbortOnDrop(Option<AbortHandle>);
 
@@ -377,11 +398,53 @@ fn engine_config(limits: &SandboxLimits) -> Config {
         .total_stacks(instances)
         // The handler streams; it never needs a large heap.
         .max_memory_size(usize::try_from(limits.max_memory).unwrap_or(usize::MAX));
-    let mut config = Config::new();
+    // Resetting a used slot with madvise makes the kernel unmap its pages
+    // and shoot down the TLB of every CPU running a worker thread; the next
+    // request then faults them back in. With the PAGEMAP_SCAN ioctl (Linux
+    // 6.7+) only the pages the request dirtied are found and restored with
+    // memcpy, and stay resident, up to these amounts per slot (beyond them,
+    // madvise as before). Without it, keeping memory resident would memset
+    // the whole amount on every request, so the default stays.
+    if PoolingAllocationConfig::is_pagemap_scan_available() {
+        pooling
+            .pagemap_scan(wasmtime::Enabled::Yes)
+            .linear_memory_keep_resident(KEEP_RESIDENT_MEMORY)
+            .table_keep_resident(KEEP_RESIDENT_TABLE);
+    }
+    let mut config = codegen::config();
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
     config
-        .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling))
-        .epoch_interruption(true);
-    config
+}
+
+/// Linear memory a pooling slot keeps resident between requests: a request
+/// of the handler dirties its stack, data and a small heap.
+const KEEP_RESIDENT_MEMORY: usize = 4 << 20;
+
+/// Table memory a slot keeps resident: all of a table of the default 20,000
+/// elements.
+const KEEP_RESIDENT_TABLE: usize = 256 << 10;
+
+/// Compiles `wasm`; when it is the embedded handler, loads the build script's
+/// precompiled copy instead, which takes milliseconds instead of seconds. A
+/// copy this engine cannot run (compiled for other CPU features, say) is
+/// compiled anew.
+fn load_component(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Component> {
+    if wasm == EMBEDDED_HANDLER {
+        match precompiled_handler(engine) {
+            Ok(component) => return Ok(component),
+            Err(e) => tracing::info!(
+                "compiling the embedded handler: its precompiled copy does not fit this engine: {e:#}"
+            ),
+        }
+    }
+    Component::new(engine, wasm).context("compiling the component")
+}
+
+fn precompiled_handler(engine: &Engine) -> wasmtime::Result<Component> {
+    // SAFETY: the bytes are part of this binary, written by the build
+    // script's `Engine::precompile_component`; `deserialize` checks that the
+    // wasmtime version and the engine's settings match.
+    unsafe { Component::deserialize(engine, PRECOMPILED_HANDLER) }
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] until the engine is gone.
@@ -400,7 +463,8 @@ fn start_epoch_ticker(engine: &Engine) {
 }
 
 /// The answer when the guest did not answer: 503 when it ran out of time or
-/// could not be started (capacity), 500 otherwise.
+/// could not be started (capacity), 500 otherwise. (The access layer gives
+/// every 503 its `Retry-After`.)
 fn failure_response(kind: ComponentError) -> Response<HyperOutgoingBody> {
     let (status, text): (_, &'static [u8]) = match kind {
         ComponentError::Deadline => (
@@ -480,5 +544,18 @@ impl WasiHttpHooks for DenyOutgoing {
     > {
         warn!(uri = %request.uri(), "refused an outgoing request from the handler");
         Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The build script and the host agree on the engine settings, so the
+    /// host starts without compiling the handler.
+    #[test]
+    fn the_precompiled_handler_fits_the_engine() {
+        let engine = Engine::new(&engine_config(&SandboxLimits::default())).unwrap();
+        precompiled_handler(&engine).unwrap();
     }
 }

@@ -1,23 +1,28 @@
-//! Accepts connections on every binding and hands each request to its
-//! binding's [`Endpoint`].
+//! Accepts connections on every binding and hands each to a
+//! [`Connection`], which serves its requests through the binding's
+//! [`Endpoint`].
 //!
 //! * **Protocols.** hyper-util's auto builder speaks HTTP/1.1 (keep-alive)
 //!   and HTTP/2, detected per connection: ALPN on TLS, the h2 preface (h2c
 //!   with prior knowledge) on plain TCP. `http2 = false` keeps a binding to
 //!   HTTP/1.1.
-//! * **Timeouts.** HTTP/1 headers must arrive within `header_read_timeout`
-//!   (the TLS handshake too); a connection with no bytes moving either way
-//!   for `idle_timeout` is closed (an upload that stalls is cut, and never
-//!   committed).
-//! * **Connection limit.** Each binding holds at most `max_connections`;
-//!   more are closed as soon as they are accepted, and so are connections
-//!   from a banned IP when the defender's action is `drop`.
+//! * **Timeouts.** See [`crate::connection`]: a deadline for the first
+//!   request (handshake, preface and headers together), one for each later
+//!   HTTP/1 request's headers, a keep-alive limit between requests, and an
+//!   idle limit while a request is in flight (an upload that stalls is cut,
+//!   and never committed).
+//! * **Connection limits.** Each binding holds at most `max_connections`,
+//!   and at most `max_connections_per_ip` from one client address (trusted
+//!   proxies are exempt). A connection over a limit is answered `503` with
+//!   `Retry-After` and closed; a banned IP's connection, when the
+//!   defender's action is `drop`, is closed unanswered.
 //! * **Graceful shutdown.** On the shutdown signal every listener closes at
 //!   once, open connections are asked to finish (HTTP/1 finishes the request
 //!   in flight; HTTP/2 sends GOAWAY) and get `shutdown_grace` to do so. Then
 //!   [`serve`] returns and the process exits: requests still running are
-//!   dropped, and with them any upload's storage writer, which discards its
-//!   content, so an upload cut off is never committed half-written.
+//!   dropped (and logged as aborted), and with them any upload's storage
+//!   writer, which discards its content, so an upload cut off is never
+//!   committed half-written.
 //! * **Admin listener.** `GET /metrics` (Prometheus text) and
 //!   `GET /healthz`, plain HTTP/1.1 on its own address.
 
@@ -25,10 +30,8 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -38,16 +41,17 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 use crate::access::Endpoint;
+use crate::admission::PerIp;
 use crate::config::BanAction;
+use crate::connection::{self, Connection, Held, Socket, Timeouts};
 use crate::limits::Defender;
-use crate::metrics;
+use crate::metrics::{self, Refusal};
 
 /// One binding, bound.
 pub struct Listener {
@@ -55,9 +59,9 @@ pub struct Listener {
     pub endpoint: Arc<Endpoint>,
     pub tls: Option<TlsAcceptor>,
     pub http2: bool,
-    pub header_read_timeout: Duration,
-    pub idle_timeout: Duration,
+    pub timeouts: Timeouts,
     pub max_connections: usize,
+    pub max_connections_per_ip: u32,
 }
 
 /// The admin listener and what its metrics report on.
@@ -102,148 +106,142 @@ pub async fn serve(
     }
 }
 
+/// Accepts with a growing pause after failures (typically out of file
+/// descriptors, which persists until connections close), and warns at most
+/// once per [`Self::WARN_EVERY`] with the number of failures.
+struct AcceptBackoff {
+    pause: Duration,
+    failures: u64,
+    warned: Option<Instant>,
+}
+
+impl AcceptBackoff {
+    const FIRST: Duration = Duration::from_millis(10);
+    const MAX: Duration = Duration::from_secs(1);
+    const WARN_EVERY: Duration = Duration::from_secs(10);
+
+    fn new() -> Self {
+        Self {
+            pause: Self::FIRST,
+            failures: 0,
+            warned: None,
+        }
+    }
+
+    async fn accept(&mut self, tcp: &TcpListener, what: &str) -> (TcpStream, SocketAddr) {
+        loop {
+            match tcp.accept().await {
+                Ok(accepted) => {
+                    self.pause = Self::FIRST;
+                    return accepted;
+                }
+                Err(e) => {
+                    self.failures += 1;
+                    if self
+                        .warned
+                        .is_none_or(|at| at.elapsed() >= Self::WARN_EVERY)
+                    {
+                        warn!(
+                            failures = self.failures,
+                            "{what} accept failed: {e}; pausing up to {:?} between attempts",
+                            Self::MAX
+                        );
+                        self.warned = Some(Instant::now());
+                        self.failures = 0;
+                    }
+                    tokio::time::sleep(self.pause).await;
+                    self.pause = (self.pause * 2).min(Self::MAX);
+                }
+            }
+        }
+    }
+}
+
 async fn accept_loop(
     listener: Listener,
     mut stopped: watch::Receiver<bool>,
     alive: mpsc::Sender<()>,
 ) {
     let limit = Arc::new(Semaphore::new(listener.max_connections));
+    let per_ip = Arc::new(PerIp::default());
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // Header deadlines are the connection's own (see `connection`).
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(listener.header_read_timeout);
+        .header_read_timeout(None);
     builder.http2().timer(TokioTimer::new());
     let builder = Arc::new(if listener.http2 {
         builder
     } else {
         builder.http1_only()
     });
-    let drop_banned = listener
-        .endpoint
+    let endpoint = &listener.endpoint;
+    let drop_banned = endpoint
         .defender
         .as_ref()
         .filter(|d| d.action == BanAction::Drop)
         .cloned();
+    let mut backoff = AcceptBackoff::new();
+    let answer_refusals = listener.tls.is_none();
     loop {
         let (stream, peer) = tokio::select! {
-            accepted = listener.tcp.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Typically out of file descriptors: back off instead of spinning.
-                    warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+            accepted = backoff.accept(&listener.tcp, "connection") => accepted,
             _ = stopped.changed() => break,
         };
-        if drop_banned.as_ref().is_some_and(|d| d.is_banned(peer.ip()))
-            && !listener
-                .endpoint
-                .trusted_proxies
-                .iter()
-                .any(|net| net.contains(peer.ip()))
-        {
-            metrics::get().connections_rejected.fetch_add(1, Relaxed);
+        let accepted = Instant::now();
+        let trusted = endpoint
+            .trusted_proxies
+            .iter()
+            .any(|net| net.contains(peer.ip()));
+        if drop_banned.as_ref().is_some_and(|d| d.is_banned(peer.ip())) && !trusted {
             metrics::get().banned_requests.fetch_add(1, Relaxed);
+            connection::refuse(stream, peer, Refusal::Banned, false);
             continue;
         }
+        let ip_hold = if trusted {
+            None
+        } else {
+            match per_ip.try_take(peer.ip(), listener.max_connections_per_ip) {
+                Some(hold) => Some(hold),
+                None => {
+                    connection::refuse(stream, peer, Refusal::MaxConnectionsPerIp, answer_refusals);
+                    continue;
+                }
+            }
+        };
         let Ok(permit) = limit.clone().try_acquire_owned() else {
-            metrics::get().connections_rejected.fetch_add(1, Relaxed);
-            debug!(%peer, "connection limit reached; closing");
+            connection::refuse(stream, peer, Refusal::MaxConnections, answer_refusals);
             continue;
         };
         if let Err(e) = stream.set_nodelay(true) {
             debug!(%peer, "TCP_NODELAY not set: {e}");
         }
         metrics::get().connections_accepted.fetch_add(1, Relaxed);
+        let socket = Socket::new(
+            stream,
+            Held {
+                _binding: permit,
+                _ip: ip_hold,
+            },
+        );
         let connection = Connection {
             peer,
-            endpoint: listener.endpoint.clone(),
+            endpoint: endpoint.clone(),
             builder: builder.clone(),
-            idle_timeout: listener.idle_timeout,
+            timeouts: listener.timeouts,
             stopped: stopped.clone(),
+            accepted,
         };
         let tls = listener.tls.clone();
-        let handshake_timeout = listener.header_read_timeout;
         let alive = alive.clone();
         tokio::spawn(async move {
-            let _permit = permit;
             let _alive = alive;
             let _active = ActiveConnection::new();
-            let activity = Arc::new(Activity::new());
-            let io = Tracked {
-                inner: stream,
-                activity: activity.clone(),
-            };
-            match tls {
-                None => connection.run(io, activity).await,
-                Some(acceptor) => {
-                    match tokio::time::timeout(handshake_timeout, acceptor.accept(io)).await {
-                        Ok(Ok(tls)) => connection.run(tls, activity).await,
-                        Ok(Err(e)) => debug!(%peer, "TLS handshake failed: {e}"),
-                        Err(_) => debug!(%peer, "TLS handshake timed out"),
-                    }
-                }
-            }
+            connection.serve(socket, tls).await;
         });
     }
     info!(address = %listener.tcp.local_addr().map_or_else(|_| "?".into(), |a| a.to_string()), "listener closed");
-}
-
-/// One accepted connection.
-struct Connection {
-    peer: SocketAddr,
-    endpoint: Arc<Endpoint>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
-    idle_timeout: Duration,
-    stopped: watch::Receiver<bool>,
-}
-
-impl Connection {
-    async fn run<I>(mut self, io: I, activity: Arc<Activity>)
-    where
-        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        let (endpoint, peer) = (self.endpoint.clone(), self.peer);
-        let service = service_fn(move |request: Request<Incoming>| {
-            let endpoint = endpoint.clone();
-            async move { endpoint.serve(request, peer).await }
-        });
-        let connection = self
-            .builder
-            .serve_connection(TokioIo::new(io), service)
-            .into_owned();
-        tokio::pin!(connection);
-        let check_every =
-            (self.idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
-        let mut check = tokio::time::interval(check_every);
-        let mut draining = *self.stopped.borrow();
-        if draining {
-            connection.as_mut().graceful_shutdown();
-        }
-        loop {
-            tokio::select! {
-                done = connection.as_mut() => {
-                    if let Err(e) = done {
-                        debug!(%peer, "connection closed with an error: {e}");
-                    }
-                    return;
-                }
-                _ = self.stopped.changed(), if !draining => {
-                    draining = true;
-                    connection.as_mut().graceful_shutdown();
-                }
-                _ = check.tick() => {
-                    if activity.idle_for() >= self.idle_timeout {
-                        debug!(%peer, "closing a connection idle for {:?}", self.idle_timeout);
-                        return;
-                    }
-                }
-            }
-        }
-    }
 }
 
 /// Counts a connection as active while it lives.
@@ -262,108 +260,12 @@ impl Drop for ActiveConnection {
     }
 }
 
-/// When bytes last moved on a connection.
-struct Activity {
-    /// Milliseconds since [`epoch`].
-    last: AtomicU64,
-}
-
-fn epoch() -> Instant {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    *EPOCH.get_or_init(Instant::now)
-}
-
-impl Activity {
-    fn new() -> Self {
-        let activity = Self {
-            last: AtomicU64::new(0),
-        };
-        activity.touch();
-        activity
-    }
-
-    fn touch(&self) {
-        self.last
-            .store(epoch().elapsed().as_millis() as u64, Relaxed);
-    }
-
-    fn idle_for(&self) -> Duration {
-        let now = epoch().elapsed().as_millis() as u64;
-        Duration::from_millis(now.saturating_sub(self.last.load(Relaxed)))
-    }
-}
-
-/// A stream that records activity.
-struct Tracked<T> {
-    inner: T,
-    activity: Arc<Activity>,
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.activity.touch();
-        }
-        polled
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write(cx, data);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        polled
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        polled
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
 async fn admin_loop(admin: Admin, mut stopped: watch::Receiver<bool>, alive: mpsc::Sender<()>) {
     let defenders = Arc::new(admin.defenders);
+    let mut backoff = AcceptBackoff::new();
     loop {
         let (stream, peer) = tokio::select! {
-            accepted = admin.tcp.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    warn!("admin accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+            accepted = backoff.accept(&admin.tcp, "admin") => accepted,
             _ = stopped.changed() => break,
         };
         let defenders = defenders.clone();

@@ -1,28 +1,52 @@
 //! Request and response bodies as they cross the host: counted (metrics and
-//! the access log), throttled (per-user bandwidth limits), and, when a
-//! response body ends or is dropped, logged.
+//! the access log), throttled (per-user bandwidth limits), policed (a
+//! minimum request-body rate), drained when refused, and, when a response
+//! body ends or is dropped, logged.
 //!
 //! Bandwidth limits are applied here, at the HTTP body, so they hold for
 //! every method and every backend. A throttled body holds each chunk until
 //! the user's bucket has paid for it; the guest, blocked on the body, spends
 //! that time in a host call, which does not count towards its CPU-time
 //! deadline.
+//!
+//! **Minimum body rate.** An instance is held while its request body
+//! arrives, so a client trickling a body holds one for as long as it likes.
+//! After a grace period, a body whose average rate, counted over the time
+//! spent waiting for the *client* (not for a throttle or for the guest),
+//! falls below the binding's `min_body_rate` is cut: the guest sees a read
+//! error (so an upload is discarded) and the client gets 408.
+//!
+//! **Draining.** A request refused before its body was read (413, 507, 401)
+//! leaves the client still sending. Dropping the body would make hyper stop
+//! reading and close the connection, and the client would see a reset
+//! instead of the status. So a body dropped before its end is read and
+//! discarded for a bounded amount ([`DRAIN_BYTES`], [`DRAIN_TIME`]); when it
+//! ends within that, the connection even stays open for the next request.
+//! Not with `Expect: 100-continue`: the client is waiting for our word
+//! before sending, and polling the body would tell hyper to send
+//! `100 Continue` after the refusal; the connection just closes.
 
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll, ready};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hyper::body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::time::Sleep;
 use tracing::info;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::limits::Throttle;
-use crate::metrics;
+use crate::metrics::{self, Refusal};
+
+/// A refused request's body is discarded up to this much more...
+const DRAIN_BYTES: u64 = 1 << 20;
+/// ...for at most this long.
+const DRAIN_TIME: Duration = Duration::from_secs(5);
 
 /// Holds each data frame until a throttle has paid for it.
 struct Pacer {
@@ -97,55 +121,264 @@ impl Pacer {
     }
 }
 
-/// A request body on its way to the guest.
-pub struct RequestBody<B> {
-    inner: B,
-    received: Arc<AtomicU64>,
-    pacer: Pacer,
+/// A binding's minimum request-body rate.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyRate {
+    pub min_bytes_per_sec: u64,
+    /// Time before the rate is enforced.
+    pub grace: Duration,
 }
 
-impl<B> RequestBody<B> {
-    pub fn new(inner: B, received: Arc<AtomicU64>, throttle: Option<Arc<Throttle>>) -> Self {
+/// Enforces a [`BodyRate`] on the time spent waiting for the client.
+struct RateFloor {
+    rate: BodyRate,
+    received: u64,
+    /// Time spent waiting for the client so far, besides the current wait.
+    waited: Duration,
+    waiting_since: Option<Instant>,
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl RateFloor {
+    fn new(rate: BodyRate) -> Self {
         Self {
-            inner,
-            received,
-            pacer: Pacer::new(throttle),
+            rate,
+            received: 0,
+            waited: Duration::ZERO,
+            waiting_since: None,
+            timer: None,
+        }
+    }
+
+    /// The client delivered `bytes`.
+    fn delivered(&mut self, bytes: usize) {
+        if let Some(since) = self.waiting_since.take() {
+            self.waited += since.elapsed();
+        }
+        self.received += bytes as u64;
+    }
+
+    /// The client is keeping us waiting: `Ready` once it is too slow.
+    fn poll_too_slow(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let since = *self.waiting_since.get_or_insert_with(Instant::now);
+        let earned =
+            Duration::from_secs_f64(self.received as f64 / self.rate.min_bytes_per_sec as f64);
+        let allowed = self.rate.grace.max(earned);
+        loop {
+            let waited = self.waited + since.elapsed();
+            if waited >= allowed {
+                return Poll::Ready(());
+            }
+            let at = tokio::time::Instant::now() + (allowed - waited);
+            let timer = match &mut self.timer {
+                Some(timer) => {
+                    timer.as_mut().reset(at);
+                    timer
+                }
+                None => self.timer.insert(Box::pin(tokio::time::sleep_until(at))),
+            };
+            ready!(timer.as_mut().poll(cx));
         }
     }
 }
 
-impl<B> Body for RequestBody<B>
-where
-    B: Body<Data = Bytes> + Unpin,
-{
+/// What became of a request body, as the host sees it when it answers.
+pub struct BodyOutcome {
+    /// Cut for being too slow.
+    cut: AtomicBool,
+    /// Read to its end.
+    ended: AtomicBool,
+    /// Drained when dropped early (not with `Expect: 100-continue`).
+    drain: bool,
+    /// The Content-Length.
+    declared: Option<u64>,
+    received: Arc<AtomicU64>,
+}
+
+impl BodyOutcome {
+    pub fn cut(&self) -> bool {
+        self.cut.load(Relaxed)
+    }
+
+    /// Whether the connection can carry another request after this one:
+    /// the body was read to its end, or what is left of it is small enough
+    /// to be drained. Otherwise the response says `Connection: close`, so
+    /// the client does not reuse a connection about to close.
+    pub fn connection_survives(&self) -> bool {
+        if self.ended.load(Relaxed) {
+            return true;
+        }
+        !self.cut()
+            && self.drain
+            && self
+                .declared
+                .is_some_and(|len| len.saturating_sub(self.received.load(Relaxed)) <= DRAIN_BYTES)
+    }
+}
+
+/// A request body on its way to the guest.
+pub struct RequestBody {
+    /// None once it ended, was cut or was handed to a drain.
+    inner: Option<Incoming>,
+    pacer: Pacer,
+    floor: Option<RateFloor>,
+    outcome: Arc<BodyOutcome>,
+}
+
+impl RequestBody {
+    pub fn new(
+        inner: Incoming,
+        received: Arc<AtomicU64>,
+        rate: Option<BodyRate>,
+        expects_continue: bool,
+    ) -> Self {
+        let outcome = BodyOutcome {
+            cut: AtomicBool::new(false),
+            ended: AtomicBool::new(inner.is_end_stream()),
+            drain: !expects_continue,
+            declared: inner.size_hint().exact(),
+            received,
+        };
+        Self {
+            inner: Some(inner),
+            pacer: Pacer::new(None),
+            floor: rate.map(RateFloor::new),
+            outcome: Arc::new(outcome),
+        }
+    }
+
+    /// Applies the user's upload bandwidth limit.
+    pub fn throttle(&mut self, throttle: Option<Arc<Throttle>>) {
+        self.pacer.throttle = throttle;
+    }
+
+    /// What becomes of the body (shared, so it can be read after the guest
+    /// has dropped the body).
+    pub fn outcome(&self) -> Arc<BodyOutcome> {
+        self.outcome.clone()
+    }
+}
+
+/// The client side of a [`RequestBody`]: the incoming body under the rate
+/// floor.
+struct Policed<'a> {
+    inner: &'a mut Incoming,
+    floor: &'a mut Option<RateFloor>,
+}
+
+impl Body for Policed<'_> {
     type Data = Bytes;
-    type Error = B::Error;
+    type Error = wasmtime_wasi_http::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
-        let received = &this.received;
-        this.pacer
-            .poll_next(cx, Pin::new(&mut this.inner), |bytes| {
-                received.fetch_add(bytes as u64, Relaxed);
-                metrics::get()
-                    .bytes_received
-                    .fetch_add(bytes as u64, Relaxed);
-            })
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.pacer.held.is_none() && self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match Pin::new(&mut *this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                if let (Some(floor), Some(Ok(frame))) = (this.floor.as_mut(), &frame) {
+                    floor.delivered(frame.data_ref().map_or(0, |d| d.len()));
+                }
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending => {
+                let too_slow = this
+                    .floor
+                    .as_mut()
+                    .is_some_and(|floor| floor.poll_too_slow(cx).is_ready());
+                if too_slow {
+                    Poll::Ready(Some(Err(wasmtime_wasi_http::Error::ConnectionReadTimeout)))
+                } else {
+                    Poll::Pending
+                }
+            }
+        }
     }
 }
 
-/// What the access log line of a request says.
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let received = &this.outcome.received;
+        let mut policed = Policed {
+            inner,
+            floor: &mut this.floor,
+        };
+        let frame = ready!(this.pacer.poll_next(cx, Pin::new(&mut policed), |bytes| {
+            received.fetch_add(bytes as u64, Relaxed);
+            metrics::get()
+                .bytes_received
+                .fetch_add(bytes as u64, Relaxed);
+        }));
+        match &frame {
+            None => {
+                this.outcome.ended.store(true, Relaxed);
+                this.inner = None;
+            }
+            Some(Err(wasmtime_wasi_http::Error::ConnectionReadTimeout)) => {
+                this.outcome.cut.store(true, Relaxed);
+                metrics::get().refused(Refusal::SlowBody);
+                this.inner = None;
+            }
+            _ => {}
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.pacer.held.is_none() && self.inner.as_ref().is_none_or(|b| b.is_end_stream())
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), |b| b.size_hint())
+    }
+}
+
+impl Drop for RequestBody {
+    fn drop(&mut self) {
+        let Some(body) = self.inner.take() else {
+            return;
+        };
+        if !self.outcome.drain || body.is_end_stream() {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(drain(body));
+        }
+    }
+}
+
+/// Reads and discards the rest of a refused request's body, up to
+/// [`DRAIN_BYTES`] and [`DRAIN_TIME`].
+async fn drain(mut body: Incoming) {
+    let discard = async {
+        let mut total = 0u64;
+        while total < DRAIN_BYTES {
+            match body.frame().await {
+                Some(Ok(frame)) => total += frame.data_ref().map_or(0, |d| d.len()) as u64,
+                _ => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, discard).await;
+}
+
+/// What the access log line of a request says. Logged once: by the
+/// response body when it ends or is dropped, or, for a request dropped
+/// before it had a response (the client went away, or the server shut down
+/// during an upload), when dropped, with status 0 and `aborted`.
 pub struct AccessLog {
     pub method: String,
     pub path: String,
@@ -154,12 +387,17 @@ pub struct AccessLog {
     pub remote: IpAddr,
     pub started: Instant,
     pub received: Arc<AtomicU64>,
+    pub logged: bool,
 }
 
 impl AccessLog {
-    /// Logs the request (one line, target `edgedav::access`) and counts it.
-    fn emit(&self, sent: u64, aborted: bool) {
-        metrics::get().request(&self.method, self.status);
+    /// Logs the request (one line, target `edgedav::access`) and counts it
+    /// if it was answered.
+    fn emit(&mut self, sent: u64, aborted: bool) {
+        self.logged = true;
+        if self.status != 0 {
+            metrics::get().request(&self.method, self.status);
+        }
         info!(
             target: "edgedav::access",
             method = %self.method,
@@ -176,25 +414,46 @@ impl AccessLog {
     }
 }
 
+impl Drop for AccessLog {
+    fn drop(&mut self) {
+        if !self.logged {
+            self.status = 0;
+            self.emit(0, true);
+        }
+    }
+}
+
 /// A response body on its way to the client; logs the request when it ends.
 pub struct ResponseBody {
     inner: HyperOutgoingBody,
     pacer: Pacer,
     sent: u64,
     /// The body ended with an error (the guest failed while streaming it).
-    aborted: bool,
-    log: Option<AccessLog>,
+    failed: bool,
+    /// The body was sent to its end.
+    complete: bool,
+    /// Its length, when known: hyper stops polling once that much is sent.
+    length: Option<u64>,
+    log: AccessLog,
 }
 
 impl ResponseBody {
     pub fn new(inner: HyperOutgoingBody, throttle: Option<Arc<Throttle>>, log: AccessLog) -> Self {
         Self {
+            length: inner.size_hint().exact(),
             inner,
             pacer: Pacer::new(throttle),
             sent: 0,
-            aborted: false,
-            log: Some(log),
+            failed: false,
+            complete: false,
+            log,
         }
+    }
+
+    /// Whether HTTP sends this response without a body at all (hyper drops
+    /// such bodies unread).
+    fn bodiless(&self) -> bool {
+        self.log.method == "HEAD" || matches!(self.log.status, 100..=199 | 204 | 304)
     }
 }
 
@@ -215,8 +474,10 @@ impl Body for ResponseBody {
                     metrics::get().bytes_sent.fetch_add(bytes as u64, Relaxed);
                 })
         );
-        if matches!(frame, Some(Err(_))) {
-            this.aborted = true;
+        match &frame {
+            Some(Err(_)) => this.failed = true,
+            None => this.complete = true,
+            Some(Ok(_)) => {}
         }
         Poll::Ready(frame)
     }
@@ -232,8 +493,13 @@ impl Body for ResponseBody {
 
 impl Drop for ResponseBody {
     fn drop(&mut self) {
-        if let Some(log) = self.log.take() {
-            log.emit(self.sent, self.aborted);
-        }
+        // Cut short: the guest failed, or the connection went away (or the
+        // server shut down) before the end.
+        let ended = self.complete
+            || self.length == Some(self.sent)
+            || self.is_end_stream()
+            || self.bodiless();
+        let aborted = self.failed || !ended;
+        self.log.emit(self.sent, aborted);
     }
 }

@@ -1,28 +1,19 @@
-//! Configured users, password verification and the users cache.
+//! Configured users and their authentication.
 //!
 //! Passwords are stored as PHC strings of argon2id hashes (`edgedav
-//! hash-password` prints one). argon2 is deliberately slow (tens of
-//! milliseconds and ~19 MiB per check with the default parameters), so a
-//! WebDAV client that sends its credentials with every request would cost a
-//! full hash each time. The **users cache** remembers, per user, a SHA-256
-//! digest of the stored hash and the password that last verified; a request
-//! whose password has that digest is accepted without running argon2. The
-//! cache lives inside [`Users`], which is rebuilt on every configuration
-//! reload, so a reload (a changed password, a removed user) invalidates it.
-//!
-//! Comparisons of secrets are constant-time (`subtle`), unknown user names
-//! cost one argon2 verification like known ones (no timing oracle for which
-//! names exist), and argon2 runs on the blocking pool with a bound on
-//! concurrent verifications, so a burst of bad logins cannot exhaust memory.
+//! hash-password` prints one; [`password`] makes and verifies them). Which
+//! logins actually run argon2, and how many at once, is [`login`]'s
+//! business: it remembers outcomes (the users cache, recent failures) and
+//! shares one verification among concurrent logins with the same
+//! credentials. The users of a configuration generation, with those
+//! tables, are rebuilt on every reload, so a reload (a changed password, a
+//! removed user) forgets them.
+
+mod login;
+mod password;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
-
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
-use tokio::sync::Semaphore;
+use std::sync::Arc;
 
 use crate::config::UserConfig;
 use crate::limits::Throttle;
@@ -30,6 +21,9 @@ use crate::perms::Permissions;
 use crate::quota::{Quota, Usage};
 use crate::storage::guard::Policy;
 use crate::storage::home::{Home, HomeRegistry};
+
+use login::Logins;
+pub use password::{check_phc, hash_password};
 
 /// One configured user, with their opened home.
 pub struct User {
@@ -45,13 +39,10 @@ pub struct User {
     pub download: Option<Arc<Throttle>>,
 }
 
-/// The users of one configuration generation, with their cache.
+/// The users of one configuration generation, with their login state.
 pub struct Users {
     by_name: HashMap<String, Arc<User>>,
-    /// User name → digest of (stored hash, password) that verified.
-    cache: Mutex<HashMap<String, [u8; 32]>>,
-    /// Bounds concurrent argon2 verifications.
-    verifying: Semaphore,
+    logins: Logins,
 }
 
 impl Users {
@@ -107,12 +98,10 @@ impl Users {
         }
         // Made now, so the first login of an unknown name is not slower
         // than later ones.
-        let _ = dummy_hash();
-        let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let _ = password::dummy_hash();
         Ok(Users {
             by_name,
-            cache: Mutex::new(HashMap::new()),
-            verifying: Semaphore::new(parallel * 2),
+            logins: Logins::new(),
         })
     }
 
@@ -120,8 +109,7 @@ impl Users {
     pub fn empty() -> Users {
         Users {
             by_name: HashMap::new(),
-            cache: Mutex::new(HashMap::new()),
-            verifying: Semaphore::new(1),
+            logins: Logins::new(),
         }
     }
 
@@ -137,41 +125,11 @@ impl Users {
     pub async fn authenticate(&self, name: &str, password: &str) -> Option<Arc<User>> {
         let user = self.by_name.get(name);
         let hash = user.and_then(|u| u.password_hash.as_deref());
-        let digest = cache_digest(hash.unwrap_or(""), password);
-        if let (Some(user), Some(cached)) = (user, self.cached(name))
-            && hash.is_some()
-            && bool::from(cached.ct_eq(&digest))
-        {
-            return Some(user.clone());
+        if self.logins.check(name, hash, password).await {
+            user.cloned()
+        } else {
+            None
         }
-        // Unknown users (and users without a password) are checked against
-        // a dummy hash, so they cost the same as known ones.
-        let phc = hash.map_or_else(|| dummy_hash().to_owned(), str::to_owned);
-        let password = password.to_owned();
-        let _permit = self.verifying.acquire().await.ok()?;
-        crate::metrics::get()
-            .password_verifications
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let verified = tokio::task::spawn_blocking(move || verify(&phc, &password))
-            .await
-            .unwrap_or(false);
-        if !verified || hash.is_none() {
-            return None;
-        }
-        let user = user?;
-        self.cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(name.to_owned(), digest);
-        Some(user.clone())
-    }
-
-    fn cached(&self, name: &str) -> Option<[u8; 32]> {
-        self.cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .copied()
     }
 }
 
@@ -197,70 +155,4 @@ async fn usage_of(home: &Arc<Home>, user: &str) -> Result<Arc<Usage>, String> {
     );
     let mut slot = home.usage.lock().unwrap_or_else(|p| p.into_inner());
     Ok(slot.get_or_insert(usage).clone())
-}
-
-fn cache_digest(hash: &str, password: &str) -> [u8; 32] {
-    let mut hasher = Sha256::new();
-    hasher.update(hash.as_bytes());
-    hasher.update([0]);
-    hasher.update(password.as_bytes());
-    hasher.finalize().into()
-}
-
-fn verify(phc: &str, password: &str) -> bool {
-    PasswordHash::new(phc).is_ok_and(|parsed| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok()
-    })
-}
-
-/// A hash of a random password, with the default parameters.
-fn dummy_hash() -> &'static str {
-    static DUMMY: OnceLock<String> = OnceLock::new();
-    DUMMY.get_or_init(|| hash_password(&uuid::Uuid::new_v4().to_string()))
-}
-
-/// A PHC argon2id hash of `password` with a random salt and the default
-/// parameters (m=19 MiB, t=2, p=1).
-pub fn hash_password(password: &str) -> String {
-    let salt = SaltString::encode_b64(uuid::Uuid::new_v4().as_bytes())
-        .expect("16 bytes make a valid salt");
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .expect("argon2 with default parameters cannot fail")
-        .to_string()
-}
-
-/// Checks that `hash` is a PHC string of an argon2id hash.
-pub fn check_phc(hash: &str) -> Result<(), String> {
-    let parsed = PasswordHash::new(hash).map_err(|e| {
-        format!("not a PHC hash string ({e}); make one with `edgedav hash-password`")
-    })?;
-    if parsed.algorithm.as_str() != "argon2id" {
-        return Err(format!(
-            "the algorithm is {}, expected argon2id; make one with `edgedav hash-password`",
-            parsed.algorithm
-        ));
-    }
-    if parsed.hash.is_none() || parsed.salt.is_none() {
-        return Err("the hash string has no salt or no hash".into());
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hashes_verify() {
-        let hash = hash_password("correct horse");
-        assert!(hash.starts_with("$argon2id$v=19$"));
-        check_phc(&hash).unwrap();
-        assert!(verify(&hash, "correct horse"));
-        assert!(!verify(&hash, "correct horse "));
-        assert!(check_phc("$argon2i$v=19$m=16,t=2,p=1$c29tZXNhbHQ$aGFzaGhhc2g").is_err());
-        assert!(check_phc("hunter2").is_err());
-    }
 }

@@ -263,11 +263,13 @@ header_read_timeout = "1s"
         assert!(took < limit, "closed after {took:?}");
         took
     };
-    // Two connections fill the binding; a third is closed at once.
+    // Two connections fill the binding; a third is answered 503 and closed.
     let first = open();
     let second = open();
-    std::thread::sleep(Duration::from_millis(100));
-    closed_within(open(), Duration::from_millis(500));
+    let third = open();
+    let refused = read_raw_response(&mut std::io::BufReader::new(&third), false).unwrap();
+    assert_eq!(refused.status, 503, "{}", refused.head);
+    closed_within(third, Duration::from_millis(500));
     // A connection that sends nothing is closed by the timeouts.
     let took = closed_within(first, Duration::from_secs(4));
     assert!(took >= Duration::from_millis(700), "{took:?}");

@@ -17,9 +17,9 @@ wit_bindgen::generate!({
         world adapter {
             import wasi:filesystem/preopens@0.2.6;
             import wasi:random/random@0.2.6;
-            export edgedav:dav/types@0.1.0;
-            export edgedav:dav/storage@0.1.0;
-            export edgedav:dav/locks@0.1.0;
+            export edgedav:dav/types@0.2.0;
+            export edgedav:dav/storage@0.2.0;
+            export edgedav:dav/locks@0.2.0;
         }
     "#,
     world: "edgedav:fs-adapter/adapter",
@@ -28,7 +28,7 @@ wit_bindgen::generate!({
 
 use exports::edgedav::dav::locks::{self as lk, ActiveLock, LockError, LockRequest, Scope};
 use exports::edgedav::dav::storage::{
-    self as st, Entry, MemberError, Page, Property, PropertyChange, Space, WriteOptions,
+    self as st, Committed, Entry, MemberError, Page, Property, PropertyChange, Space, WriteOptions,
 };
 use exports::edgedav::dav::types::{Error, Metadata, NodeKind, Timestamp};
 use wasi::filesystem::preopens::get_directories;
@@ -54,6 +54,10 @@ const COPY_CHUNK: u64 = 1 << 20;
 const MUTEX_STALE: Duration = Duration::from_secs(10);
 /// How long to wait for a mutex before giving up.
 const MUTEX_WAIT: Duration = Duration::from_secs(15);
+/// A staged file not modified for this long is taken to be left by a killed
+/// instance (a live writer modifies its file with every chunk) and removed
+/// where it is met (see the crate docs).
+const STAGED_STALE: Duration = Duration::from_secs(3600);
 
 fn is_reserved(name: &str) -> bool {
     name == INTERNAL_DIR || name.starts_with(UPLOAD_PREFIX)
@@ -104,10 +108,19 @@ fn fs_err(e: ErrorCode) -> Error {
         ErrorCode::IsDirectory => Error::IsACollection,
         ErrorCode::InsufficientSpace | ErrorCode::Quota => Error::NoSpace,
         ErrorCode::FileTooLarge => Error::TooLarge,
-        ErrorCode::Access | ErrorCode::NotPermitted | ErrorCode::ReadOnly => {
-            Error::Forbidden(format!("{e:?}"))
-        }
+        ErrorCode::Access | ErrorCode::NotPermitted => Error::Forbidden(format!("{e:?}")),
+        // A server condition, not a permission: 503.
+        ErrorCode::ReadOnly => Error::Unavailable("the store is read-only".into()),
+        ErrorCode::NameTooLong => Error::Conflict("name too long".into()),
         _ => Error::Io(format!("{e:?}")),
+    }
+}
+
+/// The error of looking a path up: a name too long to exist is not found.
+fn lookup_err(e: ErrorCode) -> Error {
+    match e {
+        ErrorCode::NameTooLong => Error::NotFound,
+        e => fs_err(e),
     }
 }
 
@@ -393,13 +406,13 @@ impl st::Guest for Component {
 
     fn stat(path: String) -> Result<Metadata, Error> {
         let s = store()?;
-        s.metadata(&rel(&path)?).map_err(fs_err)
+        s.metadata(&rel(&path)?).map_err(lookup_err)
     }
 
     fn list_members(path: String, cursor: Option<String>, limit: u32) -> Result<Page, Error> {
         let s = store()?;
         let dir = rel(&path)?;
-        if s.stat(&dir, FOLLOW).map_err(fs_err)?.type_ != DescriptorType::Directory {
+        if s.stat(&dir, FOLLOW).map_err(lookup_err)?.type_ != DescriptorType::Directory {
             return Err(Error::NotACollection);
         }
         let mut names: Vec<String> = s
@@ -407,7 +420,12 @@ impl st::Guest for Component {
             .map_err(fs_err)?
             .into_iter()
             .map(|(name, _)| name)
-            .filter(|name| !is_reserved(name))
+            .filter(|name| {
+                if name.starts_with(UPLOAD_PREFIX) {
+                    s.remove_if_stale(&rel_child(&dir, name));
+                }
+                !is_reserved(name)
+            })
             .filter(|name| cursor.as_ref().is_none_or(|after| name > after))
             .collect();
         names.sort_unstable();
@@ -433,7 +451,7 @@ impl st::Guest for Component {
         let s = store()?;
         let fd = s
             .open(&rel(&path)?, OpenFlags::empty(), DescriptorFlags::READ)
-            .map_err(fs_err)?;
+            .map_err(lookup_err)?;
         if fd.get_type().map_err(fs_err)? == DescriptorType::Directory {
             return Err(Error::IsACollection);
         }
@@ -451,6 +469,7 @@ impl st::Guest for Component {
         let s = store()?;
         let target = rel(&path)?;
         match s.stat(&target, FOLLOW) {
+            Ok(_) if options.create_only => return Err(Error::AlreadyExists),
             Ok(stat) if stat.type_ == DescriptorType::Directory => {
                 return Err(Error::IsACollection);
             }
@@ -478,6 +497,7 @@ impl st::Guest for Component {
             temp,
             target,
             offset: options.offset,
+            create_only: options.create_only,
             written: RefCell::new(0),
             committed: false,
         }))
@@ -562,7 +582,7 @@ impl st::Guest for Component {
 
     fn get_properties(path: String) -> Result<Vec<Property>, Error> {
         let s = store()?;
-        s.stat(&rel(&path)?, FOLLOW).map_err(fs_err)?;
+        s.stat(&rel(&path)?, FOLLOW).map_err(lookup_err)?;
         Ok(s.props_load(&path)
             .map_err(fs_err)?
             .into_iter()
@@ -822,6 +842,7 @@ pub struct FsWriter {
     temp: String,
     target: String,
     offset: Option<u64>,
+    create_only: bool,
     written: RefCell<u64>,
     committed: bool,
 }
@@ -834,33 +855,116 @@ impl st::GuestWriter for FsWriter {
         Ok(())
     }
 
-    fn commit(this: st::Writer) -> Result<Metadata, Error> {
+    fn commit(this: st::Writer) -> Result<Committed, Error> {
         let mut w: FsWriter = this.into_inner();
         w.fd.sync().map_err(fs_err)?;
         let s = w.store.clone();
-        match w.offset {
+        let created = match w.offset {
             Some(offset) => {
-                // Apply the staged piece in place.
-                let file = s
-                    .open(&w.target, OpenFlags::empty(), DescriptorFlags::WRITE)
-                    .map_err(fs_err)?;
-                copy_content(&w.fd, &file, offset).map_err(fs_err)?;
-                file.sync().map_err(fs_err)?;
-                drop(file);
-                s.dir.unlink_file_at(&w.temp).map_err(fs_err)?;
+                s.apply_piece(&w.fd, &w.target, offset)?;
+                false
             }
-            None => {
-                s.dir
-                    .rename_at(&w.temp, &s.dir, &w.target)
-                    .map_err(|e| match e {
-                        // The collection went away (and took the upload with it).
-                        ErrorCode::NoEntry => Error::ParentNotFound,
-                        e => fs_err(e),
-                    })?;
+            None => s.publish(&w.temp, &w.target, w.create_only)?,
+        };
+        // The staged file is gone (published) or no longer needed (a piece).
+        w.committed = w.offset.is_none();
+        Ok(Committed {
+            metadata: s.metadata(&w.target).map_err(fs_err)?,
+            created,
+        })
+    }
+}
+
+impl Store {
+    /// Moves a staged file to `target`; returns whether that created it. A
+    /// hard link fails with `exist` instead of replacing anything, so the
+    /// create-or-replace decision is atomic: a create-only commit then fails
+    /// with `already-exists` having changed nothing, any other falls back to
+    /// a rename that replaces. Where links are not supported, a stat then a
+    /// rename decide it (best effort).
+    fn publish(&self, temp: &str, target: &str, create_only: bool) -> Result<bool, Error> {
+        let gone = |e| match e {
+            // The collection went away (and took the upload with it).
+            ErrorCode::NoEntry => Error::ParentNotFound,
+            e => fs_err(e),
+        };
+        match self.dir.link_at(NOFOLLOW, temp, &self.dir, target) {
+            Ok(()) => {
+                let _ = self.dir.unlink_file_at(temp);
+                return Ok(true);
+            }
+            Err(ErrorCode::Exist) if create_only => return Err(Error::AlreadyExists),
+            Err(ErrorCode::Exist) => {}
+            Err(ErrorCode::NotPermitted | ErrorCode::Unsupported | ErrorCode::Access) => {
+                let exists = self.stat(target, NOFOLLOW).is_ok();
+                if exists && create_only {
+                    return Err(Error::AlreadyExists);
+                }
+                self.dir.rename_at(temp, &self.dir, target).map_err(gone)?;
+                return Ok(!exists);
+            }
+            Err(e) => return Err(gone(e)),
+        }
+        self.dir.rename_at(temp, &self.dir, target).map_err(gone)?;
+        Ok(false)
+    }
+
+    /// Applies a staged piece at `offset` of `target` on a staged copy of
+    /// it, then renames the copy over it: a crash leaves the old or the new
+    /// file, never a half-applied piece.
+    fn apply_piece(&self, piece: &Descriptor, target: &str, offset: u64) -> Result<(), Error> {
+        let current = self
+            .open(target, OpenFlags::empty(), DescriptorFlags::READ)
+            .map_err(fs_err)?;
+        let stat = current.stat().map_err(fs_err)?;
+        if stat.type_ == DescriptorType::Directory {
+            return Err(Error::IsACollection);
+        }
+        if offset > stat.size {
+            return Err(Error::Conflict("offset beyond the end of the file".into()));
+        }
+        let copy = rel_child(rel_parent(target), &random_name());
+        let applied = (|| {
+            let fd = self.dir.open_at(
+                NOFOLLOW,
+                &copy,
+                OpenFlags::CREATE | OpenFlags::EXCLUSIVE,
+                DescriptorFlags::WRITE,
+            )?;
+            copy_content(&current, &fd, 0)?;
+            copy_content(piece, &fd, offset)?;
+            fd.sync()?;
+            drop(fd);
+            self.dir.rename_at(&copy, &self.dir, target)
+        })();
+        if applied.is_err() {
+            let _ = self.dir.unlink_file_at(&copy);
+        }
+        applied.map_err(fs_err)
+    }
+
+    /// Removes a staged file not modified for [`STAGED_STALE`]: left by an
+    /// instance that was killed (WASI offers no file locks to tell).
+    fn remove_if_stale(&self, rel: &str) {
+        let Ok(stat) = self.dir.stat_at(NOFOLLOW, rel) else {
+            return;
+        };
+        let modified = stat.data_modification_timestamp.map_or(0, |t| t.seconds);
+        let now = now_ms() / 1000;
+        if now.saturating_sub(modified) > STAGED_STALE.as_secs() {
+            let _ = self.dir.unlink_file_at(rel);
+        }
+    }
+
+    /// Sweeps the stale staged files of an internal directory.
+    fn sweep(&self, dir: &str) {
+        if let Ok(entries) = self.read_dir(dir) {
+            for (name, _) in entries {
+                if name.starts_with(UPLOAD_PREFIX) {
+                    self.remove_if_stale(&rel_child(dir, &name));
+                }
             }
         }
-        w.committed = true;
-        s.metadata(&w.target).map_err(fs_err)
     }
 }
 
@@ -916,6 +1020,12 @@ impl Store {
             properties,
         };
         let bytes = serde_json::to_vec(&stored).map_err(|_| ErrorCode::Io)?;
+        // The property directory holds one file per resource: sweep it on
+        // one store in 64, so a crash's leftovers go without a listing per
+        // request.
+        if wasi::random::random::get_random_u64() % 64 == 0 {
+            self.sweep(PROPS_DIR);
+        }
         self.write_atomic(PROPS_DIR, &props_file(path), &bytes)
     }
 
@@ -995,6 +1105,8 @@ impl Store {
 
     fn save_locks(&self, table: &LockTable) -> Result<(), String> {
         let bytes = serde_json::to_vec(table).map_err(|e| e.to_string())?;
+        // A small directory: sweeping it here costs one listing.
+        self.sweep(INTERNAL_DIR);
         self.write_atomic(INTERNAL_DIR, LOCK_TABLE, &bytes)
             .map_err(|e| format!("{LOCK_TABLE}: {e:?}"))
     }

@@ -14,11 +14,25 @@
 //!   `.edgedav-upload-<random>` files. A directory served by `edgedav serve`
 //!   can be served by this adapter and back.
 //! * **Atomic commits.** A writer stages into a hidden file beside its
-//!   target; commit renames it over the target. An uncommitted writer
-//!   removes its file when dropped. A partial update (`offset`) is staged the
-//!   same way and copied into the target in place at commit (as the native
-//!   host does): an aborted piece changes nothing, but a crash during the
-//!   copy can leave it half applied.
+//!   target; commit publishes it with a hard link (`link-at`, which fails
+//!   rather than replace anything) then removes the staged name, or, when
+//!   something is at the target, renames over it. So the commit decides
+//!   atomically whether it created the file (`created`), and a `create-only`
+//!   commit fails with `already-exists` having changed nothing. An
+//!   uncommitted writer removes its file when dropped. A partial update
+//!   (`offset`) is applied at commit on a staged copy of the current file,
+//!   renamed over it: a crash leaves the old or the new file, never a
+//!   half-applied piece (at the price of a copy per piece).
+//! * **Crash leftovers.** WASI has no file locks, so a staged file of a
+//!   killed instance is recognised by age: one not modified for an hour (a
+//!   live writer modifies its file with every chunk) is removed where it is
+//!   met: when its collection is listed, when the lock table is saved
+//!   (`.edgedav/`), and on one property write in 64 (`.edgedav/props/`).
+//! * **Errors.** A read-only store is `unavailable` (503, a server
+//!   condition); a name too long for the filesystem is `not-found` when
+//!   looked up and `conflict("name too long")` (409) when created. Copy and
+//!   move refuse overlapping paths (`adapter-common`'s `check_transfer`)
+//!   before touching anything.
 //! * **Locks** live in `<root>/.edgedav/locks.json` with absolute expiry
 //!   times, so they are shared by every instance (`wasmtime serve` creates
 //!   one per request) and survive restarts. Acquire, refresh and release are

@@ -17,9 +17,9 @@ wit_bindgen::generate!({
 
         world adapter {
             import wasi:random/random@0.2.6;
-            export edgedav:dav/types@0.1.0;
-            export edgedav:dav/storage@0.1.0;
-            export edgedav:dav/locks@0.1.0;
+            export edgedav:dav/types@0.2.0;
+            export edgedav:dav/storage@0.2.0;
+            export edgedav:dav/locks@0.2.0;
         }
     "#,
     world: "edgedav:spin-adapter/adapter",
@@ -28,7 +28,7 @@ wit_bindgen::generate!({
 
 use exports::edgedav::dav::locks::{self as lk, ActiveLock, LockError, LockRequest, Scope};
 use exports::edgedav::dav::storage::{
-    self as st, Entry, MemberError, Page, Property, PropertyChange, Space, WriteOptions,
+    self as st, Committed, Entry, MemberError, Page, Property, PropertyChange, Space, WriteOptions,
 };
 use exports::edgedav::dav::types::{Error, Metadata, NodeKind, Timestamp};
 
@@ -125,6 +125,11 @@ fn get_blob(row: &RowResult, i: usize) -> Vec<u8> {
 fn db_err(e: spin_sdk::sqlite3::Error) -> Error {
     match e {
         spin_sdk::sqlite3::Error::DatabaseFull => Error::NoSpace,
+        // Another connection holds the write lock past SQLite's busy
+        // timeout: transient, worth a retry (503).
+        spin_sdk::sqlite3::Error::Io(m) if m.contains("database is locked") => {
+            Error::Unavailable(format!("sqlite: {m}"))
+        }
         e => Error::Io(format!("sqlite: {e:?}")),
     }
 }
@@ -503,6 +508,7 @@ impl st::Guest for Component {
         let db = db()?;
         check_path(&path)?;
         match db.node(&path)? {
+            Some(_) if options.create_only => return Err(Error::AlreadyExists),
             Some(node) if node.is_dir => return Err(Error::IsACollection),
             Some(node) if options.offset.is_some_and(|offset| offset > node.size) => {
                 return Err(Error::Conflict("offset beyond the end of the file".into()));
@@ -523,6 +529,7 @@ impl st::Guest for Component {
             staging,
             path,
             offset: options.offset,
+            create_only: options.create_only,
             content_type: options.content_type,
             pending: RefCell::new(Vec::new()),
             next_chunk: Cell::new(0),
@@ -780,6 +787,7 @@ pub struct SqlWriter {
     staging: i64,
     path: String,
     offset: Option<u64>,
+    create_only: bool,
     content_type: Option<String>,
     /// Bytes not yet stored: less than one chunk.
     pending: RefCell<Vec<u8>>,
@@ -813,11 +821,17 @@ impl SqlWriter {
             .ok_or_else(|| Error::Io("a staged chunk is missing".into()))
     }
 
-    /// Publishes the staged content (inside the commit transaction).
-    fn publish(&self, db: &Db) -> Result<Metadata, Error> {
+    /// Publishes the staged content (inside the commit transaction, which
+    /// makes the create-only check and the created-or-replaced answer
+    /// atomic with it).
+    fn publish(&self, db: &Db) -> Result<Committed, Error> {
         let now = now_ns();
         let size = self.written.get();
         let existing = db.node(&self.path)?;
+        if self.create_only && existing.is_some() {
+            return Err(Error::AlreadyExists);
+        }
+        let created = existing.is_none();
         let node = match (self.offset, existing) {
             (_, Some(node)) if node.is_dir => return Err(Error::IsACollection),
             (None, Some(node)) => {
@@ -893,7 +907,10 @@ impl SqlWriter {
             "DELETE FROM edgedav_uploads WHERE content = ?",
             &[int(self.staging)],
         )?;
-        Ok(node.metadata())
+        Ok(Committed {
+            metadata: node.metadata(),
+            created,
+        })
     }
 }
 
@@ -910,7 +927,7 @@ impl st::GuestWriter for SqlWriter {
         Ok(())
     }
 
-    fn commit(this: st::Writer) -> Result<Metadata, Error> {
+    fn commit(this: st::Writer) -> Result<Committed, Error> {
         let w: SqlWriter = this.into_inner();
         let last = std::mem::take(&mut *w.pending.borrow_mut());
         if !last.is_empty() {

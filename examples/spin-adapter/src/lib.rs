@@ -33,6 +33,14 @@
 //! are single statements: locks are strongly consistent for every instance
 //! using the same database.
 //!
+//! **Create-only, created or replaced.** The commit transaction reads the
+//! node it replaces, so a `create-only` commit that finds one fails with
+//! `already-exists` having changed nothing, and `created` is exact among
+//! every instance sharing the database. Copy and move refuse overlapping
+//! paths (`adapter-common`'s `check_transfer`) before touching anything.
+//! Names have no length limit of their own here (SQLite text holds far more
+//! than the handler's 255-byte segments), so none is ever too long.
+//!
 //! **Limits.** Readers read the content current when they read each chunk:
 //! a GET that races a commit can fail (the old chunks are gone) rather than
 //! mix versions, except with a concurrent partial update, whose chunks are

@@ -33,6 +33,16 @@ pub fn copy_or_move<'a>(
         Some("F") => false,
         Some(_) => return Err(DavError::bad_request("Overwrite must be T or F")),
     };
+    // Overlapping paths are refused before storage is asked anything: moving
+    // `/a/b` onto its ancestor `/a` would first delete `/a` (and so the
+    // source), and copying a tree into itself never ends. This also covers
+    // the root, which contains every path, and a destination below a file.
+    if source.is_within(&destination) || destination.is_within(&source) {
+        return Err(DavError::status(
+            403,
+            "source and destination are the same or one contains the other",
+        ));
+    }
     let meta = stat_existing(env, &source)?;
     let recursive = match (mode, depth(req, Depth::Infinity)?) {
         (_, Depth::Infinity) => true,
@@ -44,18 +54,6 @@ pub fn copy_or_move<'a>(
             ));
         }
     };
-    if mode == Mode::Move && source.is_root() {
-        return Err(DavError::status(403, "the root collection cannot be moved"));
-    }
-    if source == destination {
-        return Err(DavError::status(403, "source and destination are the same"));
-    }
-    if meta.is_collection() && destination.is_within(&source) {
-        return Err(DavError::status(
-            403,
-            "cannot copy or move a collection into itself",
-        ));
-    }
     if http_conditions(&header_lookup(req), Some(&meta), false) != Outcome::Proceed {
         return Err(DavError::status(412, "precondition failed"));
     }

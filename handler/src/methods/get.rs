@@ -1,18 +1,26 @@
-//! GET and HEAD (RFC 9110 §9.3.1-2): conditionals, ranges, and an HTML
-//! listing for collections.
+//! GET and HEAD (RFC 9110 §9.3.1-2): conditionals, ranges, and for
+//! collections the web interface ([`crate::webui`]).
 
 use super::{header_lookup, request_path, stat_existing};
-use crate::backend::{Env, Metadata, Page};
+use crate::backend::{Env, Metadata};
 use crate::conditions::{Outcome, Preconditions, http_conditions, parse_http_date};
 use crate::error::{DavError, DavResult};
-use crate::http::{ChunkSource, Part, Request, Response};
+use crate::http::{Part, Request, Response};
 use crate::path::DavPath;
 use crate::props::{content_type, http_date};
 use crate::range::{self, ByteRange, RangeRequest};
+use crate::webui;
 
 pub fn get<'a>(env: &'a Env<'a>, req: &Request<'_>, with_body: bool) -> DavResult<Response<'a>> {
     let path = request_path(req)?;
     let meta = stat_existing(env, &path)?;
+    // The interface's script and style carry their own validators, so they
+    // are answered before the collection's conditionals are evaluated.
+    if meta.is_collection()
+        && let Some(asset) = webui::asset(req, with_body)
+    {
+        return Ok(asset);
+    }
     Preconditions::new(env, req.header("If"), req.authority.as_deref())?.check_if(&path)?;
     let validators = |r: Response<'a>| {
         r.header("ETag", meta.quoted_etag())
@@ -24,15 +32,7 @@ pub fn get<'a>(env: &'a Env<'a>, req: &Request<'_>, with_body: bool) -> DavResul
         Outcome::PreconditionFailed => return Err(DavError::status(412, "precondition failed")),
     }
     if meta.is_collection() {
-        let response = Response::new(200).header("Content-Type", "text/html; charset=utf-8");
-        return Ok(if with_body {
-            let mut r = response;
-            r.body
-                .push(Part::Generated(Box::new(Listing::new(env, path)?)));
-            r
-        } else {
-            response
-        });
+        return webui::listing(env, path, with_body);
     }
     let ranges = if if_range_holds(req, &meta) {
         range::parse(req.header("Range"), meta.size)
@@ -143,97 +143,4 @@ fn multipart<'a>(
             format!("multipart/byteranges; boundary={boundary}"),
         )
         .header("Content-Length", length.to_string())
-}
-
-/// Listing pages fetched per chunk of HTML.
-const PAGE: u32 = 1000;
-
-/// Streams a collection listing as HTML, one storage page per chunk.
-struct Listing<'a> {
-    env: &'a Env<'a>,
-    path: DavPath,
-    /// The next page, fetched ahead: the first one before the status is
-    /// sent, so a collection that cannot be listed gets an error status.
-    page: Option<Page>,
-    state: ListingState,
-}
-
-enum ListingState {
-    Head,
-    Rows,
-    Done,
-}
-
-impl<'a> Listing<'a> {
-    fn new(env: &'a Env<'a>, path: DavPath) -> DavResult<Self> {
-        let page = env.storage.list_members(path.as_str(), None, PAGE)?;
-        Ok(Self {
-            env,
-            path,
-            page: Some(page),
-            state: ListingState::Head,
-        })
-    }
-}
-
-fn escape_html(s: &str) -> String {
-    quick_xml::escape::escape(s).into_owned()
-}
-
-impl ChunkSource for Listing<'_> {
-    fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, DavError> {
-        match self.state {
-            ListingState::Head => {
-                self.state = ListingState::Rows;
-                let title = escape_html(&format!("Index of {}", self.path.as_str()));
-                let mut html = format!(
-                    "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title></head>\n<body><h1>{title}</h1>\n<table>\n<tr><th>Name</th><th>Size</th><th>Modified</th></tr>\n"
-                );
-                if let Some(parent) = self.path.parent() {
-                    html.push_str(&format!(
-                        "<tr><td><a href=\"{}\">../</a></td><td></td><td></td></tr>\n",
-                        parent.href(true)
-                    ));
-                }
-                Ok(Some(html.into_bytes()))
-            }
-            ListingState::Rows => {
-                let page = match self.page.take() {
-                    Some(page) => page,
-                    None => return Ok(None),
-                };
-                let mut html = String::new();
-                for entry in &page.entries {
-                    let dir = entry.metadata.is_collection();
-                    let href = self.path.join(&entry.name).href(dir);
-                    let name = escape_html(&entry.name);
-                    let slash = if dir { "/" } else { "" };
-                    let size = if dir {
-                        String::new()
-                    } else {
-                        entry.metadata.size.to_string()
-                    };
-                    html.push_str(&format!(
-                        "<tr><td><a href=\"{href}\">{name}{slash}</a></td><td>{size}</td><td>{}</td></tr>\n",
-                        http_date(entry.metadata.modified)
-                    ));
-                }
-                match page.next {
-                    Some(cursor) => {
-                        self.page = Some(self.env.storage.list_members(
-                            self.path.as_str(),
-                            Some(&cursor),
-                            PAGE,
-                        )?);
-                    }
-                    None => {
-                        self.state = ListingState::Done;
-                        html.push_str("</table>\n</body></html>\n");
-                    }
-                }
-                Ok(Some(html.into_bytes()))
-            }
-            ListingState::Done => Ok(None),
-        }
-    }
 }

@@ -3,7 +3,9 @@
 //! request and renders the result.
 
 use super::{Depth, depth, request_path, require_parent, stat};
-use crate::backend::{ActiveLock, Env, LockError, LockRequest, LockScope, WriteOptions};
+use crate::backend::{
+    ActiveLock, Env, LockError, LockRequest, LockScope, StorageError, WriteOptions,
+};
 use crate::conditions::Preconditions;
 use crate::error::{DavError, DavResult};
 use crate::http::{Request, Response};
@@ -133,16 +135,26 @@ pub fn lock<'a>(env: &'a Env<'a>, req: &mut Request<'_>) -> DavResult<Response<'
     if existing.is_some() {
         return Ok(lock_response(200, &lock));
     }
-    // Locking an unmapped URL creates an empty resource (RFC 4918 §7.3).
+    // Locking an unmapped URL creates an empty resource (RFC 4918 §7.3),
+    // create-only: a PUT (or anything) that created the resource since the
+    // stat above must not be replaced by an empty file. Then the lock holds
+    // on the existing resource, as if it had been there all along: 200.
+    let options = WriteOptions {
+        create_only: true,
+        ..WriteOptions::default()
+    };
     let created = env
         .storage
-        .open_write(path.as_str(), &WriteOptions::default())
+        .open_write(path.as_str(), &options)
         .and_then(|w| w.commit());
-    if let Err(e) = created {
-        let _ = env.locks.release(&lock.token);
-        return Err(e.into());
+    match created {
+        Ok(_) => Ok(lock_response(201, &lock)),
+        Err(StorageError::AlreadyExists) => Ok(lock_response(200, &lock)),
+        Err(e) => {
+            let _ = env.locks.release(&lock.token);
+            Err(e.into())
+        }
     }
-    Ok(lock_response(201, &lock))
 }
 
 pub fn unlock<'a>(env: &'a Env<'a>, req: &Request<'_>) -> DavResult<Response<'a>> {
@@ -192,5 +204,110 @@ mod tests {
         assert_eq!(parse_timeout(Some("Infinite, Second-4100000000")), None);
         assert_eq!(parse_timeout(Some("Bogus, Second-5")), Some(5));
         assert_eq!(parse_timeout(None), None);
+    }
+}
+
+#[cfg(test)]
+mod race_tests {
+    use super::*;
+    use crate::backend::{
+        Config, Locks, MemberError, Metadata, Page, Property, PropertyChange, Reader, Space,
+        Storage, StorageResult, Writer,
+    };
+    use crate::memory::{MemoryLocks, MemoryStorage};
+    use std::cell::Cell;
+
+    /// A store where a PUT of `uploaded` lands at the path just before the
+    /// first `open-write`: the window between LOCK's stat and its creation
+    /// of the lock-null resource.
+    struct Racing {
+        inner: MemoryStorage,
+        raced: Cell<bool>,
+    }
+
+    impl Storage for Racing {
+        fn stat(&self, path: &str) -> StorageResult<Metadata> {
+            self.inner.stat(path)
+        }
+        fn list_members(
+            &self,
+            path: &str,
+            cursor: Option<&str>,
+            limit: u32,
+        ) -> StorageResult<Page> {
+            self.inner.list_members(path, cursor, limit)
+        }
+        fn open_read(
+            &self,
+            path: &str,
+            offset: u64,
+            length: Option<u64>,
+        ) -> StorageResult<Box<dyn Reader>> {
+            self.inner.open_read(path, offset, length)
+        }
+        fn open_write(
+            &self,
+            path: &str,
+            options: &WriteOptions,
+        ) -> StorageResult<Box<dyn Writer + '_>> {
+            if !self.raced.replace(true) {
+                let mut put = self.inner.open_write(path, &WriteOptions::default())?;
+                put.write(b"uploaded")?;
+                put.commit()?;
+            }
+            self.inner.open_write(path, options)
+        }
+        fn create_collection(&self, path: &str) -> StorageResult<()> {
+            self.inner.create_collection(path)
+        }
+        fn delete(&self, path: &str) -> StorageResult<Vec<MemberError>> {
+            self.inner.delete(path)
+        }
+        fn copy(&self, s: &str, d: &str, r: bool, o: bool) -> StorageResult<Vec<MemberError>> {
+            self.inner.copy(s, d, r, o)
+        }
+        fn rename(&self, s: &str, d: &str, o: bool) -> StorageResult<Vec<MemberError>> {
+            self.inner.rename(s, d, o)
+        }
+        fn get_properties(&self, path: &str) -> StorageResult<Vec<Property>> {
+            self.inner.get_properties(path)
+        }
+        fn patch_properties(&self, path: &str, changes: &[PropertyChange]) -> StorageResult<()> {
+            self.inner.patch_properties(path, changes)
+        }
+        fn space_usage(&self, path: &str) -> StorageResult<Space> {
+            self.inner.space_usage(path)
+        }
+    }
+
+    #[test]
+    fn lock_null_creation_never_replaces_a_concurrent_put() {
+        let storage = Racing {
+            inner: MemoryStorage::new(),
+            raced: Cell::new(false),
+        };
+        let locks = MemoryLocks::default();
+        let config = Config::default();
+        let env = Env {
+            storage: &storage,
+            locks: &locks,
+            config: &config,
+        };
+        let body = br#"<D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>"#;
+        let mut req = Request {
+            method: "LOCK".into(),
+            target: "/new.txt".into(),
+            authority: Some("localhost".into()),
+            headers: vec![("Content-Length".into(), body.len().to_string())],
+            body: Box::new(&body[..]),
+        };
+        let response = lock(&env, &mut req).expect("LOCK succeeds");
+        assert_eq!(
+            response.status, 200,
+            "the resource exists: it is locked, not created"
+        );
+        let mut reader = storage.open_read("/new.txt", 0, None).unwrap();
+        assert_eq!(reader.read(100).unwrap(), b"uploaded");
+        assert_eq!(locks.covering("/new.txt").len(), 1);
     }
 }

@@ -51,16 +51,18 @@ pub fn parse_body(body: &[u8]) -> DavResult<Selection> {
 pub fn propfind<'a>(env: &'a Env<'a>, req: &mut Request<'_>) -> DavResult<Response<'a>> {
     let path = request_path(req)?;
     let depth = depth(req, Depth::Infinity)?;
-    if depth == Depth::Infinity && env.config.depth_infinity_limit == 0 {
+    let body = req.read_body(env.config.max_xml_body)?;
+    let selection = parse_body(&body)?;
+    let meta = stat_existing(env, &path)?;
+    // Only a collection can refuse Depth infinity (RFC 4918 §9.1.1); on a
+    // file it means the same as Depth 0, and a missing resource is a 404.
+    if meta.is_collection() && depth == Depth::Infinity && env.config.depth_infinity_limit == 0 {
         return Err(DavError::condition(
             403,
             "propfind-finite-depth",
             Vec::new(),
         ));
     }
-    let body = req.read_body(env.config.max_xml_body)?;
-    let selection = parse_body(&body)?;
-    let meta = stat_existing(env, &path)?;
     Preconditions::new(env, req.header("If"), req.authority.as_deref())?.check_if(&path)?;
     let stream = Walk {
         env,

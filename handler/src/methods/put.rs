@@ -87,8 +87,7 @@ pub fn put<'a>(env: &'a Env<'a>, req: &mut Request<'_>) -> DavResult<Response<'a
     };
     // A piece at 0 of a new file simply creates it.
     let piece = piece.filter(|p| p.offset > 0 || existing.is_some());
-    let status = if existing.is_some() { 204 } else { 201 };
-    upload(env, req, &path, existing.as_ref(), piece, status)
+    upload(env, req, &path, existing.as_ref(), piece)
 }
 
 pub fn patch<'a>(env: &'a Env<'a>, req: &mut Request<'_>) -> DavResult<Response<'a>> {
@@ -115,18 +114,20 @@ pub fn patch<'a>(env: &'a Env<'a>, req: &mut Request<'_>) -> DavResult<Response<
         .ok_or_else(|| DavError::bad_request("X-Update-Range header missing"))?;
     let piece = parse_update_range(range, existing.size)
         .ok_or_else(|| DavError::bad_request("malformed X-Update-Range"))?;
-    upload(env, req, &path, Some(&existing), Some(piece), 204)
+    upload(env, req, &path, Some(&existing), Some(piece))
 }
 
 /// The shared tail of PUT and PATCH: preconditions, then the body streamed
-/// into a writer that is committed only when all of it arrived.
+/// into a writer that is committed only when all of it arrived. The status
+/// (201 created, 204 replaced) is what the commit reports, decided by the
+/// store atomically with it, not by the stat made before the upload: of
+/// concurrent PUTs creating one path, exactly one answers 201.
 fn upload<'a>(
     env: &'a Env<'a>,
     req: &mut Request<'_>,
     path: &DavPath,
     existing: Option<&Metadata>,
     piece: Option<Piece>,
-    status: u16,
 ) -> DavResult<Response<'a>> {
     if let Some(p) = piece {
         let size = existing.map_or(0, |m| m.size);
@@ -161,6 +162,10 @@ fn upload<'a>(
             .map(str::to_owned)
             .filter(|_| piece.is_none()),
         offset: piece.map(|p| p.offset),
+        // `If-None-Match: *` (checked above against the stat) is also made
+        // atomic: a file created meanwhile fails the commit, 412 as well.
+        create_only: piece.is_none()
+            && req.header("If-None-Match").is_some_and(|v| v.trim() == "*"),
     };
     let mut writer = env.storage.open_write(path.as_str(), &options)?;
     let mut received = 0u64;
@@ -176,9 +181,10 @@ fn upload<'a>(
             )));
         }
     }
-    let meta = writer.commit()?;
+    let committed = writer.commit()?;
+    let status = if committed.created { 201 } else { 204 };
     Ok(Response::new(status)
-        .header("ETag", meta.quoted_etag())
+        .header("ETag", committed.metadata.quoted_etag())
         .header("Content-Length", "0"))
 }
 

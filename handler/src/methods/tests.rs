@@ -661,3 +661,170 @@ fn partial_updates() {
         400
     );
 }
+
+#[test]
+fn copy_and_move_refuse_overlapping_paths() {
+    let s = Server::new();
+    s.send("MKCOL", "/a", &[], "");
+    s.send("MKCOL", "/a/b", &[], "");
+    s.put("/a/b/f", "inner");
+    s.put("/a/file.txt", "outer");
+    let intact = |s: &Server| {
+        assert_eq!(s.send("GET", "/a/b/f", &[], "").body, "inner");
+        assert_eq!(s.send("GET", "/a/file.txt", &[], "").body, "outer");
+    };
+    for method in ["MOVE", "COPY"] {
+        for (source, destination) in [
+            // Destination is an ancestor of the source.
+            ("/a/b", "/a"),
+            ("/a/b/", "http://localhost/a/"),
+            ("/a/b/f", "/a"),
+            ("/a/file.txt", "/"),
+            // Destination is below the source, a collection or a file.
+            ("/a", "/a/b/new"),
+            ("/a/file.txt", "/a/file.txt/x"),
+            // The same resource, spelled differently.
+            ("/a/b", "/a/./b/"),
+        ] {
+            for overwrite in [None, Some("T"), Some("F")] {
+                let mut headers = vec![("Destination", destination)];
+                headers.extend(overwrite.map(|o| ("Overwrite", o)));
+                let r = s.send(method, source, &headers, "");
+                assert_eq!(
+                    r.status, 403,
+                    "{method} {source} -> {destination} ({overwrite:?}): {}",
+                    r.body
+                );
+                intact(&s);
+            }
+        }
+    }
+    // Siblings sharing a name prefix do not overlap.
+    assert_eq!(
+        s.send("COPY", "/a/b", &[("Destination", "/a/bb")], "")
+            .status,
+        201
+    );
+}
+
+#[test]
+fn long_path_segments_are_refused_before_storage() {
+    let s = Server::new();
+    let longest = "a".repeat(255);
+    assert_eq!(s.put(&format!("/{longest}"), "x"), 201);
+    assert_eq!(s.send("GET", &format!("/{longest}"), &[], "").body, "x");
+    // 255 bytes once decoded, though the URL spells them in 765 characters.
+    let encoded = "%C3%BC".repeat(127) + "b";
+    assert_eq!(s.put(&format!("/{encoded}"), "y"), 201);
+
+    let too_long = [
+        format!("/{}", "a".repeat(256)),
+        format!("/dir/{}/x", "b".repeat(1000)),
+        format!("/{}", "%C3%BC".repeat(128)),
+    ];
+    for target in &too_long {
+        for method in [
+            "GET",
+            "HEAD",
+            "PUT",
+            "PATCH",
+            "DELETE",
+            "MKCOL",
+            "COPY",
+            "MOVE",
+            "PROPFIND",
+            "PROPPATCH",
+            "LOCK",
+            "UNLOCK",
+            "OPTIONS",
+        ] {
+            let r = s.send(method, target, &[("Destination", "/elsewhere")], "");
+            assert_eq!(r.status, 414, "{method} {}", &target[..20]);
+        }
+    }
+    for method in ["COPY", "MOVE"] {
+        for destination in &too_long {
+            let r = s.send(
+                method,
+                &format!("/{longest}"),
+                &[("Destination", destination)],
+                "",
+            );
+            assert_eq!(r.status, 400, "{method}: {}", r.body);
+            assert!(r.body.contains("255 bytes"), "{}", r.body);
+        }
+    }
+    assert_eq!(s.send("GET", &format!("/{longest}"), &[], "").body, "x");
+}
+
+/// A PROPPATCH setting one property whose value nests `levels` elements.
+fn nested_proppatch(levels: usize) -> String {
+    format!(
+        r#"<D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><v xmlns="urn:x">{}{}</v></D:prop></D:set></D:propertyupdate>"#,
+        "<n>".repeat(levels),
+        "</n>".repeat(levels)
+    )
+}
+
+#[test]
+fn deeply_nested_xml_is_a_400() {
+    let s = Server::new();
+    s.put("/p", "x");
+    for levels in [2_000, 100_000] {
+        let body = nested_proppatch(levels);
+        assert!(body.len() < s.config.max_xml_body, "under the body cap");
+        let r = s.send("PROPPATCH", "/p", &[], &body);
+        assert_eq!(r.status, 400, "{levels} levels");
+        assert!(r.body.contains("nested deeper than 64"), "{}", r.body);
+
+        let owner = format!("{}x{}", "<o>".repeat(levels), "</o>".repeat(levels));
+        let lock = LOCKINFO_EXCLUSIVE.replace("litmus", &owner);
+        let r = s.send("LOCK", "/p", &[], &lock);
+        assert_eq!(r.status, 400, "LOCK owner of {levels} levels");
+    }
+    assert_eq!(s.put("/p", "unlocked"), 204, "no lock was taken");
+    let r = s.send("PROPFIND", "/p", &[("Depth", "0")], "");
+    assert!(!r.body.contains("urn:x"), "no property was set");
+
+    // Values nested as deep as the limit allows still round-trip: the
+    // property element is level 4, so 60 levels fit below it.
+    assert_eq!(
+        s.send("PROPPATCH", "/p", &[], &nested_proppatch(61)).status,
+        400
+    );
+    assert_eq!(
+        s.send("PROPPATCH", "/p", &[], &nested_proppatch(60)).status,
+        207
+    );
+    let r = s.send(
+        "PROPFIND",
+        "/p",
+        &[("Depth", "0")],
+        r#"<propfind xmlns="DAV:"><prop><v xmlns="urn:x"/></prop></propfind>"#,
+    );
+    let value = format!(
+        r#"<v xmlns="urn:x"><n xmlns="urn:x">{}<n/>{}</v>"#,
+        "<n>".repeat(58),
+        "</n>".repeat(59)
+    );
+    assert!(r.body.contains(&value), "{}", r.body);
+}
+
+#[test]
+fn propfind_infinity_is_refused_only_on_collections() {
+    let s = Server::new();
+    s.send("MKCOL", "/d", &[], "");
+    s.put("/d/f.txt", "abc");
+    for depth in [None, Some("infinity")] {
+        let headers: Vec<_> = depth.map(|d| ("Depth", d)).into_iter().collect();
+        let r = s.send("PROPFIND", "/d/f.txt", &headers, "");
+        assert_eq!(r.status, 207, "{depth:?}: {}", r.body);
+        assert!(r.body.contains("<D:href>/d/f.txt</D:href>"));
+        assert_eq!(r.body.matches("<D:response>").count(), 1);
+        assert_eq!(s.send("PROPFIND", "/nope", &headers, "").status, 404);
+        assert_eq!(s.send("PROPFIND", "/d/f.txt/x", &headers, "").status, 404);
+        let r = s.send("PROPFIND", "/d/", &headers, "");
+        assert_eq!(r.status, 403);
+        assert!(r.body.contains("propfind-finite-depth"), "{}", r.body);
+    }
+}

@@ -20,8 +20,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{
-    Backend, Error, FileWriter, MemberError, Metadata, NodeKind, Page, Property, PropertyChange,
-    Reader, Result, Space, WriteOptions, Writer,
+    Backend, Committed, Error, FileWriter, MemberError, Metadata, NodeKind, Page, Property,
+    PropertyChange, Reader, Result, Space, WriteOptions, Writer, check_transfer,
 };
 use crate::perms::{PermSet, Permissions};
 use crate::quota::{Amount, Quota, Usage, measure};
@@ -230,6 +230,7 @@ impl Backend for Guarded {
         recursive: bool,
         overwrite: bool,
     ) -> Result<Vec<MemberError>> {
+        check_transfer(source, destination)?;
         let perms = &self.policy.perms;
         let source_meta = self.inner.stat(source).await?;
         self.require(
@@ -284,6 +285,7 @@ impl Backend for Guarded {
         destination: &str,
         overwrite: bool,
     ) -> Result<Vec<MemberError>> {
+        check_transfer(source, destination)?;
         let perms = &self.policy.perms;
         self.require(perms.for_entry(source), PermSet::RENAME, "moving", source)?;
         self.require_below(source, PermSet::RENAME, "moving")?;
@@ -396,21 +398,28 @@ impl FileWriter for GuardedWriter {
         inner.write(data).await
     }
 
-    async fn commit(mut self: Box<Self>) -> Result<Metadata> {
+    async fn commit(mut self: Box<Self>) -> Result<Committed> {
         let inner = self
             .inner
             .take()
             .ok_or_else(|| Error::Io("writer already committed".into()))?;
-        let meta = inner.commit().await?;
+        let committed = inner.commit().await?;
         if let Some(usage) = &self.usage {
             usage.release(self.reserved);
             self.reserved = Amount::default();
+            // The commit, not the stat made when the upload began, says
+            // whether a file was added (another writer may have won).
+            let old_size = if committed.created {
+                0
+            } else {
+                self.old_size.unwrap_or(0)
+            };
             usage.apply(
-                i128::from(meta.size) - i128::from(self.old_size.unwrap_or(0)),
-                i128::from(self.old_size.is_none()),
+                i128::from(committed.metadata.size) - i128::from(old_size),
+                i128::from(committed.created),
             );
         }
-        Ok(meta)
+        Ok(committed)
     }
 }
 
@@ -518,13 +527,14 @@ mod tests {
             expected_size: expected,
             content_type: None,
             offset: None,
+            create_only: false,
         }
     }
 
     async fn put(b: &dyn Backend, path: &str, len: usize) -> Result<Metadata> {
         let mut w = b.open_write(path, options(None)).await?;
         w.write(vec![b'x'; len]).await?;
-        w.commit().await
+        Ok(w.commit().await?.metadata)
     }
 
     fn policy(quota: Quota, max_upload: Option<u64>) -> Policy {
@@ -597,14 +607,13 @@ mod tests {
             .await;
         put(&g, "/f", 50).await.unwrap();
         let at = |offset| WriteOptions {
-            expected_size: None,
-            content_type: None,
             offset: Some(offset),
+            ..options(None)
         };
         // Rewriting inside the file needs no quota.
         let mut w = g.open_write("/f", at(10)).await.unwrap();
         w.write(vec![b'y'; 40]).await.unwrap();
-        assert_eq!(w.commit().await.unwrap().size, 50);
+        assert_eq!(w.commit().await.unwrap().metadata.size, 50);
         assert_eq!(g.space_usage("/").await.unwrap().used, Some(50));
         // Appending grows it, up to the upload limit.
         let mut w = g.open_write("/f", at(50)).await.unwrap();
@@ -616,7 +625,7 @@ mod tests {
         drop(w);
         let mut w = g.open_write("/f", at(50)).await.unwrap();
         w.write(vec![b'z'; 30]).await.unwrap();
-        assert_eq!(w.commit().await.unwrap().size, 80);
+        assert_eq!(w.commit().await.unwrap().metadata.size, 80);
         assert_eq!(g.space_usage("/").await.unwrap().used, Some(80));
     }
 

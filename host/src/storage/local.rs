@@ -8,13 +8,30 @@
 //!   This is defence in depth against a buggy handler, not a sandbox against a
 //!   hostile local user racing renames on the same disk.
 //! * **Reserved names.** `.edgedav` (the internal directory at the root) and
-//!   `.edgedav-upload-*` (uploads in progress) are refused as path segments
-//!   and never listed.
-//! * **Atomic uploads.** A writer writes into `.edgedav-upload-<uuid>` beside
-//!   the target; commit fsyncs it and renames it over the target, so readers
-//!   see the old or the new content, never a mix. A writer dropped without a
-//!   commit deletes its temporary file. Files left by a crash stay hidden and
-//!   go away with their collection.
+//!   `.edgedav-upload-*` (staged files beside a target) are refused as path
+//!   segments and never listed.
+//! * **Atomic uploads.** A writer stages into a locked file (see
+//!   [`super::staging`]: `<root>/.edgedav/uploads/`, swept of what crashed
+//!   writers leave); commit fsyncs it and renames it over the target, so
+//!   readers see the old or the new content, never a mix. A writer dropped
+//!   without a commit deletes its staged file.
+//! * **Created or replaced** is decided by the rename itself: first
+//!   `renameat2(RENAME_NOREPLACE)` (link + unlink where the filesystem lacks
+//!   it), which fails with `EEXIST` when anything is at the target; a
+//!   `create-only` commit then fails with `already-exists` having changed
+//!   nothing, any other falls back to a plain rename and reports a
+//!   replacement. So of concurrent creations exactly one reports `created`.
+//! * **Partial updates** (`offset`) are applied at commit on a copy of the
+//!   current file (staged, `copy_file_range` in the kernel, a reflink where
+//!   the filesystem offers it), then renamed over it: a crash at any point
+//!   leaves the old or the new file, never a half-applied piece. The price
+//!   is a copy of the file per piece; partial commits are serialised in the
+//!   process so two pieces applied at once do not lose one another.
+//! * **Errors.** Out of file descriptors (`EMFILE`, `ENFILE`) and a
+//!   read-only filesystem (`EROFS`) are `unavailable` (503, transient server
+//!   conditions, not permissions). A name longer than the filesystem holds
+//!   (`ENAMETOOLONG`) is `not-found` when looked up and
+//!   `conflict("name too long")` (409) when created.
 //! * **Dead properties** live in a sidecar store, `<root>/.edgedav/props/`,
 //!   one JSON file per resource named by the hex SHA-256 of its path and
 //!   holding the path (for humans and future clean-up) and its properties.
@@ -25,27 +42,27 @@
 //! * **Blocking I/O** runs on tokio's blocking pool; reads and writes of file
 //!   content use `tokio::fs`.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, ErrorKind, Seek, SeekFrom};
+use std::fs::{self, File};
+use std::io::{self, ErrorKind, Seek, SeekFrom, Write as _};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::props;
+use super::staging::{self, Staged, UPLOAD_PREFIX};
 use super::{
-    Backend, Entry, Error, FileReader, FileWriter, MemberError, Metadata, NodeKind, Page, Property,
-    PropertyChange, Reader, Result, Space, Timestamp, WriteOptions, Writer,
+    Backend, Committed, Entry, Error, FileReader, FileWriter, MemberError, Metadata, NodeKind,
+    Page, Property, PropertyChange, Reader, Result, Space, Timestamp, WriteOptions, Writer,
+    check_transfer, name_too_long,
 };
 
 /// Name of the internal directory at the root.
 const INTERNAL_DIR: &str = ".edgedav";
-/// Prefix of uploads in progress.
-const UPLOAD_PREFIX: &str = ".edgedav-upload-";
 /// The most entries one `list-members` page holds, whatever the guest asks.
 const MAX_PAGE: u32 = 1000;
 
@@ -58,7 +75,13 @@ struct Store {
     root: PathBuf,
     /// `<root>/.edgedav`, out of bounds for contract paths.
     internal: PathBuf,
+    /// `<root>/.edgedav/uploads`, where files are staged.
+    uploads: PathBuf,
     props: PropStore,
+    /// When the staging directory was last swept.
+    last_sweep: Mutex<Instant>,
+    /// Serialises partial-update commits (see the module docs).
+    updating: Mutex<()>,
 }
 
 impl LocalBackend {
@@ -67,11 +90,20 @@ impl LocalBackend {
         fs::create_dir_all(root)?;
         let root = root.canonicalize()?;
         let internal = root.join(INTERNAL_DIR);
-        let props = PropStore::open(internal.join("props"))?;
+        let uploads = internal.join("uploads");
+        fs::create_dir_all(&uploads)?;
+        let props = PropStore::open(internal.join("props"), uploads.clone())?;
+        let swept = staging::sweep(&uploads, None);
+        if swept > 0 {
+            tracing::info!(root = %root.display(), swept, "removed uploads left by a crash");
+        }
         Ok(Self(Arc::new(Store {
             root,
             internal,
+            uploads,
             props,
+            last_sweep: Mutex::new(Instant::now()),
+            updating: Mutex::new(()),
         })))
     }
 
@@ -91,7 +123,7 @@ impl LocalBackend {
 impl Backend for LocalBackend {
     async fn stat(&self, path: &str) -> Result<Metadata> {
         let path = path.to_owned();
-        self.blocking(move |s| Ok(metadata(&fs::metadata(s.resolve(&path)?)?)))
+        self.blocking(move |s| Ok(metadata(&fs::metadata(s.resolve(&path)?).map_err(lookup)?)))
             .await
     }
 
@@ -104,7 +136,7 @@ impl Backend for LocalBackend {
     async fn open_read(&self, path: &str, offset: u64, length: Option<u64>) -> Result<Reader> {
         let path = path.to_owned();
         self.blocking(move |s| {
-            let mut file = File::open(s.resolve(&path)?)?;
+            let mut file = File::open(s.resolve(&path)?).map_err(lookup)?;
             if file.metadata()?.is_dir() {
                 return Err(Error::IsACollection);
             }
@@ -119,8 +151,9 @@ impl Backend for LocalBackend {
     }
 
     async fn open_write(&self, path: &str, options: WriteOptions) -> Result<Writer> {
-        let path = path.to_owned();
-        self.blocking(move |s| s.open_write(&path, options)).await
+        let (path, store) = (path.to_owned(), self.0.clone());
+        self.blocking(move |_| Store::open_write(&store, &path, options))
+            .await
     }
 
     async fn create_collection(&self, path: &str) -> Result<()> {
@@ -168,7 +201,7 @@ impl Backend for LocalBackend {
     async fn get_properties(&self, path: &str) -> Result<Vec<Property>> {
         let path = path.to_owned();
         self.blocking(move |s| {
-            fs::metadata(s.resolve(&path)?)?;
+            fs::metadata(s.resolve(&path)?).map_err(lookup)?;
             Ok(s.props.load(&path)?)
         })
         .await
@@ -239,15 +272,24 @@ impl Store {
 
     fn list_members(&self, path: &str, cursor: Option<String>, limit: u32) -> Result<Page> {
         let dir = self.resolve(path)?;
-        if !fs::metadata(&dir)?.is_dir() {
+        if !fs::metadata(&dir).map_err(lookup)?.is_dir() {
             return Err(Error::NotACollection);
         }
+        let mut staged_here = false;
         let mut names: Vec<String> = fs::read_dir(&dir)?
             .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-            .filter(|name| !is_reserved(name))
+            .filter(|name| {
+                staged_here |= name.starts_with(UPLOAD_PREFIX);
+                !is_reserved(name)
+            })
             .filter(|name| cursor.as_ref().is_none_or(|after| name > after))
             .collect();
         names.sort_unstable();
+        if staged_here {
+            // Files staged beside their target (see `staging`), or left by
+            // older versions: swept when their collection is listed.
+            staging::sweep(&dir, Some(UPLOAD_PREFIX));
+        }
 
         let limit = limit.clamp(1, MAX_PAGE) as usize;
         let mut entries = Vec::new();
@@ -275,12 +317,13 @@ impl Store {
         fs::metadata(member).ok().map(|meta| metadata(&meta))
     }
 
-    fn open_write(&self, path: &str, options: WriteOptions) -> Result<Writer> {
+    fn open_write(self: &Arc<Self>, path: &str, options: WriteOptions) -> Result<Writer> {
         if path == "/" {
             return Err(Error::IsACollection);
         }
         let target = self.resolve(path)?;
         match fs::metadata(&target) {
+            Ok(_) if options.create_only => return Err(Error::AlreadyExists),
             Ok(meta) if meta.is_dir() => return Err(Error::IsACollection),
             Ok(meta) if options.offset.is_some_and(|offset| offset > meta.len()) => {
                 return Err(Error::Conflict("offset beyond the end of the file".into()));
@@ -299,18 +342,28 @@ impl Store {
         {
             return Err(Error::NoSpace);
         }
-        let temp = upload_path(parent);
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)?;
+        self.sweep_now_and_then();
+        let Staged { file, path: temp } = staging::stage(&self.uploads, parent)?;
         Ok(Box::new(LocalWriter {
+            store: self.clone(),
             file: file.into(),
             temp,
             target,
             offset: options.offset,
+            create_only: options.create_only,
             committed: false,
         }))
+    }
+
+    /// Sweeps the staging directory when [`staging::SWEEP_INTERVAL`] has
+    /// passed since the last sweep.
+    fn sweep_now_and_then(&self) {
+        let mut last = lock(&self.last_sweep);
+        if last.elapsed() >= staging::SWEEP_INTERVAL {
+            *last = Instant::now();
+            drop(last);
+            staging::sweep(&self.uploads, None);
+        }
     }
 
     fn delete(&self, path: &str) -> Result<Vec<MemberError>> {
@@ -392,17 +445,7 @@ impl Store {
         destination: &str,
         overwrite: bool,
     ) -> Result<std::result::Result<(PathBuf, PathBuf), Vec<MemberError>>> {
-        if destination == "/" {
-            return Err(forbidden("the root collection cannot be replaced"));
-        }
-        if source == destination {
-            return Err(forbidden("source and destination are the same"));
-        }
-        if is_ancestor(source, destination) {
-            return Err(forbidden(
-                "a collection cannot be copied or moved into itself",
-            ));
-        }
+        check_transfer(source, destination)?;
         let (from, to) = (self.resolve(source)?, self.resolve(destination)?);
         let source_is_dir = fs::metadata(&from)?.is_dir();
         match fs::symlink_metadata(&to) {
@@ -453,7 +496,7 @@ impl Store {
         errors: &mut Vec<MemberError>,
     ) -> Result<()> {
         if !fs::metadata(from)?.is_dir() {
-            copy_file(from, to)?;
+            self.copy_file(from, to)?;
             return Ok(self.props.copy(source, destination)?);
         }
         fs::create_dir(to)?;
@@ -532,6 +575,19 @@ impl Store {
         Ok(errors)
     }
 
+    /// Copies a file's content through a staged file, so a failed copy
+    /// leaves nothing at the destination.
+    fn copy_file(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut staged = staging::stage(&self.uploads, to.parent().expect("a file has a parent"))?;
+        let copied = File::open(from)
+            .and_then(|mut source| io::copy(&mut source, &mut staged.file))
+            .and_then(|_| fs::rename(&staged.path, to));
+        if copied.is_err() {
+            let _ = fs::remove_file(&staged.path);
+        }
+        copied
+    }
+
     /// Bytes available to unprivileged users on the store's filesystem.
     fn available(&self) -> io::Result<u64> {
         let stats = rustix::fs::statvfs(&self.root)?;
@@ -569,32 +625,8 @@ fn check_parent(parent: &Path) -> Result<()> {
     }
 }
 
-/// Copies a file's content through a temporary file, so a failed copy leaves
-/// nothing at the destination.
-fn copy_file(from: &Path, to: &Path) -> io::Result<()> {
-    let temp = upload_path(to.parent().expect("a copied file has a parent"));
-    let copied = fs::copy(from, &temp).and_then(|_| fs::rename(&temp, to));
-    if copied.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    copied
-}
-
-fn upload_path(dir: &Path) -> PathBuf {
-    dir.join(format!("{UPLOAD_PREFIX}{}", uuid::Uuid::new_v4()))
-}
-
 fn is_reserved(name: &str) -> bool {
     name == INTERNAL_DIR || name.starts_with(UPLOAD_PREFIX)
-}
-
-/// Whether `ancestor` is a proper ancestor of `path` (both normalised).
-fn is_ancestor(ancestor: &str, path: &str) -> bool {
-    if ancestor == "/" {
-        return path != "/";
-    }
-    path.strip_prefix(ancestor)
-        .is_some_and(|rest| rest.starts_with('/'))
 }
 
 fn child_path(parent: &str, name: &str) -> String {
@@ -637,8 +669,35 @@ fn timestamp(time: SystemTime) -> Option<Timestamp> {
     })
 }
 
+/// Locks a mutex, ignoring poisoning (the data it guards stays valid).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The error of looking a path up: a name too long to exist is not found.
+fn lookup(e: io::Error) -> Error {
+    match rustix::io::Errno::from_io_error(&e) {
+        Some(rustix::io::Errno::NAMETOOLONG) => Error::NotFound,
+        _ => e.into(),
+    }
+}
+
 impl From<io::Error> for Error {
+    /// The contract error of an I/O failure (see the module docs).
     fn from(e: io::Error) -> Self {
+        use rustix::io::Errno;
+        match Errno::from_io_error(&e) {
+            Some(Errno::MFILE | Errno::NFILE) => {
+                return Error::Unavailable(format!("out of file descriptors: {e}"));
+            }
+            Some(Errno::ROFS) => {
+                return Error::Unavailable(format!("the store is read-only: {e}"));
+            }
+            Some(Errno::NAMETOOLONG) => return name_too_long(),
+            _ => {}
+        }
         match e.kind() {
             ErrorKind::NotFound => Error::NotFound,
             ErrorKind::AlreadyExists => Error::AlreadyExists,
@@ -646,9 +705,7 @@ impl From<io::Error> for Error {
             ErrorKind::IsADirectory => Error::IsACollection,
             ErrorKind::StorageFull | ErrorKind::QuotaExceeded => Error::NoSpace,
             ErrorKind::FileTooLarge => Error::TooLarge,
-            ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => {
-                Error::Forbidden(e.to_string())
-            }
+            ErrorKind::PermissionDenied => Error::Forbidden(e.to_string()),
             _ => Error::Io(e.to_string()),
         }
     }
@@ -675,19 +732,16 @@ impl FileReader for LocalReader {
     }
 }
 
-/// An upload staged in a hidden temporary file beside its target.
-///
-/// A whole-file write is published by renaming the temporary file over the
-/// target, atomically. A partial update (`offset`) is applied at commit by
-/// copying the staged piece into the target in place: an aborted piece
-/// changes nothing and the file is never copied whole (uploading a big file
-/// in pieces stays linear), but a crash during that copy can leave the piece
-/// half-applied.
+/// An upload staged in a locked file (see [`staging`]), published at commit
+/// by a rename: over the target for a whole write; for a partial update,
+/// after the piece was applied on a staged copy of the current file.
 struct LocalWriter {
+    store: Arc<Store>,
     file: tokio::fs::File,
     temp: PathBuf,
     target: PathBuf,
     offset: Option<u64>,
+    create_only: bool,
     committed: bool,
 }
 
@@ -697,39 +751,36 @@ impl FileWriter for LocalWriter {
         Ok(self.file.write_all(&data).await?)
     }
 
-    async fn commit(mut self: Box<Self>) -> Result<Metadata> {
+    async fn commit(mut self: Box<Self>) -> Result<Committed> {
         self.file.flush().await?;
         self.file.sync_all().await?;
-        let (temp, target, offset) = (self.temp.clone(), self.target.clone(), self.offset);
-        let meta = tokio::task::spawn_blocking(move || {
-            if let Some(offset) = offset {
-                let mut piece = File::open(&temp)?;
-                let mut file = OpenOptions::new().write(true).open(&target)?;
-                file.seek(io::SeekFrom::Start(offset))?;
-                io::copy(&mut piece, &mut file)?;
-                file.sync_all()?;
-                fs::remove_file(&temp)?;
-                return Ok::<_, Error>(file.metadata()?);
-            }
-            fs::rename(&temp, &target).map_err(|e| match e.kind() {
-                // The collection went away (and took the upload with it).
-                ErrorKind::NotFound => Error::ParentNotFound,
-                _ => e.into(),
-            })?;
+        let (store, temp, target) = (self.store.clone(), self.temp.clone(), self.target.clone());
+        let (offset, create_only) = (self.offset, self.create_only);
+        let (meta, created) = tokio::task::spawn_blocking(move || {
+            let created = match offset {
+                Some(offset) => {
+                    store.apply_piece(&temp, &target, offset)?;
+                    false
+                }
+                None => publish(&temp, &target, create_only)?,
+            };
             // Make the rename itself durable.
             File::open(target.parent().expect("a file has a parent"))?.sync_all()?;
-            Ok::<_, Error>(fs::metadata(&target)?)
+            Ok::<_, Error>((fs::metadata(&target)?, created))
         })
         .await
         .map_err(|e| Error::Io(format!("storage task failed: {e}")))??;
-        self.committed = true;
-        Ok(metadata(&meta))
+        self.committed = offset.is_none();
+        Ok(Committed {
+            metadata: metadata(&meta),
+            created,
+        })
     }
 }
 
 impl Drop for LocalWriter {
-    /// Discards an upload that was not committed (one unlink, cheap enough to
-    /// do inline).
+    /// Discards an upload that was not published, and the staged piece of a
+    /// partial update (one unlink, cheap enough to do inline).
     fn drop(&mut self) {
         if !self.committed {
             let _ = fs::remove_file(&self.temp);
@@ -737,18 +788,86 @@ impl Drop for LocalWriter {
     }
 }
 
+impl Store {
+    /// Applies the piece staged in `piece` at `offset` of `target` on a staged
+    /// copy of it, then renames the copy over it (see the module docs).
+    fn apply_piece(&self, piece: &Path, target: &Path, offset: u64) -> Result<()> {
+        let _serial = lock(&self.updating);
+        let mut current = File::open(target)?;
+        let meta = current.metadata()?;
+        if meta.is_dir() {
+            return Err(Error::IsACollection);
+        }
+        if offset > meta.len() {
+            return Err(Error::Conflict("offset beyond the end of the file".into()));
+        }
+        let parent = target.parent().expect("a file has a parent");
+        let mut copy = staging::stage(&self.uploads, parent)?;
+        let applied = (|| {
+            io::copy(&mut current, &mut copy.file)?;
+            copy.file.seek(SeekFrom::Start(offset))?;
+            io::copy(&mut File::open(piece)?, &mut copy.file)?;
+            copy.file.sync_all()?;
+            fs::rename(&copy.path, target)
+        })();
+        if applied.is_err() {
+            let _ = fs::remove_file(&copy.path);
+        }
+        Ok(applied?)
+    }
+}
+
+/// Moves a staged file to `target`; returns whether that created the file
+/// (see the module docs). With `create_only`, an existing target is
+/// `already-exists` and nothing changes.
+fn publish(staged: &Path, target: &Path, create_only: bool) -> Result<bool> {
+    let gone = |e: io::Error| match e.kind() {
+        // The collection went away meanwhile.
+        ErrorKind::NotFound => Error::ParentNotFound,
+        _ => e.into(),
+    };
+    match rename_noreplace(staged, target) {
+        Ok(()) => return Ok(true),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists && create_only => {
+            return Err(Error::AlreadyExists);
+        }
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(gone(e)),
+    }
+    fs::rename(staged, target).map_err(gone)?;
+    Ok(false)
+}
+
+/// `rename` that fails with `EEXIST` instead of replacing: `renameat2` with
+/// `RENAME_NOREPLACE`, or a hard link then an unlink where the filesystem
+/// does not support that flag.
+fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    use rustix::io::Errno;
+    match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+        Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
+            fs::hard_link(from, to)?;
+            fs::remove_file(from)
+        }
+        other => Ok(other?),
+    }
+}
+
 /// The dead-property sidecar store (see the module docs).
 struct PropStore {
     dir: PathBuf,
+    /// Where property documents are staged (the store's staging directory).
+    staging: PathBuf,
     /// Serialises read-modify-write patches.
     patching: Mutex<()>,
 }
 
 impl PropStore {
-    fn open(dir: PathBuf) -> io::Result<Self> {
+    fn open(dir: PathBuf, staging: PathBuf) -> io::Result<Self> {
         fs::create_dir_all(&dir)?;
         Ok(Self {
             dir,
+            staging,
             patching: Mutex::new(()),
         })
     }
@@ -776,11 +895,17 @@ impl PropStore {
         if properties.is_empty() {
             return self.remove(path);
         }
-        let temp = upload_path(&self.dir);
-        let written = fs::write(&temp, props::encode(path, properties)?)
-            .and_then(|()| fs::rename(&temp, self.file(path)));
+        let bytes = props::encode(path, properties)?;
+        // The directory is made again if it was removed (with the root, say)
+        // while the server ran.
+        fs::create_dir_all(&self.dir)?;
+        let mut staged = staging::stage(&self.staging, &self.dir)?;
+        let written = staged
+            .file
+            .write_all(&bytes)
+            .and_then(|()| fs::rename(&staged.path, self.file(path)));
         if written.is_err() {
-            let _ = fs::remove_file(&temp);
+            let _ = fs::remove_file(&staged.path);
         }
         written
     }
@@ -838,7 +963,7 @@ mod tests {
         async fn put(&self, path: &str, content: &[u8]) -> Metadata {
             let mut writer = self.backend.open_write(path, no_options()).await.unwrap();
             writer.write(content.to_vec()).await.unwrap();
-            writer.commit().await.unwrap()
+            writer.commit().await.unwrap().metadata
         }
 
         async fn get(&self, path: &str) -> Vec<u8> {
@@ -865,6 +990,7 @@ mod tests {
             expected_size: None,
             content_type: None,
             offset: None,
+            create_only: false,
         }
     }
 
@@ -969,7 +1095,7 @@ mod tests {
         );
         let mut writer = s.backend.open_write("/f", at(6)).await.unwrap();
         writer.write(b"there!".to_vec()).await.unwrap();
-        assert_eq!(writer.commit().await.unwrap().size, 12);
+        assert_eq!(writer.commit().await.unwrap().metadata.size, 12);
         assert_eq!(s.get("/f").await, b"hello there!");
         assert!(matches!(
             s.backend.open_write("/f", at(13)).await,
@@ -1167,5 +1293,218 @@ mod tests {
         ));
         let space = s.backend.space_usage("/").await.unwrap();
         assert!(space.available.is_some());
+    }
+
+    fn create_only() -> WriteOptions {
+        WriteOptions {
+            create_only: true,
+            ..no_options()
+        }
+    }
+
+    #[tokio::test]
+    async fn commits_report_created_or_replaced() {
+        let s = Scratch::new();
+        let mut w = s.backend.open_write("/f", no_options()).await.unwrap();
+        w.write(b"one".to_vec()).await.unwrap();
+        assert!(w.commit().await.unwrap().created);
+        let mut w = s.backend.open_write("/f", no_options()).await.unwrap();
+        w.write(b"two".to_vec()).await.unwrap();
+        assert!(!w.commit().await.unwrap().created);
+        assert_eq!(s.get("/f").await, b"two");
+    }
+
+    #[tokio::test]
+    async fn create_only_never_replaces() {
+        let s = Scratch::new();
+        s.put("/f", b"kept").await;
+        s.backend.create_collection("/d").await.unwrap();
+        for path in ["/f", "/d"] {
+            assert!(matches!(
+                s.backend.open_write(path, create_only()).await,
+                Err(Error::AlreadyExists)
+            ));
+        }
+        // The path was free when the writer opened, taken when it commits.
+        let mut w = s.backend.open_write("/new", create_only()).await.unwrap();
+        w.write(b"late".to_vec()).await.unwrap();
+        s.put("/new", b"first").await;
+        assert!(matches!(w.commit().await, Err(Error::AlreadyExists)));
+        assert_eq!(s.get("/new").await, b"first");
+        assert_eq!(
+            fs::read_dir(s.root().join(".edgedav/uploads"))
+                .unwrap()
+                .count(),
+            0
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_creations_have_exactly_one_winner() {
+        let s = Scratch::new();
+        for (path, options) in [("/only", create_only()), ("/any", no_options())] {
+            let mut writers = Vec::new();
+            for i in 0..16u8 {
+                let mut w = s.backend.open_write(path, options.clone()).await.unwrap();
+                w.write(vec![i; 1000]).await.unwrap();
+                writers.push(w);
+            }
+            let commits = writers.into_iter().map(|w| tokio::spawn(w.commit()));
+            let mut created = 0;
+            for commit in commits {
+                match commit.await.unwrap() {
+                    Ok(c) => created += usize::from(c.created),
+                    Err(Error::AlreadyExists) if options.create_only => {}
+                    Err(e) => panic!("{path}: {e:?}"),
+                }
+            }
+            assert_eq!(created, 1, "{path}");
+            assert_eq!(s.get(path).await.len(), 1000);
+        }
+    }
+
+    #[tokio::test]
+    async fn overlapping_copies_and_moves_change_nothing() {
+        let s = Scratch::new();
+        s.backend.create_collection("/a").await.unwrap();
+        s.backend.create_collection("/a/b").await.unwrap();
+        s.put("/a/b/f", b"data").await;
+        for (from, to) in [("/a", "/a/b"), ("/a/b", "/a"), ("/a", "/a"), ("/a/b", "/")] {
+            for overwrite in [true, false] {
+                assert!(
+                    matches!(
+                        s.backend.copy(from, to, true, overwrite).await,
+                        Err(Error::Forbidden(_))
+                    ),
+                    "copy {from} {to}"
+                );
+                assert!(
+                    matches!(
+                        s.backend.rename(from, to, overwrite).await,
+                        Err(Error::Forbidden(_))
+                    ),
+                    "rename {from} {to}"
+                );
+            }
+        }
+        assert_eq!(s.get("/a/b/f").await, b"data");
+    }
+
+    #[tokio::test]
+    async fn start_up_sweeps_only_abandoned_uploads() {
+        let s = Scratch::new();
+        let uploads = s.root().join(".edgedav/uploads");
+        let stale = uploads.join("crashed");
+        fs::write(&stale, b"left by kill -9").unwrap();
+        let old = SystemTime::now() - staging::MIN_AGE * 2;
+        File::options()
+            .write(true)
+            .open(&stale)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        // A live writer, its file just as old.
+        let mut live = s.backend.open_write("/f", no_options()).await.unwrap();
+        live.write(b"live".to_vec()).await.unwrap();
+        let live_file = fs::read_dir(&uploads)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| *p != stale)
+            .unwrap();
+        File::options()
+            .write(true)
+            .open(&live_file)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+
+        let _reopened = LocalBackend::open(&s.root()).unwrap();
+        assert!(!stale.exists(), "an abandoned upload is swept");
+        assert!(live_file.exists(), "a live writer's upload is kept");
+        assert!(live.commit().await.unwrap().created);
+        assert_eq!(s.get("/f").await, b"live");
+    }
+
+    #[tokio::test]
+    async fn partial_updates_replace_the_file_whole() {
+        let s = Scratch::new();
+        s.put("/f", b"hello world").await;
+        let mut before = File::open(s.root().join("f")).unwrap();
+        let mut writer = s
+            .backend
+            .open_write(
+                "/f",
+                WriteOptions {
+                    offset: Some(6),
+                    ..no_options()
+                },
+            )
+            .await
+            .unwrap();
+        writer.write(b"there".to_vec()).await.unwrap();
+        let committed = writer.commit().await.unwrap();
+        assert!(!committed.created);
+        assert_eq!(s.get("/f").await, b"hello there");
+        // The old file was never written to: the piece went to a copy that
+        // replaced it, so a crash could not have left a mix.
+        let mut old = String::new();
+        io::Read::read_to_string(&mut before, &mut old).unwrap();
+        assert_eq!(old, "hello world");
+        assert_eq!(
+            fs::read_dir(s.root().join(".edgedav/uploads"))
+                .unwrap()
+                .count(),
+            0
+        );
+    }
+
+    #[tokio::test]
+    async fn names_too_long_are_not_found_or_conflicts() {
+        let s = Scratch::new();
+        let long = format!("/{}", "n".repeat(300));
+        assert!(matches!(s.backend.stat(&long).await, Err(Error::NotFound)));
+        assert!(matches!(
+            s.backend.open_read(&long, 0, None).await,
+            Err(Error::NotFound)
+        ));
+        assert!(matches!(
+            s.backend.get_properties(&long).await,
+            Err(Error::NotFound)
+        ));
+        assert_eq!(
+            s.backend.open_write(&long, no_options()).await.err(),
+            Some(name_too_long())
+        );
+        assert_eq!(
+            s.backend.create_collection(&long).await.err(),
+            Some(name_too_long())
+        );
+    }
+
+    #[test]
+    fn server_conditions_are_unavailable() {
+        use rustix::io::Errno;
+        for errno in [Errno::MFILE, Errno::NFILE, Errno::ROFS] {
+            let e = io::Error::from_raw_os_error(errno.raw_os_error());
+            assert!(matches!(Error::from(e), Error::Unavailable(_)), "{errno:?}");
+        }
+        let denied = io::Error::from_raw_os_error(Errno::ACCESS.raw_os_error());
+        assert!(matches!(Error::from(denied), Error::Forbidden(_)));
+    }
+
+    #[tokio::test]
+    async fn properties_survive_the_internal_directory_going_away() {
+        let s = Scratch::new();
+        s.put("/f", b"").await;
+        fs::remove_dir_all(s.root().join(".edgedav")).unwrap();
+        s.backend
+            .patch_properties("/f", vec![PropertyChange::Set(prop("a", "1"))])
+            .await
+            .unwrap();
+        assert_eq!(
+            s.backend.get_properties("/f").await.unwrap(),
+            [prop("a", "1")]
+        );
+        s.put("/g", b"uploads work again too").await;
     }
 }

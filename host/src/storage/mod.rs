@@ -12,11 +12,12 @@ pub mod home;
 pub mod local;
 mod props;
 pub mod s3;
+mod staging;
 
 use async_trait::async_trait;
 
 pub use crate::bindings::edgedav::dav::storage::{
-    Entry, MemberError, Page, Property, PropertyChange, Space, WriteOptions,
+    Committed, Entry, MemberError, Page, Property, PropertyChange, Space, WriteOptions,
 };
 pub use crate::bindings::edgedav::dav::types::{Error, Metadata, NodeKind, Timestamp};
 
@@ -69,8 +70,51 @@ pub trait FileReader: Send {
 #[async_trait]
 pub trait FileWriter: Send {
     async fn write(&mut self, data: Vec<u8>) -> Result<()>;
-    /// Atomically publishes the content at the path.
-    async fn commit(self: Box<Self>) -> Result<Metadata>;
+    /// Atomically publishes the content at the path and says whether that
+    /// created the file or replaced one (decided atomically with the
+    /// publication). With `create-only`, fails with `already-exists` and
+    /// changes nothing when anything is at the path.
+    async fn commit(self: Box<Self>) -> Result<Committed>;
+}
+
+/// The WIT rule for copy and rename, checked before anything is touched: the
+/// destination may be neither the source, nor below it (a collection into
+/// itself), nor above it (replacing an ancestor would delete the source
+/// first), and never the root. Paths are normalised contract paths.
+pub fn check_transfer(source: &str, destination: &str) -> Result<()> {
+    let refuse = |reason: &str| Err(Error::Forbidden(reason.to_owned()));
+    if is_root(destination) {
+        return refuse("the root collection cannot be replaced");
+    }
+    if source == destination {
+        return refuse("source and destination are the same");
+    }
+    if is_ancestor(source, destination) {
+        return refuse("a collection cannot be copied or moved into itself");
+    }
+    if is_ancestor(destination, source) {
+        return refuse("the destination contains the source");
+    }
+    Ok(())
+}
+
+fn is_root(path: &str) -> bool {
+    path.split('/').all(str::is_empty)
+}
+
+/// Whether `ancestor` is a proper ancestor of `path` (both normalised).
+pub fn is_ancestor(ancestor: &str, path: &str) -> bool {
+    if is_root(ancestor) {
+        return !is_root(path);
+    }
+    path.strip_prefix(ancestor)
+        .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// The name a store cannot hold (longer than its limit): a 409 on create
+/// (the WIT `conflict("name too long")`); read paths answer `not-found`.
+pub fn name_too_long() -> Error {
+    Error::Conflict("name too long".to_owned())
 }
 
 /// The host type behind the `reader` resource.

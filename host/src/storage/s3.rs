@@ -38,7 +38,8 @@
 //! * `open-write` + `commit`: a stat of the target and a one-key listing of
 //!   the parent, then one PutObject for up to one part (8 MiB by default),
 //!   else CreateMultipartUpload, one UploadPart per part (uploaded while the
-//!   body arrives, at most 2 in flight) and CompleteMultipartUpload.
+//!   body arrives, at most 2 in flight) and CompleteMultipartUpload; the
+//!   commit stats the target once more (below).
 //!
 //! # Metadata
 //!
@@ -76,6 +77,24 @@
 //! seen when the update began, so a concurrent change fails it with a
 //! conflict) and uploads only the new bytes; kept pieces shorter than S3's
 //! 5 MiB minimum part are read and re-sent instead.
+//!
+//! # Created or replaced, create-only
+//!
+//! S3 has no rename and no atomic "create unless present" that every store
+//! honours. A commit stats the target and publishes while holding a lock on
+//! the key (striped, in this process): within one process, of concurrent
+//! commits creating one key exactly one reports `created`, and a
+//! `create-only` commit that finds anything at the path fails with
+//! `already-exists` having published nothing. A `create-only` publication
+//! also carries `If-None-Match: *`, which AWS S3 enforces across processes
+//! and clients (a 412 there is `already-exists` too); Garage (2.x) ignores
+//! it, so across several servers on Garage the guarantee is best effort.
+//!
+//! # Names
+//!
+//! A key longer than S3's 1,024 bytes (with room for the property sidecar)
+//! cannot exist: looking one up is `not-found`, creating one is
+//! `conflict("name too long")` (409).
 //!
 //! # Copy, move, delete
 //!
@@ -116,10 +135,13 @@ use sha2::{Digest, Sha256};
 pub use counter::{RequestStats, request_stats};
 
 use self::upload::{MAX_COPY_PART, MAX_OBJECT, Source, Upload};
+#[cfg(test)]
+use super::is_ancestor;
 use super::props;
 use super::{
-    Backend, Entry, Error, FileReader, FileWriter, MemberError, Metadata, NodeKind, Page, Property,
-    PropertyChange, Reader, Result, Space, Timestamp, WriteOptions, Writer,
+    Backend, Committed, Entry, Error, FileReader, FileWriter, MemberError, Metadata, NodeKind,
+    Page, Property, PropertyChange, Reader, Result, Space, Timestamp, WriteOptions, Writer,
+    check_transfer, name_too_long,
 };
 
 /// How `edgedav serve` reaches an S3 bucket.
@@ -179,6 +201,8 @@ const ROOT_PROPS: &str = ".edgedav/root-props";
 const MAX_KEYS: i32 = 1000;
 /// S3's limit on key length, in bytes.
 const MAX_KEY_LEN: usize = 1024;
+/// Locks serialising commits in this process (keys share them by hash).
+const COMMIT_STRIPES: usize = 64;
 /// CopyObject requests run at once when copying a collection.
 const COPY_CONCURRENCY: usize = 16;
 
@@ -202,6 +226,22 @@ struct Inner {
     root: String,
     /// Serialises property read-modify-write cycles in this process.
     patching: tokio::sync::Mutex<()>,
+    /// Serialise commits to one key in this process (striped by key hash).
+    committing: Vec<tokio::sync::Mutex<()>>,
+}
+
+impl Inner {
+    fn new(client: Client, bucket: String, root: String) -> Self {
+        Self {
+            client,
+            bucket,
+            root,
+            patching: tokio::sync::Mutex::new(()),
+            committing: (0..COMMIT_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+        }
+    }
 }
 
 impl Drop for Inner {
@@ -241,12 +281,11 @@ impl S3Backend {
             None | Some("") => String::new(),
             Some(prefix) => format!("{prefix}/"),
         };
-        let backend = Self(Arc::new(Inner {
-            client: Client::from_conf(config.build()),
+        let backend = Self(Arc::new(Inner::new(
+            Client::from_conf(config.build()),
             bucket,
             root,
-            patching: tokio::sync::Mutex::new(()),
-        }));
+        )));
         let inner = &backend.0;
         inner
             .client
@@ -280,9 +319,16 @@ impl S3Backend {
         }
         // Leave room for the property sidecar (`.edgedav/props/`).
         if key.len() + MEMBER_PROPS.len() + 1 > MAX_KEY_LEN {
-            return Err(forbidden("path too long for S3"));
+            return Err(name_too_long());
         }
         Ok(key)
+    }
+
+    /// The lock that serialises commits to `key` in this process.
+    fn commit_lock(&self, key: &str) -> &tokio::sync::Mutex<()> {
+        let hash = Sha256::digest(key.as_bytes());
+        let stripe = usize::from(hash[0]) % self.0.committing.len();
+        &self.0.committing[stripe]
     }
 
     /// The prefix of a collection's members.
@@ -403,7 +449,7 @@ impl S3Backend {
 
     /// The resource at `path`, if any (see the module docs for the cost).
     async fn lookup(&self, path: &str) -> Result<Option<Metadata>> {
-        let key = self.key(path)?;
+        let key = self.key(path).map_err(absent)?;
         if is_root(path) {
             return Ok(Some(self.collection_meta(&key)));
         }
@@ -660,17 +706,7 @@ impl S3Backend {
         destination: &str,
         overwrite: bool,
     ) -> Result<std::result::Result<(Metadata, bool), Vec<MemberError>>> {
-        if is_root(destination) {
-            return Err(forbidden("the root collection cannot be replaced"));
-        }
-        if source == destination {
-            return Err(forbidden("source and destination are the same"));
-        }
-        if is_ancestor(source, destination) {
-            return Err(forbidden(
-                "a collection cannot be copied or moved into itself",
-            ));
-        }
+        check_transfer(source, destination)?;
         self.key(destination)?;
         let meta = self.lookup(source).await?.ok_or(Error::NotFound)?;
         let replacing = match self.lookup(destination).await? {
@@ -822,7 +858,7 @@ impl Backend for S3Backend {
     }
 
     async fn list_members(&self, path: &str, cursor: Option<String>, limit: u32) -> Result<Page> {
-        let dir = self.dir(path)?;
+        let dir = self.dir(path).map_err(absent)?;
         let max_keys = limit.clamp(1, MAX_KEYS as u32) as i32;
         let first = cursor.is_none();
         // The collection's own marker sorts first: skip it so it takes no slot.
@@ -879,7 +915,7 @@ impl Backend for S3Backend {
             self.key(path)?;
             return Err(Error::IsACollection);
         }
-        let key = self.key(path)?;
+        let key = self.key(path).map_err(absent)?;
         let empty = || {
             Box::new(S3Reader {
                 body: None,
@@ -940,6 +976,9 @@ impl Backend for S3Backend {
             return Err(Error::IsACollection);
         }
         let existing = self.lookup(path).await?;
+        if options.create_only && existing.is_some() {
+            return Err(Error::AlreadyExists);
+        }
         if existing
             .as_ref()
             .is_some_and(|m| m.kind == NodeKind::Collection)
@@ -956,6 +995,7 @@ impl Backend for S3Backend {
             options.content_type,
             options.expected_size,
         );
+        upload.create_only = options.create_only;
         if let Some(offset) = options.offset {
             let existing = existing.ok_or(Error::NotFound)?;
             if offset > existing.size {
@@ -968,7 +1008,12 @@ impl Backend for S3Backend {
             };
             upload.start_patch(source, offset).await?;
         }
-        Ok(Box::new(S3Writer(upload)))
+        Ok(Box::new(S3Writer {
+            s3: self.clone(),
+            path: path.to_owned(),
+            partial: options.offset.is_some(),
+            upload,
+        }))
     }
 
     async fn create_collection(&self, path: &str) -> Result<()> {
@@ -1071,7 +1116,7 @@ impl Backend for S3Backend {
     }
 
     async fn get_properties(&self, path: &str) -> Result<Vec<Property>> {
-        match self.load_properties(path).await? {
+        match self.load_properties(path).await.map_err(absent)? {
             Some(properties) => Ok(properties),
             None => {
                 self.lookup(path).await?.ok_or(Error::NotFound)?;
@@ -1163,18 +1208,41 @@ impl FileReader for S3Reader {
     }
 }
 
-/// The `writer` resource: an [`Upload`].
-struct S3Writer(Upload);
+/// The `writer` resource: an [`Upload`] to `path`.
+struct S3Writer {
+    s3: S3Backend,
+    path: String,
+    partial: bool,
+    upload: Upload,
+}
 
 #[async_trait]
 impl FileWriter for S3Writer {
     async fn write(&mut self, data: Vec<u8>) -> Result<()> {
-        self.0.write(&data).await
+        self.upload.write(&data).await
     }
 
-    async fn commit(self: Box<Self>) -> Result<Metadata> {
-        let S3Writer(upload) = *self;
-        upload.commit().await
+    /// Publishes under the key's commit lock (see the module docs on
+    /// created or replaced).
+    async fn commit(self: Box<Self>) -> Result<Committed> {
+        let S3Writer {
+            s3,
+            path,
+            partial,
+            upload,
+        } = *self;
+        let key = s3.key(&path)?;
+        let _serial = s3.commit_lock(&key).lock().await;
+        let existed = match s3.lookup(&path).await? {
+            Some(_) if upload.create_only => return Err(Error::AlreadyExists),
+            Some(meta) if meta.kind == NodeKind::Collection => return Err(Error::IsACollection),
+            found => found.is_some(),
+        };
+        let metadata = upload.commit().await?;
+        Ok(Committed {
+            metadata,
+            created: !existed && !partial,
+        })
     }
 }
 
@@ -1261,13 +1329,13 @@ fn valid_name(name: &str) -> bool {
     !name.is_empty() && !name.contains('/') && name != "." && name != ".." && name != RESERVED
 }
 
-/// Whether `ancestor` is a proper ancestor of `path` (both normalised).
-fn is_ancestor(ancestor: &str, path: &str) -> bool {
-    if is_root(ancestor) {
-        return !is_root(path);
+/// For a lookup: a name too long to exist is not found.
+fn absent(e: Error) -> Error {
+    if e == name_too_long() {
+        Error::NotFound
+    } else {
+        e
     }
-    path.strip_prefix(ancestor)
-        .is_some_and(|rest| rest.starts_with('/'))
 }
 
 fn forbidden(reason: &str) -> Error {
@@ -1305,12 +1373,11 @@ mod tests {
                     .build_https(),
             )
             .build();
-        S3Backend(Arc::new(Inner {
-            client: Client::from_conf(config),
-            bucket: "bucket".into(),
-            root: root.into(),
-            patching: tokio::sync::Mutex::new(()),
-        }))
+        S3Backend(Arc::new(Inner::new(
+            Client::from_conf(config),
+            "bucket".into(),
+            root.into(),
+        )))
     }
 
     #[test]
@@ -1347,7 +1414,7 @@ mod tests {
         assert!(s.key(&long).is_ok());
         assert!(s.props_key(&long).unwrap().len() <= MAX_KEY_LEN);
         let too_long = format!("/{}", "x".repeat(1010));
-        assert!(matches!(s.key(&too_long), Err(Error::Forbidden(_))));
+        assert_eq!(s.key(&too_long), Err(name_too_long()));
     }
 
     #[test]

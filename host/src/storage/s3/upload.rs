@@ -77,6 +77,9 @@ pub(super) struct Upload {
     /// Bytes given to [`Upload::write`].
     written: u64,
     patch: Option<Patch>,
+    /// Publish only if no object is at the key (`If-None-Match: *`, see
+    /// [`super`]'s docs on create-only commits).
+    pub(super) create_only: bool,
     completed: bool,
 }
 
@@ -117,6 +120,7 @@ impl Upload {
             assembled: 0,
             written: 0,
             patch: None,
+            create_only: false,
             completed: false,
         }
     }
@@ -376,6 +380,18 @@ impl Upload {
                 .await?;
         }
         let inner = self.s3.0.clone();
+        let if_none_match = self.create_only.then(|| "*".to_owned());
+        let create_only = self.create_only;
+        // A store that honours the condition refuses an existing key.
+        let refused = move |failure: super::Failure| {
+            let precondition = failure.status == Some(412)
+                || failure.code.as_deref() == Some("PreconditionFailed");
+            if create_only && precondition {
+                Error::AlreadyExists
+            } else {
+                failure.into_error()
+            }
+        };
         let etag = match self.upload_id.clone() {
             None => {
                 let data = self.buffer.take();
@@ -385,11 +401,12 @@ impl Upload {
                     .bucket(&inner.bucket)
                     .key(&self.key)
                     .set_content_type(self.content_type.clone())
+                    .set_if_none_match(if_none_match)
                     .content_length(data.len() as i64)
                     .body(ByteStream::from(data))
                     .send()
                     .await
-                    .map_err(|e| super::failure("PutObject", e).into_error())?
+                    .map_err(|e| refused(super::failure("PutObject", e)))?
                     .e_tag
             }
             Some(upload_id) => {
@@ -407,6 +424,7 @@ impl Upload {
                     .bucket(&inner.bucket)
                     .key(&self.key)
                     .upload_id(upload_id)
+                    .set_if_none_match(if_none_match)
                     .multipart_upload(
                         CompletedMultipartUpload::builder()
                             .set_parts(Some(parts))
@@ -414,7 +432,7 @@ impl Upload {
                     )
                     .send()
                     .await
-                    .map_err(|e| super::failure("CompleteMultipartUpload", e).into_error())?
+                    .map_err(|e| refused(super::failure("CompleteMultipartUpload", e)))?
                     .e_tag
             }
         };
