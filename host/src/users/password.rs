@@ -99,8 +99,22 @@ pub fn check_phc(hash: &str) -> Result<(), String> {
     if parsed.hash.is_none() || parsed.salt.is_none() {
         return Err("the hash string has no salt or no hash".into());
     }
+    // Each verification maps this much memory; a configured hash must not
+    // let a burst of logins exhaust the machine.
+    let params = Params::try_from(&parsed).map_err(|e| format!("bad argon2 parameters ({e})"))?;
+    if params.m_cost() > MAX_MEMORY_KIB {
+        return Err(format!(
+            "the hash costs {} KiB of memory per login, more than the {MAX_MEMORY_KIB} KiB \
+             edgedav allows; make one with `edgedav hash-password`",
+            params.m_cost()
+        ));
+    }
     Ok(())
 }
+
+/// The most memory (KiB) one password verification may use: 256 MiB, far
+/// above the 19 MiB of the hashes `hash-password` makes.
+const MAX_MEMORY_KIB: u32 = 256 * 1024;
 
 #[cfg(test)]
 mod tests {
@@ -116,6 +130,8 @@ mod tests {
         assert!(!verify("hunter2", "hunter2"));
         assert!(check_phc("$argon2i$v=19$m=16,t=2,p=1$c29tZXNhbHQ$aGFzaGhhc2g").is_err());
         assert!(check_phc("hunter2").is_err());
+        let greedy = "$argon2id$v=19$m=4194304,t=1,p=1$c29tZXNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
+        assert!(check_phc(greedy).unwrap_err().contains("KiB of memory"));
     }
 
     /// Hashes made elsewhere (other parameters, another variant) verify
