@@ -20,6 +20,8 @@ pub mod xml;
 
 #[cfg(test)]
 pub mod memory;
+#[cfg(test)]
+mod testing;
 
 #[cfg(target_arch = "wasm32")]
 mod component;

@@ -1,75 +1,7 @@
 //! Whole-request tests against the in-memory backend.
 
-use crate::backend::{Config, Env, Locks};
-use crate::http::{Request, Response};
-use crate::memory::{MemoryLocks, MemoryStorage};
-
-struct Server {
-    storage: MemoryStorage,
-    locks: MemoryLocks,
-    config: Config,
-}
-
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-impl Server {
-    fn new() -> Self {
-        Self {
-            storage: MemoryStorage::new(),
-            locks: MemoryLocks::default(),
-            config: Config::default(),
-        }
-    }
-
-    fn send(&self, method: &str, target: &str, headers: &[(&str, &str)], body: &str) -> Reply {
-        let env = Env {
-            storage: &self.storage,
-            locks: &self.locks,
-            config: &self.config,
-        };
-        let mut all: Vec<(String, String)> = headers
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect();
-        if !body.is_empty() {
-            all.push(("Content-Length".into(), body.len().to_string()));
-        }
-        let req = Request {
-            method: method.into(),
-            target: target.into(),
-            authority: Some("localhost".into()),
-            headers: all,
-            body: Box::new(body.as_bytes()),
-        };
-        let response: Response<'_> = crate::handle(&env, req);
-        let status = response.status;
-        let headers = response.headers.clone();
-        let mut out = Vec::new();
-        response.write_body(&self.storage, &mut out).expect("body");
-        Reply {
-            status,
-            headers,
-            body: String::from_utf8(out).expect("utf-8 body"),
-        }
-    }
-
-    fn put(&self, target: &str, body: &str) -> u16 {
-        self.send("PUT", target, &[], body).status
-    }
-}
+use crate::backend::Locks;
+use crate::testing::{Reply, Server};
 
 const LOCKINFO_EXCLUSIVE: &str = r#"<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>litmus</D:owner></D:lockinfo>"#;
 const LOCKINFO_SHARED: &str = r#"<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:shared/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>"#;

@@ -4,82 +4,7 @@
 
 use super::CONTENT_SECURITY_POLICY;
 use super::listing::human_size;
-use crate::backend::{Config, Env};
-use crate::http::Request;
-use crate::memory::{MemoryLocks, MemoryStorage};
-
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-struct Store {
-    storage: MemoryStorage,
-    locks: MemoryLocks,
-    config: Config,
-}
-
-impl Store {
-    fn new() -> Self {
-        Self {
-            storage: MemoryStorage::new(),
-            locks: MemoryLocks::default(),
-            config: Config::default(),
-        }
-    }
-
-    fn send(&self, method: &str, target: &str, headers: &[(&str, &str)], body: &str) -> Reply {
-        let env = Env {
-            storage: &self.storage,
-            locks: &self.locks,
-            config: &self.config,
-        };
-        let mut headers: Vec<(String, String)> = headers
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect();
-        if !body.is_empty() {
-            headers.push(("Content-Length".into(), body.len().to_string()));
-        }
-        let req = Request {
-            method: method.into(),
-            target: target.into(),
-            authority: Some("localhost".into()),
-            headers,
-            body: Box::new(body.as_bytes()),
-        };
-        let response = crate::handle(&env, req);
-        let (status, headers) = (response.status, response.headers.clone());
-        let mut out = Vec::new();
-        response.write_body(&self.storage, &mut out).expect("body");
-        Reply {
-            status,
-            headers,
-            body: String::from_utf8(out).expect("utf-8 body"),
-        }
-    }
-
-    fn get(&self, target: &str) -> Reply {
-        self.send("GET", target, &[], "")
-    }
-
-    /// MKCOL without a body, PUT with the one-byte body `x`.
-    fn expect(&self, method: &str, target: &str, status: u16) {
-        let body = if method == "PUT" { "x" } else { "" };
-        let reply = self.send(method, target, &[], body);
-        assert_eq!(reply.status, status, "{method} {target}: {}", reply.body);
-    }
-}
+use crate::testing::Server;
 
 /// Hostile names, percent-encoded as a client sends them, and how each must
 /// appear: as link text, as an attribute value, and in the href.
@@ -115,7 +40,7 @@ const HOSTILE: [(&str, &str, &str); 7] = [
 
 #[test]
 fn hostile_file_names_are_escaped_in_text_attributes_and_urls() {
-    let s = Store::new();
+    let s = Server::new();
     s.expect("MKCOL", "/d", 201);
     for (encoded, _, _) in HOSTILE {
         s.expect("PUT", &format!("/d/{encoded}"), 201);
@@ -135,7 +60,7 @@ fn hostile_file_names_are_escaped_in_text_attributes_and_urls() {
 
 #[test]
 fn hostile_collection_names_are_escaped_in_the_title_crumbs_and_links() {
-    let s = Store::new();
+    let s = Server::new();
     s.expect("MKCOL", "/a%20b%20%C3%BC%20%23%25%26", 201);
     s.expect("MKCOL", "/a%20b%20%C3%BC%20%23%25%26/%3Cb%3E%22'", 201);
     s.expect("PUT", "/a%20b%20%C3%BC%20%23%25%26/%3Cb%3E%22'/f", 201);
@@ -164,7 +89,7 @@ fn hostile_collection_names_are_escaped_in_the_title_crumbs_and_links() {
 
 #[test]
 fn listing_pages_carry_the_security_headers_and_no_inline_code() {
-    let s = Store::new();
+    let s = Server::new();
     s.expect("MKCOL", "/d", 201);
     for method in ["GET", "HEAD"] {
         for target in ["/", "/d/", "/d"] {
@@ -207,7 +132,7 @@ fn listing_pages_carry_the_security_headers_and_no_inline_code() {
 
 #[test]
 fn assets_are_served_on_any_collection_and_revalidated_by_etag() {
-    let s = Store::new();
+    let s = Server::new();
     s.expect("MKCOL", "/d", 201);
     s.expect("PUT", "/d/f.txt", 201);
     for (target, content_type, marker) in [
@@ -257,7 +182,7 @@ fn assets_are_served_on_any_collection_and_revalidated_by_etag() {
 
 #[test]
 fn large_collections_are_listed_whole_across_storage_pages() {
-    let s = Store::new();
+    let s = Server::new();
     s.expect("MKCOL", "/many", 201);
     const N: usize = 2345;
     for i in 0..N {

@@ -1,0 +1,84 @@
+//! The handler answering whole requests against the in-memory backend, for
+//! the unit tests of the methods and of the web interface.
+
+use crate::backend::{Config, Env};
+use crate::http::{Request, Response};
+use crate::memory::{MemoryLocks, MemoryStorage};
+
+pub struct Server {
+    pub storage: MemoryStorage,
+    pub locks: MemoryLocks,
+    pub config: Config,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Server {
+    pub fn new() -> Self {
+        Self {
+            storage: MemoryStorage::new(),
+            locks: MemoryLocks::default(),
+            config: Config::default(),
+        }
+    }
+
+    pub fn send(&self, method: &str, target: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+        let env = Env {
+            storage: &self.storage,
+            locks: &self.locks,
+            config: &self.config,
+        };
+        let mut all: Vec<(String, String)> = headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        if !body.is_empty() {
+            all.push(("Content-Length".into(), body.len().to_string()));
+        }
+        let req = Request {
+            method: method.into(),
+            target: target.into(),
+            authority: Some("localhost".into()),
+            headers: all,
+            body: Box::new(body.as_bytes()),
+        };
+        let response: Response<'_> = crate::handle(&env, req);
+        let status = response.status;
+        let headers = response.headers.clone();
+        let mut out = Vec::new();
+        response.write_body(&self.storage, &mut out).expect("body");
+        Reply {
+            status,
+            headers,
+            body: String::from_utf8(out).expect("utf-8 body"),
+        }
+    }
+
+    pub fn put(&self, target: &str, body: &str) -> u16 {
+        self.send("PUT", target, &[], body).status
+    }
+
+    pub fn get(&self, target: &str) -> Reply {
+        self.send("GET", target, &[], "")
+    }
+
+    /// MKCOL without a body, PUT with the one-byte body `x`.
+    pub fn expect(&self, method: &str, target: &str, status: u16) {
+        let body = if method == "PUT" { "x" } else { "" };
+        let reply = self.send(method, target, &[], body);
+        assert_eq!(reply.status, status, "{method} {target}: {}", reply.body);
+    }
+}
