@@ -52,10 +52,10 @@ phase_summary() {
     echo
     echo "phase durations:"
     for i in "${!PHASE_NAMES[@]}"; do
-        printf '  %-34s %5d s\n' "${PHASE_NAMES[$i]}" "${PHASE_SECONDS[$i]}"
+        printf '  %-42s %5d s\n' "${PHASE_NAMES[$i]}" "${PHASE_SECONDS[$i]}"
         total=$((total + PHASE_SECONDS[i]))
     done
-    printf '  %-34s %5d s\n' "total" "$total"
+    printf '  %-42s %5d s\n' "total" "$total"
 }
 
 as_root() {

@@ -116,7 +116,7 @@ main() {
     phase "cargo test --workspace"
     log "cargo test --workspace --release"
     # Everything the S3 and edge tests need is here: none may skip.
-    EDGEDAV_REQUIRE_ALL=1 cargo test --workspace --release || failures+=("cargo test --workspace --release")
+    EDGEDAV_REQUIRE_ALL=1 cargo test --workspace --release --no-fail-fast || failures+=("cargo test --workspace --release")
 
     # Coverage-guided fuzzing of the handler's parsers, short and bounded
     # (`FUZZ_SECONDS=300 ./scripts/fuzz.sh` for a longer run).

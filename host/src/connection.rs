@@ -47,8 +47,10 @@ use crate::admission::IpHold;
 use crate::metrics::{self, Refusal};
 use crate::traffic::ResponseBody;
 
-/// A closing socket reads and discards for at most this long...
-const LINGER_TIME: Duration = Duration::from_secs(2);
+/// A closing socket reads and discards for at most this long in all...
+const LINGER_TIME: Duration = Duration::from_secs(10);
+/// ...stops as soon as the client is quiet this long...
+const LINGER_IDLE: Duration = Duration::from_secs(2);
 /// ...and at most this much.
 const LINGER_BYTES: u64 = 8 << 20;
 /// Connections being refused (answered 503) at once; beyond that a refused
@@ -317,11 +319,13 @@ impl Drop for Socket {
         let (Some(stream), Some(held)) = (self.stream.take(), self.held.take()) else {
             return;
         };
-        // Only data already waiting makes the close a reset.
+        // A client that has not closed its side may still be sending (the
+        // rest of a refused body, still in flight): closing now would turn
+        // its next bytes into a reset that destroys the response it has not
+        // read yet. Only a client that already closed needs no lingering.
         let mut probe = [0u8; 1];
-        if matches!(stream.try_read(&mut probe), Ok(n) if n > 0)
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
+        let client_closed = matches!(stream.try_read(&mut probe), Ok(0));
+        if !client_closed && let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
                 linger(stream).await;
                 drop(held);
@@ -331,16 +335,17 @@ impl Drop for Socket {
 }
 
 /// Shuts `stream` down for writing, then reads and discards what arrives
-/// until the client closes, or for [`LINGER_TIME`] / [`LINGER_BYTES`].
+/// until the client closes, goes quiet for [`LINGER_IDLE`], or
+/// [`LINGER_TIME`] / [`LINGER_BYTES`] are used up (nginx's lingering close).
 async fn linger(mut stream: TcpStream) {
     let _ = stream.shutdown().await;
     let discard = async {
         let mut buf = vec![0u8; 16 * 1024];
         let mut total = 0u64;
         while total < LINGER_BYTES {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => total += n as u64,
+            match tokio::time::timeout(LINGER_IDLE, stream.read(&mut buf)).await {
+                Ok(Ok(0) | Err(_)) | Err(_) => break,
+                Ok(Ok(n)) => total += n as u64,
             }
         }
     };
@@ -426,7 +431,7 @@ pub fn refuse(stream: TcpStream, peer: SocketAddr, reason: Refusal, answer: bool
             reason.message().len() + 1,
             reason.message()
         );
-        let written = tokio::time::timeout(LINGER_TIME, stream.write_all(text.as_bytes())).await;
+        let written = tokio::time::timeout(LINGER_IDLE, stream.write_all(text.as_bytes())).await;
         if matches!(written, Ok(Ok(()))) {
             linger(stream).await;
         }
