@@ -68,10 +68,9 @@ impl Request<'_> {
         if let Some(len) = self
             .header("Content-Length")
             .and_then(|v| v.parse::<u64>().ok())
+            && len > limit as u64
         {
-            if len > limit as u64 {
-                return Err(DavError::status(413, "request body too large"));
-            }
+            return Err(DavError::status(413, "request body too large"));
         }
         let mut out = Vec::new();
         while let Some(chunk) = self.body.read(64 * 1024)? {

@@ -173,13 +173,13 @@ fn upload<'a>(
         received += chunk.len() as u64;
         writer.write(&chunk)?;
     }
-    if let Some(expected) = piece.and_then(|p| p.length) {
-        if received != expected {
-            // Dropping the writer discards the piece.
-            return Err(DavError::bad_request(format!(
-                "the range announces {expected} bytes but the body has {received}"
-            )));
-        }
+    if let Some(expected) = piece.and_then(|p| p.length)
+        && received != expected
+    {
+        // Dropping the writer discards the piece.
+        return Err(DavError::bad_request(format!(
+            "the range announces {expected} bytes but the body has {received}"
+        )));
     }
     let committed = writer.commit()?;
     let status = if committed.created { 201 } else { 204 };
