@@ -47,6 +47,9 @@ impl Metadata {
 pub struct Entry {
     pub name: String,
     pub metadata: Metadata,
+    /// False promises the member has no dead properties (the WIT
+    /// `has-properties`): PROPFIND then skips `get_properties` for it.
+    pub has_properties: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -211,6 +214,23 @@ pub struct ActiveLock {
     pub timeout: Option<u32>,
 }
 
+impl ActiveLock {
+    /// Whether the lock covers `path` (both normalised contract paths): it
+    /// was taken on it, or it is deep and taken on an ancestor. The one
+    /// statement of the rule `Locks::covering` answers.
+    pub fn covers(&self, path: &str) -> bool {
+        self.root == path || (self.deep && is_within(path, &self.root))
+    }
+}
+
+/// Whether `path` is `root` or below it (normalised contract paths).
+pub fn is_within(path: &str, root: &str) -> bool {
+    root == "/"
+        || path
+            .strip_prefix(root)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockRequest {
     pub root: String,
@@ -232,8 +252,10 @@ pub trait Locks {
     fn acquire(&self, request: &LockRequest) -> Result<ActiveLock, LockError>;
     fn refresh(&self, token: &str, timeout: Option<u32>) -> Result<ActiveLock, LockError>;
     fn release(&self, token: &str) -> Result<(), LockError>;
-    fn covering(&self, path: &str) -> Vec<ActiveLock>;
-    fn within(&self, path: &str) -> Vec<ActiveLock>;
+    /// Locks on `path` and deep locks on its ancestors.
+    fn covering(&self, path: &str) -> Result<Vec<ActiveLock>, LockError>;
+    /// Locks on `path` or anywhere below it.
+    fn within(&self, path: &str) -> Result<Vec<ActiveLock>, LockError>;
 }
 
 /// What a request is served with.

@@ -267,6 +267,7 @@ impl b::Storage for WitStorage {
                 .map(|e| b::Entry {
                     name: e.name,
                     metadata: e.metadata.into(),
+                    has_properties: e.has_properties,
                 })
                 .collect(),
             next: page.next,
@@ -429,11 +430,14 @@ impl b::Locks for WitLocks {
         Ok(locks::release(token)?)
     }
 
-    fn covering(&self, path: &str) -> Vec<b::ActiveLock> {
-        locks::covering(path).into_iter().map(active_lock).collect()
+    fn covering(&self, path: &str) -> Result<Vec<b::ActiveLock>, b::LockError> {
+        Ok(locks::covering(path)?
+            .into_iter()
+            .map(active_lock)
+            .collect())
     }
 
-    fn within(&self, path: &str) -> Vec<b::ActiveLock> {
-        locks::within(path).into_iter().map(active_lock).collect()
+    fn within(&self, path: &str) -> Result<Vec<b::ActiveLock>, b::LockError> {
+        Ok(locks::within(path)?.into_iter().map(active_lock).collect())
     }
 }

@@ -103,10 +103,14 @@ impl IfHeader {
 
     /// True when any list matches the resource it applies to. `state` is asked
     /// about the request resource (`None` tag) or a tagged resource.
-    pub fn evaluate(&self, mut state: impl FnMut(Option<&str>) -> ResourceState) -> bool {
-        self.lists.iter().any(|list| {
-            let s = state(list.tag.as_deref());
-            list.conditions.iter().all(|c| {
+    /// A failure to learn a resource's state ends the evaluation with it.
+    pub fn evaluate<E>(
+        &self,
+        mut state: impl FnMut(Option<&str>) -> Result<ResourceState, E>,
+    ) -> Result<bool, E> {
+        for list in &self.lists {
+            let s = state(list.tag.as_deref())?;
+            let matches = list.conditions.iter().all(|c| {
                 let holds = match &c.check {
                     Check::Token(t) => s.lock_tokens.iter().any(|l| l == t),
                     Check::ETag(e) => s
@@ -115,8 +119,12 @@ impl IfHeader {
                         .is_some_and(|current| strong_match(e, current)),
                 };
                 holds != c.not
-            })
-        })
+            });
+            if matches {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 }
 
@@ -264,14 +272,14 @@ impl<'e> Preconditions<'e> {
     /// token, or any one of the shared locks held at that root (RFC 4918 §7,
     /// as Apache mod_dav reads it).
     pub fn check_locks(&self, path: &DavPath, scope: Scope) -> DavResult<()> {
-        let mut locks = self.env.locks.covering(path.as_str());
+        let mut locks = self.env.locks.covering(path.as_str())?;
         if scope != Scope::Resource
             && let Some(parent) = path.parent()
         {
-            locks.extend(self.env.locks.covering(parent.as_str()));
+            locks.extend(self.env.locks.covering(parent.as_str())?);
         }
         if scope == Scope::Tree {
-            locks.extend(self.env.locks.within(path.as_str()));
+            locks.extend(self.env.locks.within(path.as_str())?);
         }
         let mut missing: Vec<String> = Vec::new();
         for lock in &locks {
@@ -302,8 +310,8 @@ impl<'e> Preconditions<'e> {
                 None => Some(path.clone()),
                 Some(href) => path_from_href(href, self.authority.as_deref()),
             };
-            resource.map(|p| self.state(&p)).unwrap_or_default()
-        });
+            resource.map_or_else(|| Ok(ResourceState::default()), |p| self.state(&p))
+        })?;
         if holds {
             Ok(())
         } else {
@@ -318,8 +326,8 @@ impl<'e> Preconditions<'e> {
         self.check_locks(path, scope)
     }
 
-    fn state(&self, path: &DavPath) -> ResourceState {
-        ResourceState {
+    fn state(&self, path: &DavPath) -> DavResult<ResourceState> {
+        Ok(ResourceState {
             etag: self
                 .env
                 .storage
@@ -329,11 +337,11 @@ impl<'e> Preconditions<'e> {
             lock_tokens: self
                 .env
                 .locks
-                .covering(path.as_str())
+                .covering(path.as_str())?
                 .into_iter()
                 .map(|l| l.token)
                 .collect(),
-        }
+        })
     }
 
     /// The submitted tokens, for LOCK refresh and UNLOCK-style lookups.
@@ -398,7 +406,12 @@ mod tests {
     #[test]
     fn evaluates_lists() {
         let s = state("\"e\"", &["urn:t"]);
-        let eval = |h: &str| IfHeader::parse(h).unwrap().evaluate(|_| s.clone());
+        let eval = |h: &str| {
+            IfHeader::parse(h)
+                .unwrap()
+                .evaluate(|_| Ok::<_, DavError>(s.clone()))
+                .unwrap()
+        };
         assert!(eval("(<urn:t>)"));
         assert!(!eval("(<urn:other>)"));
         assert!(eval("(<urn:other>) (<urn:t>)"));

@@ -17,6 +17,8 @@ struct Node {
 pub struct MemoryStorage {
     nodes: RefCell<BTreeMap<String, Node>>,
     clock: Cell<i64>,
+    /// `get_properties` calls so far, so tests can count host round trips.
+    property_reads: Cell<u64>,
 }
 
 fn parent_of(path: &str) -> Option<&str> {
@@ -25,10 +27,6 @@ fn parent_of(path: &str) -> Option<&str> {
     }
     let cut = path.rfind('/').unwrap_or(0);
     Some(if cut == 0 { "/" } else { &path[..cut] })
-}
-
-fn is_within(path: &str, root: &str) -> bool {
-    root == "/" || path == root || path.starts_with(&format!("{root}/"))
 }
 
 fn rebase(path: &str, from: &str, to: &str) -> String {
@@ -40,6 +38,11 @@ impl MemoryStorage {
         let storage = Self::default();
         storage.insert("/", Kind::Collection, Vec::new());
         storage
+    }
+
+    /// How many times `get_properties` was called.
+    pub fn property_reads(&self) -> u64 {
+        self.property_reads.get()
     }
 
     fn insert(&self, path: &str, kind: Kind, content: Vec<u8>) -> Metadata {
@@ -138,6 +141,7 @@ impl Storage for MemoryStorage {
             .map(|(k, n)| Entry {
                 name: k.rsplit('/').next().unwrap_or("").to_owned(),
                 metadata: n.meta.clone(),
+                has_properties: !n.props.is_empty(),
             })
             .filter(|e| cursor.is_none_or(|c| e.name.as_str() > c))
             .collect();
@@ -262,6 +266,7 @@ impl Storage for MemoryStorage {
     }
 
     fn get_properties(&self, path: &str) -> StorageResult<Vec<Property>> {
+        self.property_reads.set(self.property_reads.get() + 1);
         let nodes = self.nodes.borrow();
         let node = nodes.get(path).ok_or(StorageError::NotFound)?;
         Ok(node
@@ -363,6 +368,23 @@ impl Writer for MemoryWriter<'_> {
 pub struct MemoryLocks {
     locks: RefCell<Vec<ActiveLock>>,
     next: Cell<u32>,
+    /// When set, `covering` and `within` fail with this `io` error (a
+    /// broken lock store, for tests).
+    failure: RefCell<Option<String>>,
+}
+
+impl MemoryLocks {
+    /// Makes every later `covering` and `within` call fail with `io(message)`.
+    pub fn fail_with(&self, message: &str) {
+        *self.failure.borrow_mut() = Some(message.to_owned());
+    }
+
+    fn check_failure(&self) -> Result<(), LockError> {
+        match &*self.failure.borrow() {
+            Some(m) => Err(LockError::Io(m.clone())),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Locks for MemoryLocks {
@@ -419,22 +441,26 @@ impl Locks for MemoryLocks {
         }
     }
 
-    fn covering(&self, path: &str) -> Vec<ActiveLock> {
-        self.locks
+    fn covering(&self, path: &str) -> Result<Vec<ActiveLock>, LockError> {
+        self.check_failure()?;
+        Ok(self
+            .locks
             .borrow()
             .iter()
-            .filter(|l| l.root == path || (l.deep && is_within(path, &l.root)))
+            .filter(|l| l.covers(path))
             .cloned()
-            .collect()
+            .collect())
     }
 
-    fn within(&self, path: &str) -> Vec<ActiveLock> {
-        self.locks
+    fn within(&self, path: &str) -> Result<Vec<ActiveLock>, LockError> {
+        self.check_failure()?;
+        Ok(self
+            .locks
             .borrow()
             .iter()
             .filter(|l| is_within(&l.root, path))
             .cloned()
-            .collect()
+            .collect())
     }
 }
 

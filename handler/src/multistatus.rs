@@ -6,8 +6,9 @@ use crate::http::Response;
 use crate::path::DavPath;
 use crate::xml::XmlWriter;
 
-pub fn status_line(status: u16) -> String {
-    format!("HTTP/1.1 {status} {}", reason(status))
+/// Writes the content of a `DAV:status` element.
+pub fn write_status_line(w: &mut XmlWriter, status: u16) {
+    w.raw_fmt(format_args!("HTTP/1.1 {status} {}", reason(status)));
 }
 
 pub fn reason(status: u16) -> &'static str {
@@ -44,7 +45,9 @@ pub fn begin() -> XmlWriter {
 pub fn status_response(w: &mut XmlWriter, href: &str, status: u16) {
     w.open_dav("response");
     w.text_element_dav("href", href);
-    w.text_element_dav("status", &status_line(status));
+    w.open_dav("status");
+    write_status_line(w, status);
+    w.close_dav("status");
     w.close_dav("response");
 }
 

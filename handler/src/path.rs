@@ -151,9 +151,7 @@ impl DavPath {
 
     /// Whether `self` is `other` or lies below it.
     pub fn is_within(&self, other: &DavPath) -> bool {
-        other.is_root()
-            || self.path == other.path
-            || self.path.starts_with(&format!("{}/", other.path))
+        crate::backend::is_within(&self.path, &other.path)
     }
 
     /// The URL path for this resource; collections get a trailing slash.

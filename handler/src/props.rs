@@ -1,6 +1,8 @@
 //! Live properties (RFC 4918 §15, RFC 4331) computed from storage metadata
 //! and the lock table.
 
+use std::fmt;
+
 use crate::backend::{ActiveLock, Env, LockScope, Metadata, PropertyName, Timestamp};
 use crate::path::DavPath;
 use crate::xml::{DAV, XmlWriter};
@@ -35,37 +37,91 @@ pub fn is_live(name: &PropertyName) -> bool {
         && (ALLPROP.contains(&name.name.as_str()) || ON_REQUEST.contains(&name.name.as_str()))
 }
 
-/// The XML content of a live property on a resource, or `None` when the
-/// property does not apply to it (e.g. `getcontentlength` on a collection).
-pub fn live_value(env: &Env<'_>, path: &DavPath, meta: &Metadata, name: &str) -> Option<String> {
-    let file = !meta.is_collection();
+/// What a live property is computed from: the resource and the locks that
+/// may cover it.
+pub struct Resource<'a> {
+    pub path: &'a DavPath,
+    pub meta: &'a Metadata,
+    /// A superset of the locks covering the resource (those of a whole
+    /// PROPFIND walk, fetched once); `lockdiscovery` keeps the covering ones.
+    pub locks: &'a [ActiveLock],
+}
+
+/// The value of a live property, written straight into the response by
+/// [`Live::write`] (no string per property and resource).
+pub enum Live<'a> {
+    /// Text, escaped when written.
+    Text(&'a str),
+    /// Markup written as is.
+    Markup(&'static str),
+    Number(u64),
+    /// RFC 3339 (`creationdate`).
+    Created(Timestamp),
+    /// RFC 1123 (`getlastmodified`).
+    Modified(Timestamp),
+    ETag(&'a str),
+    ContentType(&'a DavPath, &'a Metadata),
+    /// The locks of the set that cover the path.
+    Locks(&'a [ActiveLock], &'a str),
+}
+
+/// The live property `name` of a resource, or `None` when it does not apply
+/// to it (e.g. `getcontentlength` on a collection). Only the quota
+/// properties call the store.
+pub fn live_value<'a>(env: &Env<'_>, r: &Resource<'a>, name: &str) -> Option<Live<'a>> {
+    let file = !r.meta.is_collection();
     Some(match name {
-        "creationdate" => rfc3339(meta.created.unwrap_or(meta.modified)),
-        "displayname" => escape_text(path.name()),
-        "getcontentlength" if file => meta.size.to_string(),
-        "getcontenttype" if file => escape_text(&content_type(path, meta)),
-        "getetag" => escape_text(&meta.quoted_etag()),
-        "getlastmodified" => http_date(meta.modified),
-        "resourcetype" => {
-            if file {
-                String::new()
-            } else {
-                "<D:collection/>".into()
-            }
-        }
-        "lockdiscovery" => lockdiscovery(&env.locks.covering(path.as_str())),
-        "supportedlock" => SUPPORTED_LOCK.into(),
+        "creationdate" => Live::Created(r.meta.created.unwrap_or(r.meta.modified)),
+        "displayname" => Live::Text(r.path.name()),
+        "getcontentlength" if file => Live::Number(r.meta.size),
+        "getcontenttype" if file => Live::ContentType(r.path, r.meta),
+        "getetag" => Live::ETag(&r.meta.etag),
+        "getlastmodified" => Live::Modified(r.meta.modified),
+        "resourcetype" if file => Live::Markup(""),
+        "resourcetype" => Live::Markup("<D:collection/>"),
+        "lockdiscovery" => Live::Locks(r.locks, r.path.as_str()),
+        "supportedlock" => Live::Markup(SUPPORTED_LOCK),
         "quota-available-bytes" | "quota-used-bytes" => {
-            let space = env.storage.space_usage(path.as_str()).ok()?;
-            let value = if name == "quota-used-bytes" {
+            let space = env.storage.space_usage(r.path.as_str()).ok()?;
+            Live::Number(if name == "quota-used-bytes" {
                 space.used
             } else {
                 space.available
-            };
-            value?.to_string()
+            }?)
         }
         _ => return None,
     })
+}
+
+impl Live<'_> {
+    /// Writes the property's content.
+    pub fn write(&self, w: &mut XmlWriter) {
+        match *self {
+            Self::Text(text) => w.text(text),
+            Self::Markup(markup) => w.raw(markup),
+            Self::Number(n) => w.raw_fmt(format_args!("{n}")),
+            Self::Created(t) => w.raw_fmt(format_args!("{}", Rfc3339(t))),
+            Self::Modified(t) => w.raw_fmt(format_args!("{}", HttpDate(t))),
+            Self::ETag(etag) => {
+                w.raw("\"");
+                w.text(etag);
+                w.raw("\"");
+            }
+            Self::ContentType(path, meta) => match &meta.content_type {
+                Some(stored) => w.text(stored),
+                None => {
+                    let (guess, charset) = guessed_type(path);
+                    w.text(guess);
+                    w.raw(charset);
+                }
+            },
+            Self::Locks(locks, path) => {
+                for lock in locks.iter().filter(|l| l.covers(path)) {
+                    activelock(w, lock);
+                }
+            }
+        }
+    }
 }
 
 const SUPPORTED_LOCK: &str = "<D:lockentry><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry>\
@@ -116,38 +172,63 @@ fn activelock(w: &mut XmlWriter, lock: &ActiveLock) {
 /// The stored content type, or one guessed from the extension.
 pub fn content_type(path: &DavPath, meta: &Metadata) -> String {
     meta.content_type.clone().unwrap_or_else(|| {
-        let guess = mime_guess::from_path(path.name())
-            .first_raw()
-            .unwrap_or("application/octet-stream");
-        if guess.starts_with("text/") {
-            format!("{guess}; charset=utf-8")
-        } else {
-            guess.to_owned()
-        }
+        let (guess, charset) = guessed_type(path);
+        format!("{guess}{charset}")
     })
 }
 
-fn escape_text(s: &str) -> String {
-    quick_xml::escape::partial_escape(s).into_owned()
+/// The type guessed from the extension, and the charset suffix text types
+/// get.
+fn guessed_type(path: &DavPath) -> (&'static str, &'static str) {
+    let guess = mime_guess::from_path(path.name())
+        .first_raw()
+        .unwrap_or("application/octet-stream");
+    let charset = if guess.starts_with("text/") {
+        "; charset=utf-8"
+    } else {
+        ""
+    };
+    (guess, charset)
 }
 
 /// RFC 1123 date, as HTTP and `getlastmodified` use.
 pub fn http_date(t: Timestamp) -> String {
-    let secs = u64::try_from(t.seconds).unwrap_or(0);
-    httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+    HttpDate(t).to_string()
+}
+
+/// Displays a timestamp as an RFC 1123 date.
+struct HttpDate(Timestamp);
+
+impl fmt::Display for HttpDate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = u64::try_from(self.0.seconds).unwrap_or(0);
+        let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        fmt::Display::fmt(&httpdate::HttpDate::from(time), f)
+    }
 }
 
 /// RFC 3339 UTC date, as `creationdate` uses.
 pub fn rfc3339(t: Timestamp) -> String {
-    let days = t.seconds.div_euclid(86_400);
-    let secs = t.seconds.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    Rfc3339(t).to_string()
+}
+
+/// Displays a timestamp as an RFC 3339 UTC date.
+struct Rfc3339(Timestamp);
+
+impl fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = self.0;
+        let days = t.seconds.div_euclid(86_400);
+        let secs = t.seconds.rem_euclid(86_400);
+        let (year, month, day) = civil_from_days(days);
+        write!(
+            f,
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+            secs / 3600,
+            secs % 3600 / 60,
+            secs % 60
+        )
+    }
 }
 
 /// Howard Hinnant's days-to-civil algorithm.

@@ -370,31 +370,60 @@ impl XmlWriter {
     /// A property element by name, with `content` as its (raw) content, or
     /// empty when `content` is `None`.
     pub fn property(&mut self, namespace: &str, name: &str, content: Option<&str>) {
-        if namespace == DAV {
-            match content {
-                Some(c) => {
-                    self.open_dav(name);
-                    self.raw(c);
-                    self.close_dav(name);
-                }
-                None => self.empty_dav(name),
-            }
-            return;
-        }
-        let open = format!("<{name} xmlns=\"{}\"", escape(namespace));
-        self.out.extend_from_slice(open.as_bytes());
         match content {
             Some(c) => {
-                self.out.push(b'>');
+                self.open_property(namespace, name);
                 self.raw(c);
-                self.out.extend_from_slice(format!("</{name}>").as_bytes());
+                self.close_property(namespace, name);
             }
-            None => self.out.extend_from_slice(b"/>"),
+            None if namespace == DAV => self.empty_dav(name),
+            None => {
+                self.property_tag(namespace, name);
+                self.out.extend_from_slice(b"/>");
+            }
         }
+    }
+
+    /// Opens a property element, for content written next.
+    pub fn open_property(&mut self, namespace: &str, name: &str) {
+        if namespace == DAV {
+            self.open_dav(name);
+        } else {
+            self.property_tag(namespace, name);
+            self.out.push(b'>');
+        }
+    }
+
+    /// Closes what [`Self::open_property`] opened.
+    pub fn close_property(&mut self, namespace: &str, name: &str) {
+        if namespace == DAV {
+            self.close_dav(name);
+        } else {
+            self.out.extend_from_slice(b"</");
+            self.out.extend_from_slice(name.as_bytes());
+            self.out.push(b'>');
+        }
+    }
+
+    /// `<name xmlns="namespace"`, unterminated (a property outside DAV:).
+    fn property_tag(&mut self, namespace: &str, name: &str) {
+        self.out.push(b'<');
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.extend_from_slice(b" xmlns=\"");
+        self.out.extend_from_slice(escape(namespace).as_bytes());
+        self.out.push(b'"');
     }
 
     pub fn len(&self) -> usize {
         self.out.len()
+    }
+
+    /// Writes formatted text as is, without escaping: for numbers, dates and
+    /// other text that cannot contain markup.
+    pub fn raw_fmt(&mut self, args: std::fmt::Arguments<'_>) {
+        use std::io::Write as _;
+        // Writing to a Vec cannot fail.
+        let _ = self.out.write_fmt(args);
     }
 
     pub fn is_empty(&self) -> bool {

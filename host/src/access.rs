@@ -31,7 +31,7 @@ use crate::limits::{Defender, RateLimiter, Throttle};
 use crate::locks::LockView;
 use crate::metrics::{self, Refusal};
 use crate::perms::Permissions;
-use crate::runtime::StorageBinding;
+use crate::runtime::{StorageBinding, Tenant};
 use crate::storage::guard::{DenyAll, Guarded};
 use crate::storage::home::LockScope;
 use crate::traffic::{AccessLog, BodyOutcome, BodyRate, RequestBody, ResponseBody};
@@ -155,6 +155,7 @@ impl Endpoint {
                         None,
                         Arc::new(Permissions::all()),
                     ),
+                    tenant: Some(Tenant::new("open")),
                 };
                 (binding, None, None, false)
             }
@@ -177,6 +178,11 @@ impl Endpoint {
                         Some(user.name.clone()),
                         policy.perms.clone(),
                     ),
+                    tenant: Some(Tenant::new(if *anonymous {
+                        format!("anonymous:{}", user.name)
+                    } else {
+                        format!("user:{}", user.name)
+                    })),
                 };
                 (
                     binding,
@@ -197,6 +203,8 @@ impl Endpoint {
                         None,
                         Arc::new(Permissions::all().read_only()),
                     ),
+                    // Failed logins share nothing, not even an instance.
+                    tenant: None,
                 };
                 (binding, None, None, true)
             }

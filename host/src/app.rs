@@ -76,7 +76,7 @@ fn timeouts(binding: &BindingConfig) -> Timeouts {
 
 /// A binding's request-body rate floor.
 fn body_rate(binding: &BindingConfig) -> Option<BodyRate> {
-    (binding.min_body_rate.0 > 0).then(|| BodyRate {
+    (binding.min_body_rate.0 > 0).then_some(BodyRate {
         min_bytes_per_sec: binding.min_body_rate.0,
         grace: binding.min_body_rate_grace.0,
     })
@@ -89,8 +89,9 @@ pub async fn serve_open(
     backend: Arc<dyn Backend>,
     listen: SocketAddr,
     settings: GuestSettings,
+    limits: SandboxLimits,
 ) -> wasmtime::Result<()> {
-    let runtime = Runtime::new(component, settings, SandboxLimits::default())?;
+    let runtime = Runtime::new(component, settings, limits)?;
     // The zero-config server has a configured server's defaults.
     let defaults = Config::default();
     let binding = BindingConfig::defaults(listen);
@@ -149,6 +150,7 @@ pub async fn serve_config(path: &Path, config: Config) -> wasmtime::Result<()> {
         max_memory: config.sandbox.max_memory.0,
         max_cpu_time: Some(config.sandbox.max_cpu_time.0).filter(|t| !t.is_zero()),
         max_instances: config.sandbox.max_instances,
+        instance_reuse: config.sandbox.instance_reuse,
     };
     let runtime = Runtime::new(
         &component,

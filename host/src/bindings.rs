@@ -22,8 +22,8 @@ wasmtime::component::bindgen!({
         package edgedav:host;
 
         world host-imports {
-            import edgedav:dav/storage@0.2.0;
-            import edgedav:dav/locks@0.2.0;
+            import edgedav:dav/storage@0.3.0;
+            import edgedav:dav/locks@0.3.0;
         }
     ",
     path: "../wit",
@@ -188,11 +188,12 @@ impl edgedav::dav::locks::Host for DavView<'_> {
         Ok(self.locks.release(&token))
     }
 
-    async fn covering(&mut self, path: String) -> wasmtime::Result<Vec<ActiveLock>> {
-        Ok(self.locks.covering(&path))
+    /// The host's lock table is in memory and cannot fail.
+    async fn covering(&mut self, path: String) -> Answer<Vec<ActiveLock>, LockError> {
+        Ok(Ok(self.locks.covering(&path)))
     }
 
-    async fn within(&mut self, path: String) -> wasmtime::Result<Vec<ActiveLock>> {
-        Ok(self.locks.within(&path))
+    async fn within(&mut self, path: String) -> Answer<Vec<ActiveLock>, LockError> {
+        Ok(Ok(self.locks.within(&path)))
     }
 }

@@ -146,6 +146,11 @@ pub struct SandboxConfig {
     /// How long a request may wait for a free instance before a 503.
     #[serde(default = "default_instance_wait")]
     pub instance_wait: Dur,
+    /// Let an instance that answered a request cleanly answer later
+    /// requests of the same user (bounded; see the README); false gives
+    /// every request a fresh instance.
+    #[serde(default = "yes")]
+    pub instance_reuse: bool,
 }
 
 impl Default for SandboxConfig {
@@ -156,6 +161,7 @@ impl Default for SandboxConfig {
             max_instances: default_instances(),
             max_instances_per_ip: default_instances_per_ip(),
             instance_wait: default_instance_wait(),
+            instance_reuse: true,
         }
     }
 }

@@ -36,6 +36,10 @@ pub struct Metrics {
     pub active_connections: AtomicI64,
     /// Requests waiting for a component instance now.
     pub instance_queue: AtomicI64,
+    /// Idle instances kept for their tenant's next request now.
+    pub warm_instances: AtomicI64,
+    /// Requests answered by an instance that had answered one before.
+    pub instance_reuses: AtomicU64,
     pub connections_accepted: AtomicU64,
     refusals: [AtomicU64; Refusal::ALL.len()],
     timeouts: [AtomicU64; Timeout::ALL.len()],
@@ -297,6 +301,11 @@ impl Metrics {
             self.rate_limited.load(Relaxed),
         );
         counter(
+            "edgedav_instance_reuses_total",
+            "Requests answered by a warm instance (one that answered an earlier request of the same user).",
+            self.instance_reuses.load(Relaxed),
+        );
+        counter(
             "edgedav_config_reloads_total",
             "Configuration reloads (SIGHUP) applied.",
             self.config_reloads.load(Relaxed),
@@ -320,6 +329,13 @@ impl Metrics {
              # TYPE edgedav_instance_queue gauge\n\
              edgedav_instance_queue {}",
             self.instance_queue.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP edgedav_warm_instances Idle component instances kept for their user's next request.\n\
+             # TYPE edgedav_warm_instances gauge\n\
+             edgedav_warm_instances {}",
+            self.warm_instances.load(Relaxed)
         );
         let _ = writeln!(
             out,

@@ -1082,6 +1082,18 @@ pub fn parse_http_date(s: &str) -> Option<std::time::SystemTime> {
     httpdate::parse_http_date(s).ok()
 }
 
+/// Reports a test that cannot run here (its server or tools are missing).
+/// The notice goes straight to stderr, which the harness does not capture,
+/// so it shows even for a passing test. Under `EDGEDAV_REQUIRE_ALL=1` (set
+/// by `scripts/test.sh`, which provides everything) a skip is a failure.
+pub fn skip(notice: &str) {
+    if std::env::var_os("EDGEDAV_REQUIRE_ALL").is_some_and(|v| v == "1") {
+        panic!("EDGEDAV_REQUIRE_ALL=1 but this test would be skipped: {notice}");
+    }
+    // One write, so notices of tests running in parallel do not interleave.
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), notice.as_bytes());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1131,16 +1143,4 @@ mod tests {
         let b = read_raw_response(&mut r, false).unwrap();
         assert_eq!(b.status, 204);
     }
-}
-
-/// Reports a test that cannot run here (its server or tools are missing).
-/// The notice goes straight to stderr, which the harness does not capture,
-/// so it shows even for a passing test. Under `EDGEDAV_REQUIRE_ALL=1` (set
-/// by `scripts/test.sh`, which provides everything) a skip is a failure.
-pub fn skip(notice: &str) {
-    if std::env::var_os("EDGEDAV_REQUIRE_ALL").is_some_and(|v| v == "1") {
-        panic!("EDGEDAV_REQUIRE_ALL=1 but this test would be skipped: {notice}");
-    }
-    // One write, so notices of tests running in parallel do not interleave.
-    let _ = std::io::Write::write_all(&mut std::io::stderr(), notice.as_bytes());
 }

@@ -28,7 +28,7 @@ fn path(i: usize) -> String {
 }
 
 fn replaces(i: usize) -> bool {
-    i % 2 == 0
+    i.is_multiple_of(2)
 }
 
 /// The old content of a replaced file (sizes differ from the new body, so
@@ -162,13 +162,13 @@ fn uploads_cut_by_a_kill_leave_old_or_complete_files() {
     }
     s.restart();
 
-    for i in 0..UPLOADS {
+    for (i, body) in bodies.iter().enumerate() {
         let on_disk = std::fs::read(s.root().join(&path(i)[1..]));
         let served = s.get(&path(i));
         if replaces(i) {
             let content = on_disk.unwrap_or_else(|e| panic!("{}: lost: {e}", path(i)));
             assert!(
-                content == old_content(i) || content == bodies[i],
+                content == old_content(i) || &content == body,
                 "{}: {} bytes on disk, neither the old {} nor the new {}",
                 path(i),
                 content.len(),
@@ -185,7 +185,7 @@ fn uploads_cut_by_a_kill_leave_old_or_complete_files() {
             match on_disk {
                 Ok(content) => {
                     assert!(
-                        content == bodies[i],
+                        &content == body,
                         "{}: a created file of {} bytes, not the complete {NEW_LEN}",
                         path(i),
                         content.len()

@@ -270,6 +270,63 @@ fn s3_propfind_paginates_past_1000_keys() {
         .find(|m| m.path() == format!("/big/{}", names[1]))
         .unwrap();
     assert_eq!(listed.prop_ok(DAV, "getetag").all_text(), etag);
+
+    // allprop: no request per member for its dead properties, only for the
+    // members that have some. The root's own `get-properties` costs a
+    // GetObject and, as it has none, a stat.
+    let root_props = 2;
+    let allprop = |with_props: &[(String, &str)]| {
+        let (before, _) = s.s3_requests();
+        let r = s.propfind("/big/", "1", None);
+        r.expect(&[207], "allprop PROPFIND Depth 1");
+        let (after, operations) = s.s3_requests();
+        let ms = r.multistatus();
+        assert_eq!(ms.len(), n + 1);
+        for m in &ms {
+            let expected = with_props
+                .iter()
+                .find(|(path, _)| m.path() == *path)
+                .map(|(_, value)| value.to_string());
+            let found = match m.prop(Z, "tag") {
+                Some((200, p)) => Some(p.all_text()),
+                _ => None,
+            };
+            assert_eq!(found, expected, "{}", m.path());
+        }
+        let requests = after - before;
+        eprintln!(
+            "allprop PROPFIND Depth 1 of {n} members, {} with dead properties: {requests} S3 requests ({:?})",
+            with_props.len(),
+            &operations[operations.len() - requests as usize..]
+        );
+        requests
+    };
+    let requests = allprop(&[]);
+    let bound = n.div_ceil(1000) as u64 + 1 + root_props;
+    assert!(
+        requests <= bound,
+        "{requests} S3 requests, more than {bound}"
+    );
+
+    // Two members with properties: one on the first page, one on the last.
+    let with_props = [
+        ("/big/sub b/".to_owned(), "on a collection"),
+        (format!("/big/{}", names[FILES - 1]), "on the last page"),
+    ];
+    set_prop(&s, &format!("/big/{}/", enc("sub b")), with_props[0].1);
+    set_prop(
+        &s,
+        &format!("/big/{}", enc(&names[FILES - 1])),
+        with_props[1].1,
+    );
+    let requests = allprop(&with_props);
+    // Plus one listing of the property objects (of up to 1,000 members) and
+    // one GetObject per member that has properties.
+    let bound = n.div_ceil(1000) as u64 + 1 + root_props + 1 + with_props.len() as u64;
+    assert!(
+        requests <= bound,
+        "{requests} S3 requests, more than {bound}"
+    );
 }
 
 // ---------------------------------------------------------------- big files

@@ -89,6 +89,11 @@ home = {{ backend = "local", path = "{{dir}}/home" }}
 }
 
 fn errors(s: &Server, kind: &str) -> u64 {
+    metric(s, &format!("edgedav_component_errors_total{{kind=\"{kind}\"}}"))
+}
+
+/// A sample of the server's metrics, by its exact name and labels.
+fn metric(s: &Server, name: &str) -> u64 {
     let text = s
         .client()
         .get(format!("{}/metrics", s.admin.as_ref().unwrap()))
@@ -96,7 +101,7 @@ fn errors(s: &Server, kind: &str) -> u64 {
         .unwrap()
         .text()
         .unwrap();
-    let key = format!("edgedav_component_errors_total{{kind=\"{kind}\"}} ");
+    let key = format!("{name} ");
     text.lines()
         .find_map(|l| l.strip_prefix(&key))
         .unwrap_or_else(|| panic!("no {key} in\n{text}"))
@@ -180,4 +185,93 @@ fn a_request_with_no_answer_within_request_timeout_gets_503() {
         started.elapsed()
     );
     assert_eq!(s.get("/sleep?100").status, 200);
+}
+
+/// Two users and the anonymous user of the misbehaving component, with
+/// `sandbox` added to its sandbox settings.
+fn start_tenants(sandbox: &str) -> Server {
+    let component = misbehaving_component();
+    let hash = hash_password("pw");
+    let user = |name: &str| {
+        format!(
+            "[[users]]\nname = \"{name}\"\npassword_hash = \"{hash}\"\n\
+             home = {{ backend = \"local\", path = \"{{dir}}/{name}\" }}\n"
+        )
+    };
+    Server::start_config(&format!(
+        r#"
+[server]
+component = "{}"
+
+[sandbox]
+max_memory = "32MiB"
+{sandbox}
+
+[admin]
+listen = "127.0.0.1:0"
+
+[[bindings]]
+listen = "127.0.0.1:0"
+anonymous_user = "guest"
+
+{}{}{}"#,
+        component.display(),
+        user("alice"),
+        user("bob"),
+        user("guest"),
+    ))
+}
+
+/// `GET /count` as `user` (none: anonymously): how many such requests the
+/// instance that answered has answered.
+fn count(s: &Server, user: Option<&str>) -> u32 {
+    let request = match user {
+        Some(user) => s.req_as(user, "pw", "GET", "/count"),
+        None => s.req("GET", "/count"),
+    };
+    let r = Resp::read("GET /count".into(), request.send().unwrap());
+    assert_eq!(r.status, 200);
+    r.text().trim().parse().unwrap()
+}
+
+/// Waits until the server keeps `n` idle instances: an instance goes back
+/// to its user's pool just after its response is sent.
+fn wait_warm(s: &Server, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while metric(s, "edgedav_warm_instances") != n {
+        assert!(Instant::now() < deadline, "never {n} warm instances");
+        std::thread::yield_now();
+    }
+}
+
+/// An instance answers further requests of its own user only, and one that
+/// trapped answers nothing more.
+#[test]
+fn warm_instances_serve_their_own_user_only() {
+    let s = start_tenants("");
+    assert_eq!(count(&s, Some("alice")), 1);
+    wait_warm(&s, 1);
+    assert_eq!(count(&s, Some("alice")), 2, "alice's instance again");
+    wait_warm(&s, 1);
+    assert_eq!(count(&s, Some("bob")), 1, "not alice's instance");
+    wait_warm(&s, 2);
+    assert_eq!(count(&s, None), 1, "anonymous: not alice's instance either");
+    wait_warm(&s, 3);
+    assert_eq!(metric(&s, "edgedav_instance_reuses_total"), 1);
+
+    // The trap retires alice's instance; her next request gets a new one.
+    assert_eq!(s.req_as("alice", "pw", "GET", "/trap").send().unwrap().status(), 500);
+    wait_warm(&s, 2);
+    assert_eq!(count(&s, Some("alice")), 1, "a fresh instance after the trap");
+    assert_eq!(errors(&s, "trap"), 1);
+}
+
+#[test]
+fn instance_reuse_can_be_turned_off() {
+    let s = start_tenants("instance_reuse = false");
+    for _ in 0..3 {
+        assert_eq!(count(&s, Some("alice")), 1);
+    }
+    assert_eq!(metric(&s, "edgedav_warm_instances"), 0);
+    assert_eq!(metric(&s, "edgedav_instance_reuses_total"), 0);
 }

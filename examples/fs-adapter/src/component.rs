@@ -17,9 +17,9 @@ wit_bindgen::generate!({
         world adapter {
             import wasi:filesystem/preopens@0.2.6;
             import wasi:random/random@0.2.6;
-            export edgedav:dav/types@0.2.0;
-            export edgedav:dav/storage@0.2.0;
-            export edgedav:dav/locks@0.2.0;
+            export edgedav:dav/types@0.3.0;
+            export edgedav:dav/storage@0.3.0;
+            export edgedav:dav/locks@0.3.0;
         }
     "#,
     world: "edgedav:fs-adapter/adapter",
@@ -437,7 +437,12 @@ impl st::Guest for Component {
             // Members can vanish meanwhile, and symlinks may lead out of the
             // store (the runtime refuses to follow those): skip them.
             if let Ok(metadata) = s.metadata(&rel_child(&dir, &name)) {
-                entries.push(Entry { name, metadata });
+                let has_properties = s.has_properties(&common::child_path(&path, &name));
+                entries.push(Entry {
+                    name,
+                    metadata,
+                    has_properties,
+                });
             }
         }
         let next = match names.peek() {
@@ -1001,6 +1006,15 @@ fn props_file(path: &str) -> String {
 }
 
 impl Store {
+    /// Whether a resource may have dead properties: its sidecar exists (one
+    /// stat, no read). When that cannot be told, it may (true).
+    fn has_properties(&self, path: &str) -> bool {
+        !matches!(
+            self.stat(&props_file(path), NOFOLLOW),
+            Err(ErrorCode::NoEntry)
+        )
+    }
+
     fn props_load(&self, path: &str) -> Result<Vec<StoredProperty>, ErrorCode> {
         let bytes = match self.read_all(&props_file(path)) {
             Err(ErrorCode::NoEntry) => return Ok(Vec::new()),
@@ -1023,7 +1037,7 @@ impl Store {
         // The property directory holds one file per resource: sweep it on
         // one store in 64, so a crash's leftovers go without a listing per
         // request.
-        if wasi::random::random::get_random_u64() % 64 == 0 {
+        if wasi::random::random::get_random_u64().is_multiple_of(64) {
             self.sweep(PROPS_DIR);
         }
         self.write_atomic(PROPS_DIR, &props_file(path), &bytes)
@@ -1111,23 +1125,22 @@ impl Store {
             .map_err(|e| format!("{LOCK_TABLE}: {e:?}"))
     }
 
-    /// Live locks matching `keep`. The interface has no error channel here,
-    /// and answering "no locks" on a read failure would let writes through
-    /// locked resources, so a failure traps (the request fails with a 500).
-    fn select(&self, keep: impl Fn(&common::LockRecord) -> bool) -> Vec<ActiveLock> {
+    /// Live locks matching `keep`. A table that cannot be read is an `io`
+    /// error (the handler answers 500): answering "no locks" would let
+    /// writes through locked resources.
+    fn select(
+        &self,
+        keep: impl Fn(&common::LockRecord) -> bool,
+    ) -> Result<Vec<ActiveLock>, LockError> {
         let now = now_ms();
-        let table = store_or_trap(self.lock_table(now));
-        table
+        let table = self.lock_table(now).map_err(LockError::Io)?;
+        Ok(table
             .locks
             .iter()
             .filter(|l| keep(&common::LockRecord::from(*l)))
             .map(|l| active(l, now))
-            .collect()
+            .collect())
     }
-}
-
-fn store_or_trap<T>(r: Result<T, String>) -> T {
-    r.unwrap_or_else(|e| panic!("edgedav fs adapter: cannot read the lock table: {e}"))
 }
 
 fn lock_store() -> Result<Rc<Store>, LockError> {
@@ -1199,13 +1212,11 @@ impl lk::Guest for Component {
         s.save_locks(&table).map_err(LockError::Io)
     }
 
-    fn covering(path: String) -> Vec<ActiveLock> {
-        let s = store_or_trap(store().map_err(|e| format!("{e:?}")));
-        s.select(|l| l.covers(&path))
+    fn covering(path: String) -> Result<Vec<ActiveLock>, LockError> {
+        lock_store()?.select(|l| l.covers(&path))
     }
 
-    fn within(path: String) -> Vec<ActiveLock> {
-        let s = store_or_trap(store().map_err(|e| format!("{e:?}")));
-        s.select(|l| l.within(&path))
+    fn within(path: String) -> Result<Vec<ActiveLock>, LockError> {
+        lock_store()?.select(|l| l.within(&path))
     }
 }

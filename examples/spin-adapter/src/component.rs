@@ -17,9 +17,9 @@ wit_bindgen::generate!({
 
         world adapter {
             import wasi:random/random@0.2.6;
-            export edgedav:dav/types@0.2.0;
-            export edgedav:dav/storage@0.2.0;
-            export edgedav:dav/locks@0.2.0;
+            export edgedav:dav/types@0.3.0;
+            export edgedav:dav/storage@0.3.0;
+            export edgedav:dav/locks@0.3.0;
         }
     "#,
     world: "edgedav:spin-adapter/adapter",
@@ -454,10 +454,14 @@ impl st::Guest for Component {
             return Err(Error::NotACollection);
         }
         let limit = limit.clamp(1, MAX_PAGE);
-        // One more than asked, to know whether another page follows.
+        // One more than asked, to know whether another page follows. Whether
+        // a member has dead properties comes with it, from the properties'
+        // primary key (an index lookup per member, in the same query).
         let r = db.exec(
             &format!(
-                "SELECT {NODE_COLUMNS}, name FROM edgedav_nodes
+                "SELECT {NODE_COLUMNS}, name,
+                   EXISTS (SELECT 1 FROM edgedav_props WHERE edgedav_props.path = edgedav_nodes.path)
+                 FROM edgedav_nodes
                  WHERE parent = ? AND name > ? ORDER BY name LIMIT ?"
             ),
             &[
@@ -472,6 +476,7 @@ impl st::Guest for Component {
             .map(|row| Entry {
                 name: get_text(row, 8).unwrap_or_default(),
                 metadata: Node::from_row(row).metadata(),
+                has_properties: get_int(row, 9) != 0,
             })
             .collect();
         let next = if entries.len() > limit as usize {
@@ -1024,11 +1029,16 @@ impl Db {
     }
 }
 
-/// Runs a lock query that has no error channel in the interface. Answering
-/// "no locks" on a failure would let writes through locked resources, so a
-/// failure traps (the request fails with a 500).
-fn or_trap<T>(r: Result<T, Error>) -> T {
-    r.unwrap_or_else(|e| panic!("edgedav spin adapter: cannot read locks: {e:?}"))
+/// The live locks a query selected, or an `io` error when the database
+/// failed (the handler answers 500): answering "no locks" would let writes
+/// through locked resources.
+fn select_locks(
+    query: impl FnOnce(&Db, i64) -> Result<Vec<common::LockRecord>, Error>,
+) -> Result<Vec<ActiveLock>, LockError> {
+    let now = now_ms();
+    let db = db().map_err(lock_err)?;
+    let locks = query(&db, now).map_err(lock_err)?;
+    Ok(locks.iter().map(|l| active(l, now)).collect())
 }
 
 impl lk::Guest for Component {
@@ -1123,15 +1133,11 @@ impl lk::Guest for Component {
         }
     }
 
-    fn covering(path: String) -> Vec<ActiveLock> {
-        let now = now_ms();
-        let locks = or_trap(db().and_then(|db| db.covering(&path, now)));
-        locks.iter().map(|l| active(l, now)).collect()
+    fn covering(path: String) -> Result<Vec<ActiveLock>, LockError> {
+        select_locks(|db, now| db.covering(&path, now))
     }
 
-    fn within(path: String) -> Vec<ActiveLock> {
-        let now = now_ms();
-        let locks = or_trap(db().and_then(|db| db.within(&path, now)));
-        locks.iter().map(|l| active(l, now)).collect()
+    fn within(path: String) -> Result<Vec<ActiveLock>, LockError> {
+        select_locks(|db, now| db.within(&path, now))
     }
 }

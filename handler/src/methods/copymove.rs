@@ -81,7 +81,7 @@ pub fn copy_or_move<'a>(
     )?;
 
     let moved_locks = if mode == Mode::Move {
-        env.locks.within(source.as_str())
+        env.locks.within(source.as_str())?
     } else {
         Vec::new()
     };

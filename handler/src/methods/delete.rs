@@ -27,7 +27,7 @@ pub fn delete<'a>(env: &'a Env<'a>, req: &Request<'_>) -> DavResult<Response<'a>
     }
     Preconditions::new(env, req.header("If"), req.authority.as_deref())?
         .check(&path, Scope::Tree)?;
-    let locks = env.locks.within(path.as_str());
+    let locks = env.locks.within(path.as_str())?;
     let failed = env.storage.delete(path.as_str())?;
     if !failed.is_empty() {
         return Ok(multistatus::member_errors(&failed));

@@ -95,7 +95,7 @@ pub fn lock<'a>(env: &'a Env<'a>, req: &mut Request<'_>) -> DavResult<Response<'
         }
         let lock = env
             .locks
-            .covering(path.as_str())
+            .covering(path.as_str())?
             .into_iter()
             .find(|l| tokens.contains(&l.token))
             .ok_or_else(|| {
@@ -165,7 +165,7 @@ pub fn unlock<'a>(env: &'a Env<'a>, req: &Request<'_>) -> DavResult<Response<'a>
         .ok_or_else(|| DavError::bad_request("Lock-Token header missing or malformed"))?;
     if !env
         .locks
-        .covering(path.as_str())
+        .covering(path.as_str())?
         .iter()
         .any(|l| l.token == token)
     {
@@ -308,6 +308,6 @@ mod race_tests {
         );
         let mut reader = storage.open_read("/new.txt", 0, None).unwrap();
         assert_eq!(reader.read(100).unwrap(), b"uploaded");
-        assert_eq!(locks.covering("/new.txt").len(), 1);
+        assert_eq!(locks.covering("/new.txt").unwrap().len(), 1);
     }
 }

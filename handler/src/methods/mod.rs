@@ -98,3 +98,5 @@ fn header_lookup<'r>(req: &'r Request<'_>) -> impl Fn(&str) -> Option<String> + 
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod propfind_tests;

@@ -2,13 +2,13 @@
 //! members per chunk, so a listing of any size needs bounded memory.
 
 use super::{Depth, depth, request_path, stat_existing};
-use crate::backend::{Env, Metadata, Property, PropertyName};
+use crate::backend::{ActiveLock, Env, Metadata, Property, PropertyName};
 use crate::conditions::Preconditions;
 use crate::error::{DavError, DavResult};
 use crate::http::{ChunkSource, Part, Request, Response};
-use crate::multistatus::{self, status_line};
+use crate::multistatus::{self, write_status_line};
 use crate::path::DavPath;
-use crate::props::{ALLPROP, is_live, live_value};
+use crate::props::{ALLPROP, Live, Resource, is_live, live_value};
 use crate::xml::{self, DAV, Element, XmlWriter};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,10 +64,16 @@ pub fn propfind<'a>(env: &'a Env<'a>, req: &mut Request<'_>) -> DavResult<Respon
         ));
     }
     Preconditions::new(env, req.header("If"), req.authority.as_deref())?.check_if(&path)?;
+    let locks = if selection.wants(&PropertyName::new(DAV, "lockdiscovery")) {
+        walk_locks(env, &path, meta.is_collection() && depth != Depth::Zero)?
+    } else {
+        Vec::new()
+    };
     let stream = Walk {
         env,
         selection,
         depth,
+        locks,
         root: Some((path, meta)),
         pending: Vec::new(),
         emitted: 0,
@@ -78,6 +84,44 @@ pub fn propfind<'a>(env: &'a Env<'a>, req: &mut Request<'_>) -> DavResult<Respon
     Ok(response)
 }
 
+impl Selection {
+    /// Whether the value of a property may be written: named, or part of
+    /// `allprop` (whose live set includes every property worth a lookup).
+    fn wants(&self, name: &PropertyName) -> bool {
+        match self {
+            Self::AllProp(_) => true,
+            Self::PropName => false,
+            Self::Prop(names) => names.contains(name),
+        }
+    }
+
+    /// Whether dead properties may be written (`displayname` too: a stored
+    /// value wins over the name-derived one).
+    fn wants_dead(&self) -> bool {
+        match self {
+            Self::Prop(names) => names
+                .iter()
+                .any(|n| !is_live(n) || (n.namespace == DAV && n.name == "displayname")),
+            Self::AllProp(_) | Self::PropName => true,
+        }
+    }
+}
+
+/// Every lock that can cover a resource of the walk, in two calls instead of
+/// one per resource: deep locks above the root, and locks at or below it
+/// (only those on the root when the walk does not go below it).
+fn walk_locks(env: &Env<'_>, root: &DavPath, below: bool) -> DavResult<Vec<ActiveLock>> {
+    let mut locks = env.locks.covering(root.as_str())?;
+    if !below {
+        return Ok(locks);
+    }
+    // Locks on the root itself come from `within` (a lock store may present
+    // the same lock with a different token on each call).
+    locks.retain(|l| l.root != root.as_str());
+    locks.extend(env.locks.within(root.as_str())?);
+    Ok(locks)
+}
+
 /// Members fetched per storage call (and so per chunk of output).
 const PAGE: u32 = 1000;
 
@@ -86,6 +130,9 @@ struct Walk<'a> {
     env: &'a Env<'a>,
     selection: Selection,
     depth: Depth,
+    /// The locks that may cover walked resources (see [`walk_locks`]);
+    /// empty when `lockdiscovery` is not written.
+    locks: Vec<ActiveLock>,
     root: Option<(DavPath, Metadata)>,
     /// Collections still to list, with the cursor of their next page.
     pending: Vec<(DavPath, Option<String>)>,
@@ -100,7 +147,9 @@ impl ChunkSource for Walk<'_> {
         }
         if let Some((path, meta)) = self.root.take() {
             let mut w = multistatus::begin();
-            self.resource(&mut w, &path, &meta);
+            // The root comes from `stat`, which says nothing about its
+            // dead properties.
+            self.resource(&mut w, &path, &meta, true);
             if meta.is_collection() && self.depth != Depth::Zero {
                 self.pending.push((path, None));
             }
@@ -141,7 +190,7 @@ impl ChunkSource for Walk<'_> {
                 self.done = true;
                 return Ok(Some(w.finish()));
             }
-            self.resource(&mut w, &child, &entry.metadata);
+            self.resource(&mut w, &child, &entry.metadata, entry.has_properties);
             if self.depth == Depth::Infinity && entry.metadata.is_collection() {
                 self.pending.push((child, None));
             }
@@ -150,76 +199,140 @@ impl ChunkSource for Walk<'_> {
     }
 }
 
+/// A property found on a resource, borrowed from the request, the resource
+/// or its dead properties.
+struct Found<'a> {
+    namespace: &'a str,
+    name: &'a str,
+    /// `None` for `propname`, which lists names only.
+    value: Option<Value<'a>>,
+}
+
+enum Value<'a> {
+    Live(Live<'a>),
+    Dead(&'a str),
+}
+
+impl<'a> Found<'a> {
+    fn dead(p: &'a Property) -> Self {
+        Self {
+            namespace: &p.name.namespace,
+            name: &p.name.name,
+            value: Some(Value::Dead(&p.value)),
+        }
+    }
+
+    fn is(&self, name: &PropertyName) -> bool {
+        self.namespace == name.namespace && self.name == name.name
+    }
+
+    fn write(&self, w: &mut XmlWriter) {
+        match &self.value {
+            None => w.property(self.namespace, self.name, None),
+            Some(Value::Dead(value)) => w.property(self.namespace, self.name, Some(value)),
+            Some(Value::Live(live)) => {
+                w.open_property(self.namespace, self.name);
+                live.write(w);
+                w.close_property(self.namespace, self.name);
+            }
+        }
+    }
+}
+
+/// A property by name: dead first (a stored `displayname` wins over the
+/// live one), then live.
+fn lookup<'a>(
+    env: &Env<'_>,
+    r: &Resource<'a>,
+    dead: &'a [Property],
+    namespace: &'a str,
+    name: &'a str,
+) -> Option<Found<'a>> {
+    if let Some(p) = dead
+        .iter()
+        .find(|p| p.name.namespace == namespace && p.name.name == name)
+    {
+        return Some(Found::dead(p));
+    }
+    if namespace != DAV {
+        return None;
+    }
+    live_value(env, r, name).map(|live| Found {
+        namespace,
+        name,
+        value: Some(Value::Live(live)),
+    })
+}
+
 impl Walk<'_> {
     /// One `DAV:response` with the selected properties of a resource.
-    fn resource(&mut self, w: &mut XmlWriter, path: &DavPath, meta: &Metadata) {
+    /// `has_properties` false promises it has no dead properties.
+    fn resource(
+        &mut self,
+        w: &mut XmlWriter,
+        path: &DavPath,
+        meta: &Metadata,
+        has_properties: bool,
+    ) {
         self.emitted += 1;
         let env = self.env;
-        let needs_dead = match &self.selection {
-            Selection::Prop(names) => names.iter().any(|n| !is_live(n) || n.name == "displayname"),
-            _ => true,
-        };
-        let dead: Vec<Property> = if needs_dead {
+        let dead: Vec<Property> = if has_properties && self.selection.wants_dead() {
             env.storage
                 .get_properties(path.as_str())
                 .unwrap_or_default()
         } else {
             Vec::new()
         };
-        let dead_value = |name: &PropertyName| {
-            dead.iter()
-                .find(|p| &p.name == name)
-                .map(|p| p.value.clone())
+        let r = Resource {
+            path,
+            meta,
+            locks: &self.locks,
         };
-        let mut found: Vec<(PropertyName, Option<String>)> = Vec::new();
-        let mut missing: Vec<PropertyName> = Vec::new();
-        let lookup = |name: &PropertyName, found: &mut Vec<_>, missing: &mut Vec<_>| {
-            let value = dead_value(name).or_else(|| {
-                if is_live(name) {
-                    live_value(env, path, meta, &name.name)
-                } else {
-                    None
-                }
-            });
-            match value {
-                Some(v) => found.push((name.clone(), Some(v))),
-                None => missing.push(name.clone()),
-            }
-        };
+        let lookup = |namespace, name| lookup(env, &r, &dead, namespace, name);
+        let mut found: Vec<Found<'_>> = Vec::new();
+        let mut missing: Vec<&PropertyName> = Vec::new();
         match &self.selection {
             Selection::Prop(names) => {
                 for name in names {
-                    lookup(name, &mut found, &mut missing);
+                    match lookup(&name.namespace, &name.name) {
+                        Some(f) => found.push(f),
+                        None => missing.push(name),
+                    }
                 }
             }
             Selection::AllProp(include) => {
-                for live in ALLPROP {
-                    let name = PropertyName::new(DAV, live);
-                    if let Some(v) = dead_value(&name).or_else(|| live_value(env, path, meta, live))
-                    {
-                        found.push((name, Some(v)));
-                    }
-                }
+                found.extend(ALLPROP.iter().filter_map(|live| lookup(DAV, live)));
                 for p in &dead {
-                    if !found.iter().any(|(n, _)| n == &p.name) {
-                        found.push((p.name.clone(), Some(p.value.clone())));
+                    if !found.iter().any(|f| f.is(&p.name)) {
+                        found.push(Found::dead(p));
                     }
                 }
                 for name in include {
-                    if !found.iter().any(|(n, _)| n == name) {
-                        lookup(name, &mut found, &mut missing);
+                    if !found.iter().any(|f| f.is(name)) {
+                        match lookup(&name.namespace, &name.name) {
+                            Some(f) => found.push(f),
+                            None => missing.push(name),
+                        }
                     }
                 }
             }
             Selection::PropName => {
                 for live in ALLPROP {
-                    if live_value(env, path, meta, live).is_some() {
-                        found.push((PropertyName::new(DAV, live), None));
+                    if live_value(env, &r, live).is_some() {
+                        found.push(Found {
+                            namespace: DAV,
+                            name: live,
+                            value: None,
+                        });
                     }
                 }
                 for p in &dead {
-                    if !found.iter().any(|(n, _)| n == &p.name) {
-                        found.push((p.name.clone(), None));
+                    if !found.iter().any(|f| f.is(&p.name)) {
+                        found.push(Found {
+                            namespace: &p.name.namespace,
+                            name: &p.name.name,
+                            value: None,
+                        });
                     }
                 }
             }
@@ -227,10 +340,10 @@ impl Walk<'_> {
         w.open_dav("response");
         w.text_element_dav("href", &path.href(meta.is_collection()));
         if !found.is_empty() {
-            propstat(w, found.iter().map(|(n, v)| (n, v.as_deref())), 200);
+            propstat_with(w, 200, |w| found.iter().for_each(|f| f.write(w)));
         }
         if !missing.is_empty() {
-            propstat(w, missing.iter().map(|n| (n, None)), 404);
+            propstat(w, missing.iter().map(|n| (*n, None)), 404);
         }
         w.close_dav("response");
     }
@@ -242,13 +355,22 @@ pub fn propstat<'n>(
     props: impl Iterator<Item = (&'n PropertyName, Option<&'n str>)>,
     status: u16,
 ) {
+    propstat_with(w, status, |w| {
+        for (name, value) in props {
+            w.property(&name.namespace, &name.name, value);
+        }
+    });
+}
+
+/// A `DAV:propstat` whose properties `write_props` writes.
+fn propstat_with(w: &mut XmlWriter, status: u16, write_props: impl FnOnce(&mut XmlWriter)) {
     w.open_dav("propstat");
     w.open_dav("prop");
-    for (name, value) in props {
-        w.property(&name.namespace, &name.name, value);
-    }
+    write_props(w);
     w.close_dav("prop");
-    w.text_element_dav("status", &status_line(status));
+    w.open_dav("status");
+    write_status_line(w, status);
+    w.close_dav("status");
     w.close_dav("propstat");
 }
 

@@ -493,7 +493,7 @@ fn shared_and_collection_locks() {
         204
     );
     assert!(
-        s.locks.covering("/c").is_empty(),
+        s.locks.covering("/c").unwrap().is_empty(),
         "locks go with deleted resources"
     );
 

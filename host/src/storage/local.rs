@@ -2,8 +2,9 @@
 //!
 //! * **Confinement.** Every contract path is mapped below the root segment by
 //!   segment (`..`, `.`, NUL and reserved names are refused), then the longest
-//!   existing prefix is canonicalised and must stay inside the root and out of
-//!   the internal directory, so a symlink cannot lead out of the store.
+//!   existing prefix must have no symlink on the way (one `openat2`) or,
+//!   canonicalised, stay inside the root and out of the internal directory,
+//!   so a symlink cannot lead out of the store.
 //!   Recursive walks (copy, delete) never follow symlinks to collections.
 //!   This is defence in depth against a buggy handler, not a sandbox against a
 //!   hostile local user racing renames on the same disk.
@@ -51,7 +52,6 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 
 use super::props;
 use super::staging::{self, Staged, UPLOAD_PREFIX};
@@ -145,16 +145,16 @@ impl Backend for LocalBackend {
             if file.metadata()?.is_dir() {
                 return Err(Error::IsACollection);
             }
-            file.seek(SeekFrom::Start(offset))?;
+            if offset > 0 {
+                file.seek(SeekFrom::Start(offset))?;
+            }
             let remaining = length.unwrap_or(u64::MAX);
             Ok(Box::new(LocalReader { file, remaining }) as Reader)
         })
     }
 
     async fn open_write(&self, path: &str, options: WriteOptions) -> Result<Writer> {
-        let (path, store) = (path.to_owned(), self.0.clone());
-        self.blocking(move |_| Store::open_write(&store, &path, options))
-            .await
+        self.inline(|_| Store::open_write(&self.0, path, options))
     }
 
     async fn create_collection(&self, path: &str) -> Result<()> {
@@ -252,8 +252,32 @@ impl Store {
 
     /// Refuses a location whose existing part resolves (through symlinks)
     /// outside the root or into the internal directory.
+    ///
+    /// The root is canonical and `full` was built from checked segments, so
+    /// only a symlink can lead elsewhere. The usual case, no symlink on the
+    /// way, is proved by one `openat2(RESOLVE_NO_SYMLINKS)` of the longest
+    /// existing prefix; only when that meets a symlink (or the kernel lacks
+    /// `openat2`) is the prefix canonicalised, a `readlink` per segment.
     fn confine(&self, full: &Path) -> Result<()> {
+        use rustix::fs::{CWD, Mode, OFlags, ResolveFlags, openat2};
+        use rustix::io::Errno;
         let mut probe = full;
+        loop {
+            match openat2(
+                CWD,
+                probe,
+                OFlags::PATH | OFlags::CLOEXEC,
+                Mode::empty(),
+                ResolveFlags::NO_SYMLINKS,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(Errno::NOENT | Errno::NOTDIR) => match probe.parent() {
+                    Some(parent) if parent.starts_with(&self.root) => probe = parent,
+                    _ => return Ok(()),
+                },
+                Err(_) => break,
+            }
+        }
         loop {
             if let Ok(real) = probe.canonicalize() {
                 return if real.starts_with(&self.root) && !real.starts_with(&self.internal) {
@@ -297,7 +321,15 @@ impl Store {
             let Some(name) = names.next() else { break };
             // Members can vanish meanwhile, and symlinks may lead out of the store.
             if let Some(metadata) = self.member_metadata(&dir.join(&name)) {
-                entries.push(Entry { name, metadata });
+                // Dead properties exist iff the sidecar does: one stat, no
+                // read. When that cannot be told, say they may (true).
+                let sidecar = self.props.file(&child_path(path, &name));
+                let has_properties = sidecar.try_exists().unwrap_or(true);
+                entries.push(Entry {
+                    name,
+                    metadata,
+                    has_properties,
+                });
             }
         }
         let next = match names.peek() {
@@ -345,7 +377,9 @@ impl Store {
         let Staged { file, path: temp } = staging::stage(&self.uploads, parent)?;
         Ok(Box::new(LocalWriter {
             store: self.clone(),
-            file: file.into(),
+            file,
+            written: 0,
+            flushing: 0,
             temp,
             target,
             offset: options.offset,
@@ -720,9 +754,9 @@ struct LocalReader {
 impl FileReader for LocalReader {
     async fn read(&mut self, max: u32) -> Result<Vec<u8>> {
         let want = self.remaining.min(max.into());
-        let mut buf = vec![0; want as usize];
-        let read = io::Read::read(&mut self.file, &mut buf)?;
-        buf.truncate(read);
+        // Into spare capacity: no zeroing of a buffer about to be filled.
+        let mut buf = Vec::with_capacity(want as usize);
+        let read = io::Read::read_to_end(&mut io::Read::take(&mut self.file, want), &mut buf)?;
         self.remaining = if read == 0 {
             0
         } else {
@@ -732,12 +766,22 @@ impl FileReader for LocalReader {
     }
 }
 
+/// How much of an upload is written before its writeback is started.
+const WRITEBACK_STEP: u64 = 8 << 20;
+
 /// An upload staged in a locked file (see [`staging`]), published at commit
 /// by a rename: over the target for a whole write; for a partial update,
 /// after the piece was applied on a staged copy of the current file.
+///
+/// Chunks are written on the calling thread (into the page cache, like the
+/// reads of [`LocalReader`]); the commit, which waits for the disk, runs on
+/// the blocking pool in one hand-off.
 struct LocalWriter {
     store: Arc<Store>,
-    file: tokio::fs::File,
+    file: File,
+    /// Bytes written, and how many of them writeback was started for.
+    written: u64,
+    flushing: u64,
     temp: PathBuf,
     target: PathBuf,
     offset: Option<u64>,
@@ -748,15 +792,34 @@ struct LocalWriter {
 #[async_trait]
 impl FileWriter for LocalWriter {
     async fn write(&mut self, data: Vec<u8>) -> Result<()> {
-        Ok(self.file.write_all(&data).await?)
+        io::Write::write_all(&mut self.file, &data)?;
+        self.written += data.len() as u64;
+        if self.written - self.flushing >= WRITEBACK_STEP {
+            // Start writing what is written to disk now, without waiting,
+            // so the fsync at commit has little left to do: a large upload
+            // then commits in about the time its last step takes, not in
+            // the time its whole size takes to reach the disk.
+            let (start, length) = (self.flushing, self.written - self.flushing);
+            // SAFETY: a plain syscall on a file descriptor we own.
+            unsafe {
+                libc::sync_file_range(
+                    std::os::fd::AsRawFd::as_raw_fd(&self.file),
+                    i64::try_from(start).unwrap_or(i64::MAX),
+                    i64::try_from(length).unwrap_or(i64::MAX),
+                    libc::SYNC_FILE_RANGE_WRITE,
+                );
+            }
+            self.flushing = self.written;
+        }
+        Ok(())
     }
 
     async fn commit(mut self: Box<Self>) -> Result<Committed> {
-        self.file.flush().await?;
-        self.file.sync_all().await?;
+        let file = self.file.try_clone()?;
         let (store, temp, target) = (self.store.clone(), self.temp.clone(), self.target.clone());
         let (offset, create_only) = (self.offset, self.create_only);
         let (meta, created) = tokio::task::spawn_blocking(move || {
+            file.sync_all()?;
             let created = match offset {
                 Some(offset) => {
                     store.apply_piece(&temp, &target, offset)?;
@@ -1152,6 +1215,46 @@ mod tests {
             s.backend.list_members("/a", None, 2).await,
             Err(Error::NotACollection)
         ));
+    }
+
+    #[tokio::test]
+    async fn listing_says_which_members_have_dead_properties() {
+        let s = Scratch::new();
+        s.backend.create_collection("/d").await.unwrap();
+        s.backend.create_collection("/d/c").await.unwrap();
+        s.put("/d/a", b"").await;
+        s.put("/d/b", b"").await;
+        for path in ["/d/b", "/d/c"] {
+            s.backend
+                .patch_properties(path, vec![PropertyChange::Set(prop("p", "v"))])
+                .await
+                .unwrap();
+        }
+        let flags = |page: Page| -> Vec<(String, bool)> {
+            page.entries
+                .into_iter()
+                .map(|e| (e.name, e.has_properties))
+                .collect()
+        };
+        let page = s.backend.list_members("/d", None, 10).await.unwrap();
+        assert_eq!(
+            flags(page),
+            [("a".into(), false), ("b".into(), true), ("c".into(), true)]
+        );
+        let page = s.backend.list_members("/", None, 10).await.unwrap();
+        assert_eq!(flags(page), [("d".into(), false)]);
+
+        // Removing the last property removes the sidecar, and the promise.
+        let name = PropertyName {
+            namespace: "urn:test".into(),
+            name: "p".into(),
+        };
+        s.backend
+            .patch_properties("/d/b", vec![PropertyChange::Remove(name)])
+            .await
+            .unwrap();
+        let page = s.backend.list_members("/d", None, 10).await.unwrap();
+        assert!(!page.entries[1].has_properties);
     }
 
     #[tokio::test]

@@ -29,11 +29,16 @@
 //!   storage cursor is S3's continuation token. An empty first page costs one
 //!   more listing to tell an empty collection from a missing one. A
 //!   collection holding dead properties of its members also lists
-//!   `.edgedav/`, which takes one of the 1,000 slots.
+//!   `.edgedav/`, which takes one of the 1,000 slots. Each member's
+//!   `has-properties` costs nothing when the collection holds no dead
+//!   properties of its members, else one listing of `.edgedav/props/` per
+//!   1,000 members that have some (see [`member_props`]; the knowledge
+//!   travels in the storage cursor, `-` or `+` before S3's token).
 //! * So a Depth-1 PROPFIND of a collection of n members costs at most
 //!   `ceil(n/1000) + 1` requests (stat + pages) when no dead property is
-//!   asked for; `allprop`, `propname` and non-live properties add one
-//!   `get-properties` per member (below).
+//!   asked for; `allprop`, `propname` and non-live properties add the
+//!   root's `get-properties` (below), and for the k members that have dead
+//!   properties `ceil(k/1000)` listings and k `get-properties`.
 //! * `open-read`: one GetObject with a `Range`, streamed chunk by chunk.
 //! * `open-write` + `commit`: a stat of the target and a one-key listing of
 //!   the parent, then one PutObject for up to one part (8 MiB by default),
@@ -108,6 +113,7 @@
 //! keep their ancestors' markers.
 
 mod counter;
+mod member_props;
 mod upload;
 
 use std::collections::BTreeSet;
@@ -134,6 +140,7 @@ use sha2::{Digest, Sha256};
 #[allow(unused_imports)]
 pub use counter::{RequestStats, request_stats};
 
+use self::member_props::{Listed, MemberProps};
 use self::upload::{MAX_COPY_PART, MAX_OBJECT, Source, Upload};
 #[cfg(test)]
 use super::is_ancestor;
@@ -349,6 +356,121 @@ impl S3Backend {
         self.key(path)?;
         let (parent, name) = split_parent(path);
         Ok(format!("{}{MEMBER_PROPS}{name}", self.dir(parent)?))
+    }
+
+    /// A page's members, from its objects (files) and common prefixes
+    /// (collections), in name order; `has_properties` is set later.
+    fn merge_members(&self, dir: &str, listing: &Listing) -> Vec<Entry> {
+        let files = listing.objects.iter().filter_map(|o| {
+            let name = o.key.strip_prefix(dir)?;
+            valid_name(name).then(|| (name.to_owned(), o.metadata()))
+        });
+        let collections = listing.prefixes.iter().filter_map(|p| {
+            let name = p.strip_prefix(dir)?.strip_suffix('/')?;
+            valid_name(name).then(|| (name.to_owned(), self.collection_meta(p)))
+        });
+        // Merge the two sorted sequences by name; a file hides a collection
+        // of the same name (as in `stat`).
+        let mut entries: Vec<Entry> = Vec::new();
+        let mut files = files.peekable();
+        let mut collections = collections.peekable();
+        loop {
+            let next = match (files.peek(), collections.peek()) {
+                (None, None) => break,
+                (Some(_), None) => files.next(),
+                (None, Some(_)) => collections.next(),
+                (Some((f, _)), Some((c, _))) => {
+                    if f == c {
+                        collections.next();
+                        files.next()
+                    } else if f.as_bytes() < c.as_bytes() {
+                        files.next()
+                    } else {
+                        collections.next()
+                    }
+                }
+            };
+            if let Some((name, metadata)) = next {
+                entries.push(Entry {
+                    name,
+                    metadata,
+                    has_properties: false,
+                });
+            }
+        }
+        entries
+    }
+
+    /// What the first page of a collection's listing says of its members'
+    /// dead properties (see [`member_props`]): none when it has passed the
+    /// place of `.edgedav/` without showing it; otherwise they are listed.
+    fn first_member_props(&self, dir: &str, listing: &Listing) -> MemberProps {
+        let reserved = format!("{dir}{RESERVED}/");
+        let shown = listing.prefixes.contains(&reserved);
+        let passed =
+            !listing.truncated || listing.last_key().is_some_and(|k| k >= reserved.as_str());
+        if passed && !shown {
+            MemberProps::None
+        } else {
+            MemberProps::Listed(Listed::default())
+        }
+    }
+
+    /// Sets `has_properties` of a page's members, listing their property
+    /// objects when the names carried in the cursor do not reach far
+    /// enough (and always on the `first` page, when there may be some), and
+    /// returns what the next page's cursor carries.
+    async fn mark_member_props(
+        &self,
+        dir: &str,
+        props: MemberProps,
+        first: bool,
+        listing: &Listing,
+        entries: &mut [Entry],
+    ) -> Result<MemberProps> {
+        let MemberProps::Listed(mut listed) = props else {
+            return Ok(MemberProps::None);
+        };
+        let prefix = format!("{dir}{MEMBER_PROPS}");
+        let last = entries.iter().map(|e| e.name.as_str()).max().unwrap_or("");
+        // The first listing starts at the beginning and may also show that
+        // there are none at all.
+        let mut from_start = first;
+        while from_start || listed.needs_more(last) {
+            let start_after = match (from_start, &listed.after) {
+                (false, Some(after)) => Some(format!("{prefix}{after}")),
+                _ => None,
+            };
+            from_start = false;
+            let page = self
+                .list(&prefix, false, MAX_KEYS, start_after.as_deref(), None)
+                .await?;
+            let names: Vec<String> = page
+                .objects
+                .iter()
+                .filter_map(|o| o.key.strip_prefix(&prefix))
+                .filter(|name| valid_name(name))
+                .map(str::to_owned)
+                .collect();
+            // Where the next property listing starts: after the last key
+            // seen. An empty page that says it is truncated ends the listing
+            // too, so a misbehaving store cannot make this loop forever.
+            let stopped_at = page
+                .objects
+                .last()
+                .and_then(|o| o.key.strip_prefix(&prefix))
+                .filter(|_| page.truncated)
+                .map(str::to_owned);
+            listed.extend(names, stopped_at);
+        }
+        if listed.pending.is_empty() && listed.after.is_none() {
+            return Ok(MemberProps::None);
+        }
+        listed.mark(entries);
+        if let Some(last_key) = listing.last_key() {
+            listed.pass(last_key.strip_prefix(dir).unwrap_or(last_key));
+        }
+        Ok(MemberProps::Listed(listed))
     }
 
     /// The contract path an object key belongs to (for member errors):
@@ -860,10 +982,17 @@ impl Backend for S3Backend {
     async fn list_members(&self, path: &str, cursor: Option<String>, limit: u32) -> Result<Page> {
         let dir = self.dir(path).map_err(absent)?;
         let max_keys = limit.clamp(1, MAX_KEYS as u32) as i32;
-        let first = cursor.is_none();
+        let (known, token) = match cursor {
+            Some(cursor) => {
+                let (props, token) = member_props::decode(&cursor)?;
+                (Some(props), Some(token))
+            }
+            None => (None, None),
+        };
+        let first = known.is_none();
         // The collection's own marker sorts first: skip it so it takes no slot.
         let start_after = (first && !dir.is_empty()).then_some(dir.as_str());
-        let listing = self.list(&dir, true, max_keys, start_after, cursor).await?;
+        let listing = self.list(&dir, true, max_keys, start_after, token).await?;
         if first && listing.objects.is_empty() && listing.prefixes.is_empty() && !is_root(path) {
             match self.lookup(path).await? {
                 Some(meta) if meta.kind == NodeKind::Collection => {}
@@ -871,42 +1000,19 @@ impl Backend for S3Backend {
                 None => return Err(Error::NotFound),
             }
         }
-        let files = listing.objects.iter().filter_map(|o| {
-            let name = o.key.strip_prefix(dir.as_str())?;
-            valid_name(name).then(|| (name.to_owned(), o.metadata()))
-        });
-        let collections = listing.prefixes.iter().filter_map(|p| {
-            let name = p.strip_prefix(dir.as_str())?.strip_suffix('/')?;
-            valid_name(name).then(|| (name.to_owned(), self.collection_meta(p)))
-        });
-        // Merge the two sorted sequences by name; a file hides a collection
-        // of the same name (as in `stat`).
-        let mut entries: Vec<Entry> = Vec::new();
-        let mut files = files.peekable();
-        let mut collections = collections.peekable();
-        loop {
-            let next = match (files.peek(), collections.peek()) {
-                (None, None) => break,
-                (Some(_), None) => files.next(),
-                (None, Some(_)) => collections.next(),
-                (Some((f, _)), Some((c, _))) => {
-                    if f == c {
-                        collections.next();
-                        files.next()
-                    } else if f.as_bytes() < c.as_bytes() {
-                        files.next()
-                    } else {
-                        collections.next()
-                    }
-                }
-            };
-            if let Some((name, metadata)) = next {
-                entries.push(Entry { name, metadata });
-            }
-        }
+        let mut entries = self.merge_members(&dir, &listing);
+        let props = match known {
+            Some(props) => props,
+            None => self.first_member_props(&dir, &listing),
+        };
+        let props = self
+            .mark_member_props(&dir, props, first, &listing, &mut entries)
+            .await?;
         Ok(Page {
             entries,
-            next: listing.next,
+            next: listing
+                .next
+                .map(|token| member_props::encode(&props, &token)),
         })
     }
 
@@ -1150,6 +1256,15 @@ struct Listing {
     /// The continuation token, when truncated.
     next: Option<String>,
     truncated: bool,
+}
+
+impl Listing {
+    /// The greatest key or common prefix of the page (each list is sorted).
+    fn last_key(&self) -> Option<&str> {
+        let object = self.objects.last().map(|o| o.key.as_str());
+        let prefix = self.prefixes.last().map(String::as_str);
+        object.max(prefix)
+    }
 }
 
 struct Object {

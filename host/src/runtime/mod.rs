@@ -11,35 +11,35 @@
 //! guest yields to tokio, so a busy guest cannot starve other requests on its
 //! worker thread.
 //!
+//! The guest runs in the task of the connection it answers (see [`guest`]).
+//!
 //! **Sandbox limits.** Each instance's linear memory is capped (a pooling
 //! slot of that size plus a `StoreLimits` cap), and each request has an
-//! execution deadline counted in *guest CPU time*: call hooks start a clock
-//! when wasm starts running and stop it when wasm calls into the host (or
-//! returns), and the epoch callback at every tick adds the running time and
-//! traps the guest once the deadline is used up. Time spent waiting in host
-//! calls (for the client's body, for storage, for a throttled transfer) does
-//! not count, so long streaming transfers are fine while a guest that spins
-//! is cut off after the deadline. A trap answers 500, a deadline 503 (when
+//! execution deadline counted in *CPU time* (see [`cpu`]): the time the
+//! guest's future spends being polled, checked by the epoch callback at
+//! every tick, which traps the guest once the deadline is used up. Time
+//! spent waiting in host calls (for the client's body, for storage, for a
+//! throttled transfer) does not count, so long streaming transfers are fine
+//! while a guest that spins is cut off after the deadline. A trap answers 500, a deadline 503 (when
 //! the response has not started yet), both logged and counted; other
 //! requests are unaffected.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response, StatusCode};
 use tokio::sync::oneshot;
-use tokio::task::AbortHandle;
 use tracing::{debug, error, warn};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::error::Context;
 use wasmtime::{
-    CallHook, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
-    StoreLimits, StoreLimitsBuilder, UpdateDeadline,
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
+    ResourceLimiter, StoreLimits, StoreLimitsBuilder, UpdateDeadline,
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{
@@ -52,6 +52,15 @@ use crate::locks::LockView;
 use crate::metrics::{self, ComponentError};
 use crate::storage::Backend;
 
+mod cpu;
+mod guest;
+
+mod warm;
+
+use cpu::{CpuClock, Timed};
+pub use warm::Tenant;
+use warm::WarmPool;
+
 /// The handler built from `handler/` by the build script.
 pub const EMBEDDED_HANDLER: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/edgedav_handler.wasm"));
@@ -62,7 +71,7 @@ const PRECOMPILED_HANDLER: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/edgedav_handler.cwasm"));
 
 /// Code settings, shared with the build script (which includes the file).
-#[path = "codegen.rs"]
+#[path = "../codegen.rs"]
 mod codegen;
 
 /// How often the ticker advances the engine's epoch, i.e. the longest a guest
@@ -84,6 +93,9 @@ pub struct SandboxLimits {
     pub max_cpu_time: Option<Duration>,
     /// Instances alive at once.
     pub max_instances: u32,
+    /// Whether an instance may answer further requests of the same tenant
+    /// (see [`warm`]).
+    pub instance_reuse: bool,
 }
 
 impl Default for SandboxLimits {
@@ -92,6 +104,7 @@ impl Default for SandboxLimits {
             max_memory: 128 << 20,
             max_cpu_time: Some(Duration::from_secs(10)),
             max_instances: 1000,
+            instance_reuse: true,
         }
     }
 }
@@ -101,6 +114,8 @@ impl Default for SandboxLimits {
 pub struct StorageBinding {
     pub backend: Arc<dyn Backend>,
     pub locks: LockView,
+    /// Whose instances may answer the request; none: a fresh instance.
+    pub tenant: Option<Tenant>,
 }
 
 /// A compiled, pre-linked handler and the state every instance shares.
@@ -108,6 +123,15 @@ pub struct Runtime {
     pre: ProxyPre<RequestState>,
     settings: GuestSettings,
     limits: SandboxLimits,
+    warm: Arc<WarmPool<Warm>>,
+}
+
+/// An instance between two requests of its tenant.
+struct Warm {
+    store: Store<RequestState>,
+    proxy: Proxy,
+    /// Requests it has answered.
+    uses: u32,
 }
 
 /// The error a guest is stopped with when its CPU-time deadline is used up.
@@ -149,6 +173,7 @@ impl Runtime {
             pre,
             settings,
             limits,
+            warm: Arc::default(),
         })
     }
 
@@ -180,35 +205,16 @@ impl Runtime {
     where
         B: hyper::body::Body<Data = Bytes, Error = wasmtime_wasi_http::Error> + Send + 'static,
     {
-        let mut store = Store::new(self.pre.engine(), self.request_state(storage));
-        store.limiter(|state| &mut state.limits);
-        store.call_hook(|mut ctx, hook| {
-            let clock = &ctx.data_mut().cpu;
-            match hook {
-                CallHook::CallingWasm | CallHook::ReturningFromHost => clock.start(),
-                CallHook::ReturningFromWasm | CallHook::CallingHost => clock.stop(),
+        let cpu = Arc::new(CpuClock::new(self.limits.max_cpu_time));
+        let tenant = storage.tenant.clone().filter(|_| self.limits.instance_reuse);
+        let (mut store, warm_proxy, uses) = match tenant.as_ref().and_then(|t| self.warm.take(t)) {
+            Some(Warm { mut store, proxy, uses }) => {
+                store.data_mut().rebind(storage, cpu.clone());
+                (store, Some(proxy), uses)
             }
-            Ok(())
-        });
+            None => (self.new_store(storage, cpu.clone()), None, 0),
+        };
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|mut ctx| {
-            let clock = &ctx.data_mut().cpu;
-            clock.stop();
-            if let Some(limit) = clock.limit
-                && clock.used() > limit
-            {
-                return Err(DeadlineExceeded(limit).into());
-            }
-            // Yield to other tasks; the clock restarts when the guest resumes.
-            let running = clock.running_since.clone();
-            Ok(UpdateDeadline::YieldCustom(
-                1,
-                Box::pin(async move {
-                    tokio::task::yield_now().await;
-                    *running.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
-                }),
-            ))
-        });
 
         let (sender, receiver) = oneshot::channel();
         let prepared = (|| -> wasmtime::Result<_> {
@@ -224,22 +230,27 @@ impl Runtime {
             ComponentError::NoResponse
         })?;
 
-        // The guest keeps running after it has set the response, to stream
-        // the body, so it runs in its own task, which owns the slot.
-        let pre = self.pre.clone();
+        let (pre, pool) = (self.pre.clone(), self.warm.clone());
         let mut held = InSlot { store, _slot: slot };
-        let guest = tokio::spawn(async move {
+        let run = async move {
             let store = &mut held.store;
-            let started = Instant::now();
-            let proxy = match pre.instantiate_async(&mut *store).await {
-                Ok(proxy) => proxy,
-                Err(e) => {
-                    error!("instantiating the component failed: {e:?}");
-                    metrics::get().component_error(ComponentError::Instantiation);
-                    return Some(ComponentError::Instantiation);
+            let proxy = match warm_proxy {
+                Some(proxy) => proxy,
+                None => {
+                    let started = Instant::now();
+                    match pre.instantiate_async(&mut *store).await {
+                        Ok(proxy) => {
+                            metrics::get().instantiated(started.elapsed());
+                            proxy
+                        }
+                        Err(e) => {
+                            error!("instantiating the component failed: {e:?}");
+                            metrics::get().component_error(ComponentError::Instantiation);
+                            return Some(ComponentError::Instantiation);
+                        }
+                    }
                 }
             };
-            metrics::get().instantiated(started.elapsed());
             let handled = proxy
                 .wasi_http_incoming_handler()
                 .call_handle(&mut *store, request, response)
@@ -248,6 +259,14 @@ impl Runtime {
             match handled {
                 Ok(()) => {
                     debug!(cpu_ms = cpu.as_secs_f64() * 1e3, "guest finished");
+                    let uses = uses + 1;
+                    if let Some(tenant) = tenant
+                        && uses < warm::MAX_USES
+                        && store.data().reusable()
+                    {
+                        let InSlot { store, _slot } = held;
+                        pool.put(tenant, Warm { store, proxy, uses });
+                    }
                     None
                 }
                 Err(e) => {
@@ -261,36 +280,30 @@ impl Runtime {
                     Some(kind)
                 }
             }
-        });
-
-        // Until the response is set, a client that goes away (dropping this
-        // future) takes the guest down with it.
-        let mut abandoned = AbortOnDrop(Some(guest.abort_handle()));
-        let outcome = receiver.await;
-        abandoned.0 = None;
-        // The task counts (and logs) the failures it sees, including those
-        // after the response has started.
-        match outcome {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(code)) => {
-                error!("the handler answered with error {code:?}");
-                metrics::get().component_error(ComponentError::NoResponse);
-                Err(ComponentError::NoResponse)
-            }
-            // The outparam is dropped with the store, when the task ends;
-            // it tells why.
-            Err(_) => match guest.await {
-                Ok(Some(kind)) => Err(kind),
-                _ => {
-                    error!("the handler returned without setting a response");
-                    metrics::get().component_error(ComponentError::NoResponse);
-                    Err(ComponentError::NoResponse)
-                }
-            },
-        }
+        };
+        guest::answer(Box::pin(Timed::new(cpu, run)), receiver).await
     }
 
-    fn request_state(&self, storage: StorageBinding) -> RequestState {
+    /// A store for a fresh instance, with its limits and deadline.
+    fn new_store(&self, storage: StorageBinding, cpu: Arc<CpuClock>) -> Store<RequestState> {
+        let mut store = Store::new(self.pre.engine(), self.request_state(storage, cpu));
+        store.limiter(|state| &mut state.limits);
+        store.epoch_deadline_callback(|ctx| {
+            let clock = &ctx.data().cpu;
+            if clock.exceeded() {
+                let limit = clock.limit().unwrap_or_default();
+                return Err(DeadlineExceeded(limit).into());
+            }
+            // Let other tasks run; the clock stops while the guest waits.
+            Ok(UpdateDeadline::YieldCustom(
+                1,
+                Box::pin(tokio::task::yield_now()),
+            ))
+        });
+        store
+    }
+
+    fn request_state(&self, storage: StorageBinding, cpu: Arc<CpuClock>) -> RequestState {
         let wasi = WasiCtx::builder()
             .env(
                 "EDGEDAV_DEPTH_INFINITY_LIMIT",
@@ -308,12 +321,11 @@ impl Runtime {
             table: ResourceTable::new(),
             backend: storage.backend,
             locks: storage.locks,
-            limits: StoreLimitsBuilder::new().memory_size(memory).build(),
-            cpu: CpuClock {
-                limit: self.limits.max_cpu_time,
-                used: Mutex::new(Duration::ZERO),
-                running_since: Arc::new(Mutex::new(None)),
+            limits: MemoryLimit {
+                limits: StoreLimitsBuilder::new().memory_size(memory).build(),
+                grown_to: 0,
             },
+            cpu,
         }
     }
 }
@@ -329,44 +341,6 @@ fn classify(e: &wasmtime::Error) -> ComponentError {
     }
 }
 
-/// Time the guest has spent running wasm (see the module docs).
-struct CpuClock {
-    limit: Option<Duration>,
-    used: Mutex<Duration>,
-    /// When the guest last started running; none while it is in the host
-    /// or yielded. Shared with the future that resumes it after a yield.
-    running_since: Arc<Mutex<Option<Instant>>>,
-}
-
-impl CpuClock {
-    fn start(&self) {
-        let mut since = self.running_since.lock().unwrap_or_else(|p| p.into_inner());
-        if since.is_none() {
-            *since = Some(Instant::now());
-        }
-    }
-
-    fn stop(&self) {
-        let started = self
-            .running_since
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(started) = started {
-            *self.used.lock().unwrap_or_else(|p| p.into_inner()) += started.elapsed();
-        }
-    }
-
-    fn used(&self) -> Duration {
-        let running = self
-            .running_since
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .map_or(Duration::ZERO, |since| since.elapsed());
-        *self.used.lock().unwrap_or_else(|p| p.into_inner()) + running
-    }
-}
-
 /// A store and the pool slot it occupies. Fields drop in order: the
 /// instance is gone before the slot is free for the next request.
 struct InSlot {
@@ -374,19 +348,10 @@ struct InSlot {
     _slot: Slot,
 }
 
-/// Aborts a task when dropped, unless emptied first.
-struct AbortOnDrop(Option<AbortHandle>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        if let Some(task) = self.0.take() {
-            task.abort();
-        }
-    }
-}
-
 fn engine_config(limits: &SandboxLimits) -> Config {
-    let instances = limits.max_instances;
+    // Idle warm instances hold slots beyond the concurrent requests.
+    let idle = if limits.instance_reuse { warm::MAX_IDLE as u32 } else { 0 };
+    let instances = limits.max_instances.saturating_add(idle);
     let mut pooling = PoolingAllocationConfig::default();
     pooling
         // Concurrent requests; each instance of a Rust component holds a few
@@ -493,11 +458,24 @@ struct RequestState {
     table: ResourceTable,
     backend: Arc<dyn Backend>,
     locks: LockView,
-    limits: StoreLimits,
-    cpu: CpuClock,
+    limits: MemoryLimit,
+    cpu: Arc<CpuClock>,
 }
 
 impl RequestState {
+    /// Binds a warm instance's state to the next request.
+    fn rebind(&mut self, storage: StorageBinding, cpu: Arc<CpuClock>) {
+        self.backend = storage.backend;
+        self.locks = storage.locks;
+        self.cpu = cpu;
+    }
+
+    /// Whether the instance ended its request clean enough to answer
+    /// another: nothing left in the resource table, a small heap.
+    fn reusable(&self) -> bool {
+        self.table.is_empty() && self.limits.grown_to <= warm::MAX_WARM_MEMORY
+    }
+
     fn dav(&mut self) -> DavView<'_> {
         DavView {
             backend: &*self.backend,
@@ -523,6 +501,57 @@ impl WasiHttpView for RequestState {
             table: &mut self.table,
             hooks: &mut self.hooks,
         }
+    }
+}
+
+/// The store's limits, remembering how far linear memory has grown (a warm
+/// instance keeps its memory).
+struct MemoryLimit {
+    limits: StoreLimits,
+    grown_to: usize,
+}
+
+impl ResourceLimiter for MemoryLimit {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum)?;
+        if allowed {
+            self.grown_to = self.grown_to.max(desired);
+        }
+        Ok(allowed)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.memory_grow_failed(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
     }
 }
 
