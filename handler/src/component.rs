@@ -51,22 +51,15 @@ impl Guest for Component {
                 .map(|(_, v)| v.clone())
         });
         let target = request.path_with_query().unwrap_or_else(|| "/".to_owned());
-        let body = request.consume().ok().and_then(|body| {
-            let stream = body.stream().ok()?;
-            Some(WasiBody {
-                stream,
-                _body: body,
-            })
-        });
         let req = Request {
             method,
             target,
             authority,
             headers,
-            body: match body {
-                Some(b) => Box::new(b),
-                None => Box::new(&[][..]),
-            },
+            body: Box::new(WasiBody {
+                opened: None,
+                request,
+            }),
         };
 
         let config = config_from_env();
@@ -77,11 +70,7 @@ impl Guest for Component {
         };
         let response = crate::handle(&env, req);
 
-        let fields = Fields::new();
-        for (name, value) in &response.headers {
-            // Header values we produce are always valid; skip rather than trap if not.
-            let _ = fields.append(name, value.as_bytes());
-        }
+        let fields = response_fields(&response.headers);
         let outgoing = OutgoingResponse::new(fields);
         let _ = outgoing.set_status_code(response.status);
         let Ok(body) = outgoing.body() else { return };
@@ -103,6 +92,22 @@ impl Guest for Component {
     }
 }
 
+/// The response's header fields, in one host call; should one be refused,
+/// one call each, skipping what is refused rather than trapping.
+fn response_fields(headers: &[(String, String)]) -> Fields {
+    let list: Vec<(String, Vec<u8>)> = headers
+        .iter()
+        .map(|(name, value)| (name.clone(), value.as_bytes().to_vec()))
+        .collect();
+    Fields::from_list(&list).unwrap_or_else(|_| {
+        let fields = Fields::new();
+        for (name, value) in list {
+            let _ = fields.append(&name, &value);
+        }
+        fields
+    })
+}
+
 fn config_from_env() -> Config {
     let mut config = Config::default();
     if let Some(limit) = std::env::var("EDGEDAV_DEPTH_INFINITY_LIMIT")
@@ -120,17 +125,27 @@ fn config_from_env() -> Config {
     config
 }
 
-/// The request body. Field order matters: the stream is a child of the
-/// body and must be dropped first.
+/// The request body, opened when first read: most requests have none, and
+/// opening one costs host calls. Fields drop in order: the stream (a child
+/// of the body) first, the request last.
 struct WasiBody {
-    stream: InputStream,
-    _body: IncomingBody,
+    /// Not opened yet; then the stream and its body, or none.
+    opened: Option<Option<(InputStream, IncomingBody)>>,
+    request: IncomingRequest,
 }
 
 impl BodyReader for WasiBody {
     fn read(&mut self, max: usize) -> Result<Option<Vec<u8>>, DavError> {
+        let request = &self.request;
+        let opened = self.opened.get_or_insert_with(|| {
+            let body = request.consume().ok()?;
+            Some((body.stream().ok()?, body))
+        });
+        let Some((stream, _)) = opened else {
+            return Ok(None);
+        };
         loop {
-            match self.stream.blocking_read(max as u64) {
+            match stream.blocking_read(max as u64) {
                 Ok(chunk) if chunk.is_empty() => continue,
                 Ok(chunk) => return Ok(Some(chunk)),
                 Err(StreamError::Closed) => return Ok(None),

@@ -325,6 +325,11 @@ impl XmlWriter {
         }
     }
 
+    /// Makes room for `additional` more bytes of output.
+    pub fn reserve(&mut self, additional: usize) {
+        self.out.reserve(additional);
+    }
+
     fn tag_dav(&mut self, name: &str) {
         self.out.extend_from_slice(b"<D:");
         self.out.extend_from_slice(name.as_bytes());

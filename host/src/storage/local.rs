@@ -45,12 +45,14 @@
 
 use std::fs::{self, File};
 use std::io::{self, ErrorKind, Seek, SeekFrom, Write as _};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use rustix::fs::{Access, AtFlags, FileType, Mode, OFlags, Statx, StatxFlags, statx};
 use sha2::{Digest, Sha256};
 
 use super::props;
@@ -315,16 +317,23 @@ impl Store {
         }
 
         let limit = limit.clamp(1, MAX_PAGE) as usize;
+        // Members are looked up relative to the open collection, one path
+        // segment each instead of a walk from the root.
+        let dir_fd = rustix::fs::open(
+            &dir,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(io::Error::from)?;
         let mut entries = Vec::new();
         let mut names = names.into_iter().peekable();
         while entries.len() < limit {
             let Some(name) = names.next() else { break };
             // Members can vanish meanwhile, and symlinks may lead out of the store.
-            if let Some(metadata) = self.member_metadata(&dir.join(&name)) {
-                // Dead properties exist iff the sidecar does: one stat, no
+            if let Some(metadata) = self.member_metadata(&dir_fd, &dir, &name) {
+                // Dead properties exist iff the sidecar does: one lookup, no
                 // read. When that cannot be told, say they may (true).
-                let sidecar = self.props.file(&child_path(path, &name));
-                let has_properties = sidecar.try_exists().unwrap_or(true);
+                let has_properties = self.props.has(&child_path(path, &name)).unwrap_or(true);
                 entries.push(Entry {
                     name,
                     metadata,
@@ -339,12 +348,19 @@ impl Store {
         Ok(Page { entries, next })
     }
 
-    fn member_metadata(&self, member: &Path) -> Option<Metadata> {
-        let meta = fs::symlink_metadata(member).ok()?;
-        if !meta.is_symlink() {
-            return Some(metadata(&meta));
+    fn member_metadata(&self, dir_fd: &OwnedFd, dir: &Path, name: &str) -> Option<Metadata> {
+        let stat = statx(
+            dir_fd,
+            name,
+            AtFlags::SYMLINK_NOFOLLOW,
+            StatxFlags::BASIC_STATS | StatxFlags::BTIME,
+        )
+        .ok()?;
+        if FileType::from_raw_mode(stat.stx_mode.into()) != FileType::Symlink {
+            return Some(metadata(&stat));
         }
-        self.confine(member).ok()?;
+        let member = dir.join(name);
+        self.confine(&member).ok()?;
         fs::metadata(member).ok().map(|meta| metadata(&meta))
     }
 
@@ -674,23 +690,66 @@ fn forbidden(reason: &str) -> Error {
     Error::Forbidden(reason.to_owned())
 }
 
-fn metadata(meta: &fs::Metadata) -> Metadata {
-    let (kind, size) = if meta.is_dir() {
+/// The contract's metadata (and so the ETag rule) of a file, from whichever
+/// stat call looked at it.
+fn metadata(stat: impl Into<Stat>) -> Metadata {
+    let stat = stat.into();
+    let (kind, size) = if stat.dir {
         (NodeKind::Collection, 0)
     } else {
-        (NodeKind::File, meta.len())
+        (NodeKind::File, stat.size)
     };
-    let mtime_nanos = i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec());
+    let mtime_nanos =
+        i128::from(stat.modified.seconds) * 1_000_000_000 + i128::from(stat.modified.nanoseconds);
     Metadata {
         kind,
         size,
-        modified: Timestamp {
-            seconds: meta.mtime(),
-            nanoseconds: u32::try_from(meta.mtime_nsec()).unwrap_or(0),
-        },
-        created: meta.created().ok().and_then(timestamp),
-        etag: format!("{:x}-{:x}-{:x}", meta.ino(), size, mtime_nanos),
+        modified: stat.modified,
+        created: stat.created,
+        etag: format!("{:x}-{:x}-{:x}", stat.ino, size, mtime_nanos),
         content_type: None,
+    }
+}
+
+/// What [`metadata`] is made of.
+struct Stat {
+    dir: bool,
+    size: u64,
+    ino: u64,
+    modified: Timestamp,
+    created: Option<Timestamp>,
+}
+
+impl From<&fs::Metadata> for Stat {
+    fn from(meta: &fs::Metadata) -> Self {
+        Self {
+            dir: meta.is_dir(),
+            size: meta.len(),
+            ino: meta.ino(),
+            modified: Timestamp {
+                seconds: meta.mtime(),
+                nanoseconds: u32::try_from(meta.mtime_nsec()).unwrap_or(0),
+            },
+            created: meta.created().ok().and_then(timestamp),
+        }
+    }
+}
+
+impl From<&Statx> for Stat {
+    fn from(stat: &Statx) -> Self {
+        let time = |t: &rustix::fs::StatxTimestamp| Timestamp {
+            seconds: t.tv_sec,
+            nanoseconds: t.tv_nsec,
+        };
+        Self {
+            dir: FileType::from_raw_mode(stat.stx_mode.into()) == FileType::Directory,
+            size: stat.stx_size,
+            ino: stat.stx_ino,
+            modified: time(&stat.stx_mtime),
+            created: StatxFlags::from_bits_retain(stat.stx_mask)
+                .contains(StatxFlags::BTIME)
+                .then(|| time(&stat.stx_btime)),
+        }
     }
 }
 
@@ -919,6 +978,8 @@ fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
 /// The dead-property sidecar store (see the module docs).
 struct PropStore {
     dir: PathBuf,
+    /// `dir`, open: existence checks look up one name in it.
+    dir_fd: OwnedFd,
     /// Where property documents are staged (the store's staging directory).
     staging: PathBuf,
     /// Serialises read-modify-write patches.
@@ -928,21 +989,40 @@ struct PropStore {
 impl PropStore {
     fn open(dir: PathBuf, staging: PathBuf) -> io::Result<Self> {
         fs::create_dir_all(&dir)?;
+        let dir_fd = rustix::fs::open(
+            &dir,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
         Ok(Self {
             dir,
+            dir_fd,
             staging,
             patching: Mutex::new(()),
         })
     }
 
     fn file(&self, path: &str) -> PathBuf {
-        let digest = Sha256::digest(path.as_bytes());
-        self.dir.join(
-            digest
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>(),
-        )
+        self.dir.join(Self::name(path))
+    }
+
+    /// The sidecar's name: the hex SHA-256 of the resource's path.
+    fn name(path: &str) -> String {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        Sha256::digest(path.as_bytes())
+            .iter()
+            .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]])
+            .map(char::from)
+            .collect()
+    }
+
+    /// Whether `path` has dead properties (its sidecar exists).
+    fn has(&self, path: &str) -> io::Result<bool> {
+        match rustix::fs::accessat(&self.dir_fd, Self::name(path), Access::EXISTS, AtFlags::empty()) {
+            Ok(()) => Ok(true),
+            Err(rustix::io::Errno::NOENT) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn load(&self, path: &str) -> io::Result<Vec<Property>> {
