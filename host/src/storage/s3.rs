@@ -1221,14 +1221,15 @@ impl Backend for S3Backend {
         Ok(errors)
     }
 
+    /// One GetObject; no properties object is an empty list, whether or
+    /// not the resource exists (the contract allows it; the handler has
+    /// looked the resource up already), which saves a request per PROPFIND.
     async fn get_properties(&self, path: &str) -> Result<Vec<Property>> {
-        match self.load_properties(path).await.map_err(absent)? {
-            Some(properties) => Ok(properties),
-            None => {
-                self.lookup(path).await?.ok_or(Error::NotFound)?;
-                Ok(Vec::new())
-            }
-        }
+        Ok(self
+            .load_properties(path)
+            .await
+            .map_err(absent)?
+            .unwrap_or_default())
     }
 
     async fn patch_properties(&self, path: &str, changes: Vec<PropertyChange>) -> Result<()> {
