@@ -297,9 +297,15 @@ impl Store {
 
     fn list_members(&self, path: &str, cursor: Option<String>, limit: u32) -> Result<Page> {
         let dir = self.resolve(path)?;
-        if !fs::metadata(&dir).map_err(lookup)?.is_dir() {
-            return Err(Error::NotACollection);
-        }
+        // Members are looked up relative to the open collection, one path
+        // segment each instead of a walk from the root. Opening it also
+        // tells a file (ENOTDIR: not a collection) from a missing path.
+        let dir_fd = rustix::fs::open(
+            &dir,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| lookup(e.into()))?;
         let mut staged_here = false;
         let mut names: Vec<String> = fs::read_dir(&dir)?
             .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
@@ -317,14 +323,6 @@ impl Store {
         }
 
         let limit = limit.clamp(1, MAX_PAGE) as usize;
-        // Members are looked up relative to the open collection, one path
-        // segment each instead of a walk from the root.
-        let dir_fd = rustix::fs::open(
-            &dir,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(io::Error::from)?;
         let mut entries = Vec::new();
         let mut names = names.into_iter().peekable();
         while entries.len() < limit {
