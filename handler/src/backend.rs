@@ -6,6 +6,7 @@
 //! in-memory implementation in [`crate::memory`], and inside the component
 //! with the thin adapters in `component.rs`.
 
+use std::any::Any;
 use std::fmt;
 
 /// Seconds and nanoseconds since the Unix epoch.
@@ -159,6 +160,14 @@ pub type StorageResult<T> = Result<T, StorageError>;
 pub trait Reader {
     /// Up to `max` bytes; empty at the end of the range.
     fn read(&mut self, max: u32) -> StorageResult<Vec<u8>>;
+
+    /// The binding's own stream of the range, when it offered one: an opaque
+    /// source that a [`Sink`](crate::http::Sink) of the same binding can
+    /// splice from without the bytes passing through this component. None:
+    /// only `read` works.
+    fn direct(&mut self) -> Option<&mut dyn Any> {
+        None
+    }
 }
 
 pub trait Writer {

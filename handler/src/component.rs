@@ -1,6 +1,8 @@
 //! The component glue: wasi:http in and out, `edgedav:dav` imports behind
 //! the [`crate::backend`] traits. No protocol decisions are made here.
 
+use std::any::Any;
+
 use crate::backend::{self as b, Config, Env};
 use crate::error::DavError;
 use crate::http::{BodyReader, Request, Sink};
@@ -165,6 +167,16 @@ struct WasiSink {
 }
 
 impl Sink for WasiSink {
+    /// Splices a storage stream into the body: the host moves the bytes.
+    fn splice(&mut self, source: &mut dyn Any, max: u64) -> Option<Result<u64, String>> {
+        let source = source.downcast_mut::<InputStream>()?;
+        Some(match self.stream.blocking_splice(source, max) {
+            Ok(moved) => Ok(moved),
+            Err(StreamError::Closed) => Ok(0),
+            Err(e) => Err(format!("{e:?}")),
+        })
+    }
+
     fn write(&mut self, mut data: &[u8]) -> Result<(), String> {
         while !data.is_empty() {
             let permitted = loop {
@@ -242,10 +254,26 @@ struct WitStorage;
 
 struct WitReader(storage::Reader);
 struct WitWriter(storage::Writer);
+/// A range the binding offered as a stream (`open-read-stream`).
+struct WitStream(InputStream);
 
 impl b::Reader for WitReader {
     fn read(&mut self, max: u32) -> b::StorageResult<Vec<u8>> {
         Ok(self.0.read(max)?)
+    }
+}
+
+impl b::Reader for WitStream {
+    fn read(&mut self, max: u32) -> b::StorageResult<Vec<u8>> {
+        match self.0.blocking_read(u64::from(max)) {
+            Ok(chunk) => Ok(chunk),
+            Err(StreamError::Closed) => Ok(Vec::new()),
+            Err(StreamError::LastOperationFailed(e)) => Err(b::StorageError::Io(e.to_debug_string())),
+        }
+    }
+
+    fn direct(&mut self) -> Option<&mut dyn Any> {
+        Some(&mut self.0)
     }
 }
 
@@ -295,6 +323,10 @@ impl b::Storage for WitStorage {
         offset: u64,
         length: Option<u64>,
     ) -> b::StorageResult<Box<dyn b::Reader>> {
+        // The stream first: with it the body is spliced host-side.
+        if let Some(stream) = storage::open_read_stream(path, offset, length)? {
+            return Ok(Box::new(WitStream(stream)));
+        }
         Ok(Box::new(WitReader(storage::open_read(
             path, offset, length,
         )?)))

@@ -4,6 +4,8 @@
 //! wasi:http request into a [`Request`] and streams a [`Response`] back, and the
 //! native tests build them by hand.
 
+use std::any::Any;
+
 use crate::backend::{Reader, Storage, StorageError};
 use crate::error::DavError;
 
@@ -113,6 +115,13 @@ pub trait ChunkSource {
 /// Where a response body goes.
 pub trait Sink {
     fn write(&mut self, data: &[u8]) -> Result<(), String>;
+
+    /// Moves up to `max` bytes from `source` (a [`Reader::direct`]) and says
+    /// how many (0: the source is exhausted); None when this sink cannot use
+    /// that source, and the caller then reads and writes.
+    fn splice(&mut self, _source: &mut dyn Any, _max: u64) -> Option<Result<u64, String>> {
+        None
+    }
 }
 
 pub struct Response<'a> {
@@ -197,7 +206,8 @@ impl<'a> Response<'a> {
     }
 }
 
-/// Moves `length` bytes from a storage reader to the sink, chunk by chunk.
+/// Moves `length` bytes from a storage reader to the sink: spliced when the
+/// sink can take the reader's own stream, else chunk by chunk.
 fn copy(
     mut reader: Box<dyn Reader>,
     path: &str,
@@ -206,14 +216,21 @@ fn copy(
 ) -> Result<(), String> {
     let mut left = length;
     while left > 0 {
-        let chunk = reader
-            .read(CHUNK.min(left.min(u32::MAX as u64) as u32))
-            .map_err(|e: StorageError| e.to_string())?;
-        if chunk.is_empty() {
+        let spliced = reader.direct().and_then(|source| sink.splice(source, left));
+        let moved = match spliced {
+            Some(moved) => moved?,
+            None => {
+                let chunk = reader
+                    .read(CHUNK.min(left.min(u32::MAX as u64) as u32))
+                    .map_err(|e: StorageError| e.to_string())?;
+                sink.write(&chunk)?;
+                chunk.len() as u64
+            }
+        };
+        if moved == 0 {
             return Err(format!("{path}: file ended {left} bytes early"));
         }
-        left = left.saturating_sub(chunk.len() as u64);
-        sink.write(&chunk)?;
+        left = left.saturating_sub(moved);
     }
     Ok(())
 }
@@ -223,5 +240,99 @@ impl Sink for Vec<u8> {
     fn write(&mut self, data: &[u8]) -> Result<(), String> {
         self.extend_from_slice(data);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryStorage;
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    /// A range offered both ways: its chunks are the "direct" source that
+    /// [`SplicingSink`] takes, and `read` hands them out too, counting calls.
+    struct Direct {
+        chunks: Vec<Vec<u8>>,
+        reads: Rc<Cell<usize>>,
+    }
+
+    impl Direct {
+        fn new(chunks: &[&[u8]]) -> (Self, Rc<Cell<usize>>) {
+            let reads = Rc::new(Cell::new(0));
+            let chunks = chunks.iter().map(|c| c.to_vec()).collect();
+            let reader = Self { chunks, reads: reads.clone() };
+            (reader, reads)
+        }
+    }
+
+    impl Reader for Direct {
+        fn read(&mut self, _max: u32) -> Result<Vec<u8>, StorageError> {
+            self.reads.set(self.reads.get() + 1);
+            Ok(if self.chunks.is_empty() { Vec::new() } else { self.chunks.remove(0) })
+        }
+
+        fn direct(&mut self) -> Option<&mut dyn Any> {
+            Some(&mut self.chunks)
+        }
+    }
+
+    /// Splices from a [`Direct`] source, at most `max` bytes per call.
+    #[derive(Default)]
+    struct SplicingSink(Vec<u8>);
+
+    impl Sink for SplicingSink {
+        fn write(&mut self, data: &[u8]) -> Result<(), String> {
+            self.0.extend_from_slice(data);
+            Ok(())
+        }
+
+        fn splice(&mut self, source: &mut dyn Any, max: u64) -> Option<Result<u64, String>> {
+            let chunks = source.downcast_mut::<Vec<Vec<u8>>>()?;
+            if chunks.is_empty() {
+                return Some(Ok(0));
+            }
+            let mut chunk = chunks.remove(0);
+            if chunk.len() as u64 > max {
+                chunks.insert(0, chunk.split_off(max as usize));
+            }
+            self.0.extend_from_slice(&chunk);
+            Some(Ok(chunk.len() as u64))
+        }
+    }
+
+    fn write(reader: Direct, length: u64, sink: &mut dyn Sink) -> Result<(), String> {
+        let mut response = Response::new(200);
+        response.body.push(Part::Reader {
+            reader: Box::new(reader),
+            path: "/f".into(),
+            length,
+        });
+        response.write_body(&MemoryStorage::default(), sink)
+    }
+
+    #[test]
+    fn a_direct_source_is_spliced_and_stops_at_the_range_end() {
+        let (reader, reads) = Direct::new(&[b"hello ", b"world, and more"]);
+        let mut sink = SplicingSink::default();
+        write(reader, 11, &mut sink).unwrap();
+        assert_eq!(sink.0, b"hello world");
+        assert_eq!(reads.get(), 0, "spliced, never read");
+    }
+
+    #[test]
+    fn a_direct_source_that_ends_early_cuts_the_body_short() {
+        let (reader, _) = Direct::new(&[b"abc"]);
+        let err = write(reader, 10, &mut SplicingSink::default()).unwrap_err();
+        assert!(err.contains("7 bytes early"), "{err}");
+    }
+
+    #[test]
+    fn a_sink_that_cannot_splice_reads_instead() {
+        let (reader, reads) = Direct::new(&[b"ab", b"c"]);
+        let mut sink = Vec::new();
+        write(reader, 3, &mut sink).unwrap();
+        assert_eq!(sink, b"abc");
+        assert_eq!(reads.get(), 2);
     }
 }

@@ -11,7 +11,9 @@
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
 use crate::locks::LockView;
+use crate::storage::stream::ReaderStream;
 use crate::storage::{self, Backend, Reader, Writer};
+use wasmtime_wasi::p2::DynInputStream;
 use edgedav::dav::locks::{ActiveLock, LockError, LockRequest};
 use edgedav::dav::storage::{
     Committed, Error, MemberError, Metadata, Page, Property, PropertyChange, Space, WriteOptions,
@@ -22,8 +24,8 @@ wasmtime::component::bindgen!({
         package edgedav:host;
 
         world host-imports {
-            import edgedav:dav/storage@0.3.0;
-            import edgedav:dav/locks@0.3.0;
+            import edgedav:dav/storage@0.4.0;
+            import edgedav:dav/locks@0.4.0;
         }
     ",
     path: "../wit",
@@ -33,6 +35,9 @@ wasmtime::component::bindgen!({
     with: {
         "edgedav:dav/storage.reader": crate::storage::Reader,
         "edgedav:dav/storage.writer": crate::storage::Writer,
+        // `open-read-stream` hands out wasmtime-wasi's own stream type, so
+        // the guest's `splice` into its response body works on it.
+        "wasi:io": wasmtime_wasi::p2::bindings::io,
     },
 });
 
@@ -55,7 +60,11 @@ pub fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     view: fn(&mut T) -> DavView<'_>,
 ) -> wasmtime::Result<()> {
-    HostImports::add_to_linker::<T, Dav>(linker, view)
+    // Interface by interface: the world's own `add_to_linker` would also
+    // add `wasi:io`, which the WASI linker already provides.
+    edgedav::dav::types::add_to_linker::<T, Dav>(linker, view)?;
+    edgedav::dav::storage::add_to_linker::<T, Dav>(linker, view)?;
+    edgedav::dav::locks::add_to_linker::<T, Dav>(linker, view)
 }
 
 type Answer<T, E = Error> = wasmtime::Result<Result<T, E>>;
@@ -84,6 +93,22 @@ impl edgedav::dav::storage::Host for DavView<'_> {
     ) -> Answer<Resource<Reader>> {
         match self.backend.open_read(&path, offset, length).await {
             Ok(reader) => Ok(Ok(self.table.push(reader)?)),
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
+    /// Every backend offers the stream: its reader behind a [`ReaderStream`].
+    async fn open_read_stream(
+        &mut self,
+        path: String,
+        offset: u64,
+        length: Option<u64>,
+    ) -> Answer<Option<Resource<DynInputStream>>> {
+        match self.backend.open_read(&path, offset, length).await {
+            Ok(reader) => {
+                let stream: DynInputStream = Box::new(ReaderStream::new(reader));
+                Ok(Ok(Some(self.table.push(stream)?)))
+            }
             Err(e) => Ok(Err(e)),
         }
     }

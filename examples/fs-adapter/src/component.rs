@@ -17,9 +17,9 @@ wit_bindgen::generate!({
         world adapter {
             import wasi:filesystem/preopens@0.2.6;
             import wasi:random/random@0.2.6;
-            export edgedav:dav/types@0.3.0;
-            export edgedav:dav/storage@0.3.0;
-            export edgedav:dav/locks@0.3.0;
+            export edgedav:dav/types@0.4.0;
+            export edgedav:dav/storage@0.4.0;
+            export edgedav:dav/locks@0.4.0;
         }
     "#,
     world: "edgedav:fs-adapter/adapter",
@@ -32,6 +32,7 @@ use exports::edgedav::dav::storage::{
 };
 use exports::edgedav::dav::types::{Error, Metadata, NodeKind, Timestamp};
 use wasi::filesystem::preopens::get_directories;
+use wasi::io::streams::InputStream;
 use wasi::filesystem::types::{
     Descriptor, DescriptorFlags, DescriptorStat, DescriptorType, ErrorCode, OpenFlags, PathFlags,
 };
@@ -465,6 +466,29 @@ impl st::Guest for Component {
             position: RefCell::new(offset),
             remaining: RefCell::new(length.unwrap_or(u64::MAX)),
         }))
+    }
+
+    /// The descriptor's own stream when the range runs to the end of the
+    /// file (a whole GET): wasi:filesystem streams run to the end, and the
+    /// contract's stream closes at the end of its range. Other ranges are
+    /// declined, and the handler reads them through `open-read`.
+    fn open_read_stream(
+        path: String,
+        offset: u64,
+        length: Option<u64>,
+    ) -> Result<Option<InputStream>, Error> {
+        let s = store()?;
+        let fd = s
+            .open(&rel(&path)?, OpenFlags::empty(), DescriptorFlags::READ)
+            .map_err(lookup_err)?;
+        let stat = fd.stat().map_err(fs_err)?;
+        if stat.type_ == DescriptorType::Directory {
+            return Err(Error::IsACollection);
+        }
+        if length.is_some_and(|n| offset.saturating_add(n) < stat.size) {
+            return Ok(None);
+        }
+        Ok(Some(fd.read_via_stream(offset).map_err(fs_err)?))
     }
 
     fn open_write(path: String, options: WriteOptions) -> Result<st::Writer, Error> {

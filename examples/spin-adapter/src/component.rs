@@ -17,9 +17,9 @@ wit_bindgen::generate!({
 
         world adapter {
             import wasi:random/random@0.2.6;
-            export edgedav:dav/types@0.3.0;
-            export edgedav:dav/storage@0.3.0;
-            export edgedav:dav/locks@0.3.0;
+            export edgedav:dav/types@0.4.0;
+            export edgedav:dav/storage@0.4.0;
+            export edgedav:dav/locks@0.4.0;
         }
     "#,
     world: "edgedav:spin-adapter/adapter",
@@ -504,6 +504,16 @@ impl st::Guest for Component {
             position: Cell::new(offset.min(end)),
             end,
         }))
+    }
+
+    /// Declined: content lives in SQLite rows, not in a host stream; the
+    /// handler reads through `open-read`.
+    fn open_read_stream(
+        _path: String,
+        _offset: u64,
+        _length: Option<u64>,
+    ) -> Result<Option<wasi::io::streams::InputStream>, Error> {
+        Ok(None)
     }
 
     fn open_write(path: String, options: WriteOptions) -> Result<st::Writer, Error> {

@@ -13,6 +13,7 @@ pub mod local;
 mod props;
 pub mod s3;
 mod staging;
+pub mod stream;
 
 use async_trait::async_trait;
 
