@@ -38,6 +38,8 @@ fn main() {
         "handler/Cargo.toml",
         "wit",
         "Cargo.lock",
+        // The workspace manifest holds the handler's release profile.
+        "Cargo.toml",
         "host/src/codegen.rs",
     ] {
         println!(

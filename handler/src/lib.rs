@@ -8,6 +8,7 @@
 
 pub mod backend;
 pub mod conditions;
+pub mod date;
 pub mod error;
 pub mod http;
 pub mod methods;

@@ -8,7 +8,10 @@ use crate::xml::XmlWriter;
 
 /// Writes the content of a `DAV:status` element.
 pub fn write_status_line(w: &mut XmlWriter, status: u16) {
-    w.raw_fmt(format_args!("HTTP/1.1 {status} {}", reason(status)));
+    w.raw("HTTP/1.1 ");
+    w.number(u64::from(status));
+    w.raw(" ");
+    w.raw(reason(status));
 }
 
 pub fn reason(status: u16) -> &'static str {

@@ -138,15 +138,12 @@ impl DavPath {
     }
 
     pub fn join(&self, name: &str) -> Self {
-        if self.is_root() {
-            Self {
-                path: format!("/{name}"),
-            }
-        } else {
-            Self {
-                path: format!("{}/{name}", self.path),
-            }
-        }
+        let parent = if self.is_root() { "" } else { self.path.as_str() };
+        let mut path = String::with_capacity(parent.len() + 1 + name.len());
+        path.push_str(parent);
+        path.push('/');
+        path.push_str(name);
+        Self { path }
     }
 
     /// Whether `self` is `other` or lies below it.

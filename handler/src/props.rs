@@ -1,9 +1,8 @@
 //! Live properties (RFC 4918 §15, RFC 4331) computed from storage metadata
 //! and the lock table.
 
-use std::fmt;
-
 use crate::backend::{ActiveLock, Env, LockScope, Metadata, PropertyName, Timestamp};
+use crate::date::{http_date_bytes, rfc3339_bytes};
 use crate::path::DavPath;
 use crate::xml::{DAV, XmlWriter};
 
@@ -99,9 +98,9 @@ impl Live<'_> {
         match *self {
             Self::Text(text) => w.text(text),
             Self::Markup(markup) => w.raw(markup),
-            Self::Number(n) => w.raw_fmt(format_args!("{n}")),
-            Self::Created(t) => w.raw_fmt(format_args!("{}", Rfc3339(t))),
-            Self::Modified(t) => w.raw_fmt(format_args!("{}", HttpDate(t))),
+            Self::Number(n) => w.number(n),
+            Self::Created(t) => w.raw_bytes(&rfc3339_bytes(t)),
+            Self::Modified(t) => w.raw_bytes(&http_date_bytes(t)),
             Self::ETag(etag) => {
                 w.raw("\"");
                 w.text(etag);
@@ -177,12 +176,32 @@ pub fn content_type(path: &DavPath, meta: &Metadata) -> String {
     })
 }
 
+thread_local! {
+    /// The last extension looked up, and its type.
+    static LAST_GUESS: std::cell::RefCell<(String, &'static str)> =
+        const { std::cell::RefCell::new((String::new(), "")) };
+}
+
 /// The type guessed from the extension, and the charset suffix text types
 /// get.
 fn guessed_type(path: &DavPath) -> (&'static str, &'static str) {
-    let guess = mime_guess::from_path(path.name())
-        .first_raw()
-        .unwrap_or("application/octet-stream");
+    let name = path.name();
+    // As `Path::extension`: a leading dot starts a name, not an extension.
+    let extension = match name.rfind('.') {
+        Some(dot) if dot > 0 => &name[dot + 1..],
+        _ => "",
+    };
+    let guess = LAST_GUESS.with_borrow_mut(|(last, guess)| {
+        // A listing's members mostly share an extension: one lookup each run.
+        if last.as_str() != extension || guess.is_empty() {
+            last.clear();
+            last.push_str(extension);
+            *guess = mime_guess::from_ext(extension)
+                .first_raw()
+                .unwrap_or("application/octet-stream");
+        }
+        *guess
+    });
     let charset = if guess.starts_with("text/") {
         "; charset=utf-8"
     } else {
@@ -191,80 +210,20 @@ fn guessed_type(path: &DavPath) -> (&'static str, &'static str) {
     (guess, charset)
 }
 
-/// RFC 1123 date, as HTTP and `getlastmodified` use.
-pub fn http_date(t: Timestamp) -> String {
-    HttpDate(t).to_string()
-}
-
-/// Displays a timestamp as an RFC 1123 date.
-struct HttpDate(Timestamp);
-
-impl fmt::Display for HttpDate {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let secs = u64::try_from(self.0.seconds).unwrap_or(0);
-        let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
-        fmt::Display::fmt(&httpdate::HttpDate::from(time), f)
-    }
-}
-
-/// RFC 3339 UTC date, as `creationdate` uses.
-pub fn rfc3339(t: Timestamp) -> String {
-    Rfc3339(t).to_string()
-}
-
-/// Displays a timestamp as an RFC 3339 UTC date.
-struct Rfc3339(Timestamp);
-
-impl fmt::Display for Rfc3339 {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let t = self.0;
-        let days = t.seconds.div_euclid(86_400);
-        let secs = t.seconds.rem_euclid(86_400);
-        let (year, month, day) = civil_from_days(days);
-        write!(
-            f,
-            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-            secs / 3600,
-            secs % 3600 / 60,
-            secs % 60
-        )
-    }
-}
-
-/// Howard Hinnant's days-to-civil algorithm.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn dates() {
-        let t = Timestamp {
-            seconds: 1_000_000_000,
-            nanoseconds: 0,
-        };
-        assert_eq!(rfc3339(t), "2001-09-09T01:46:40Z");
-        assert_eq!(http_date(t), "Sun, 09 Sep 2001 01:46:40 GMT");
-        assert_eq!(rfc3339(Timestamp::default()), "1970-01-01T00:00:00Z");
-        assert_eq!(
-            rfc3339(Timestamp {
-                seconds: 951_782_400,
-                nanoseconds: 0
-            }),
-            "2000-02-29T00:00:00Z"
-        );
+    fn guessed_types_follow_mime_guess() {
+        let names = ["a.txt", "b.TXT", ".txt", "README", "x.png", "y.png", "z.", "a.b.html", "a.txt"];
+        for name in names {
+            let path = DavPath::from_target(&format!("/d/{name}")).unwrap();
+            let expected = mime_guess::from_path(name)
+                .first_raw()
+                .unwrap_or("application/octet-stream");
+            assert_eq!(guessed_type(&path).0, expected, "{name}");
+        }
     }
 
     #[test]

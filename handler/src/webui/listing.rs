@@ -11,7 +11,7 @@ use crate::backend::{Entry, Env, Page};
 use crate::error::{DavError, DavResult};
 use crate::http::ChunkSource;
 use crate::path::DavPath;
-use crate::props::rfc3339;
+use crate::date::rfc3339;
 
 /// Listing pages fetched per chunk of HTML.
 const PAGE: u32 = 1000;

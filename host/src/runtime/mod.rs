@@ -378,6 +378,11 @@ fn engine_config(limits: &SandboxLimits) -> Config {
     }
     let mut config = codegen::config();
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    // For `perf`: name the guest's functions in /tmp/perf-PID.map (a
+    // developer's switch, documented with the benchmark).
+    if std::env::var_os("EDGEDAV_PERF_MAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     config
 }
 

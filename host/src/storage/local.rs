@@ -45,7 +45,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, ErrorKind, Seek, SeekFrom, Write as _};
-use std::os::fd::OwnedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -306,15 +306,20 @@ impl Store {
             Mode::empty(),
         )
         .map_err(|e| lookup(e.into()))?;
+        // Read through the descriptor just opened, not by path again.
+        let mut listing = rustix::fs::Dir::new(dir_fd).map_err(io::Error::from)?;
         let mut staged_here = false;
-        let mut names: Vec<String> = fs::read_dir(&dir)?
-            .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        let mut names: Vec<String> = listing
+            .by_ref()
+            .filter_map(|entry| entry.ok()?.file_name().to_str().ok().map(str::to_owned))
+            .filter(|name| name != "." && name != "..")
             .filter(|name| {
                 staged_here |= name.starts_with(UPLOAD_PREFIX);
                 !is_reserved(name)
             })
             .filter(|name| cursor.as_ref().is_none_or(|after| name > after))
             .collect();
+        let dir_fd = listing.fd().map_err(io::Error::from)?;
         names.sort_unstable();
         if staged_here {
             // Files staged beside their target (see `staging`), or left by
@@ -323,15 +328,19 @@ impl Store {
         }
 
         let limit = limit.clamp(1, MAX_PAGE) as usize;
-        let mut entries = Vec::new();
+        let mut entries = Vec::with_capacity(limit.min(names.len()));
+        // A store without any dead property (the usual case) answers for
+        // every member at once, instead of a lookup per member.
+        let any_properties = self.props.any().unwrap_or(true);
         let mut names = names.into_iter().peekable();
         while entries.len() < limit {
             let Some(name) = names.next() else { break };
             // Members can vanish meanwhile, and symlinks may lead out of the store.
-            if let Some(metadata) = self.member_metadata(&dir_fd, &dir, &name) {
+            if let Some(metadata) = self.member_metadata(dir_fd, &dir, &name) {
                 // Dead properties exist iff the sidecar does: one lookup, no
                 // read. When that cannot be told, say they may (true).
-                let has_properties = self.props.has(&child_path(path, &name)).unwrap_or(true);
+                let has_properties = any_properties
+                    && self.props.has(&child_path(path, &name)).unwrap_or(true);
                 entries.push(Entry {
                     name,
                     metadata,
@@ -346,7 +355,7 @@ impl Store {
         Ok(Page { entries, next })
     }
 
-    fn member_metadata(&self, dir_fd: &OwnedFd, dir: &Path, name: &str) -> Option<Metadata> {
+    fn member_metadata(&self, dir_fd: BorrowedFd<'_>, dir: &Path, name: &str) -> Option<Metadata> {
         let stat = statx(
             dir_fd,
             name,
@@ -704,9 +713,37 @@ fn metadata(stat: impl Into<Stat>) -> Metadata {
         size,
         modified: stat.modified,
         created: stat.created,
-        etag: format!("{:x}-{:x}-{:x}", stat.ino, size, mtime_nanos),
+        etag: etag(stat.ino, size, mtime_nanos),
         content_type: None,
     }
+}
+
+/// `INODE-SIZE-MTIME` in hex (a negative mtime as its two's complement,
+/// as `{:x}` writes it): written without the fmt machinery, since a
+/// listing makes one per member.
+fn etag(ino: u64, size: u64, mtime_nanos: i128) -> String {
+    fn hex(out: &mut String, n: u128) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut buf = [0u8; 32];
+        let mut start = buf.len();
+        let mut n = n;
+        loop {
+            start -= 1;
+            buf[start] = DIGITS[(n & 15) as usize];
+            n >>= 4;
+            if n == 0 {
+                break;
+            }
+        }
+        buf[start..].iter().for_each(|&b| out.push(char::from(b)));
+    }
+    let mut out = String::with_capacity(48);
+    hex(&mut out, u128::from(ino));
+    out.push('-');
+    hex(&mut out, u128::from(size));
+    out.push('-');
+    hex(&mut out, mtime_nanos as u128);
+    out
 }
 
 /// What [`metadata`] is made of.
@@ -989,7 +1026,8 @@ impl PropStore {
         fs::create_dir_all(&dir)?;
         let dir_fd = rustix::fs::open(
             &dir,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            // Readable, not O_PATH: `any` lists it.
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )?;
         Ok(Self {
@@ -1012,6 +1050,19 @@ impl PropStore {
             .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]])
             .map(char::from)
             .collect()
+    }
+
+    /// Whether any resource has dead properties (any sidecar exists): one
+    /// read of the sidecar directory's first entries.
+    fn any(&self) -> io::Result<bool> {
+        for entry in rustix::fs::Dir::read_from(&self.dir_fd)? {
+            let entry = entry?;
+            let name = entry.file_name().to_bytes();
+            if name != b"." && name != b".." {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Whether `path` has dead properties (its sidecar exists).
@@ -1083,6 +1134,20 @@ impl PropStore {
 mod tests {
     use super::*;
     use crate::bindings::edgedav::dav::storage::PropertyName;
+
+    /// ETags are what clients cache: the hand-written hex must match the
+    /// `{:x}` form earlier versions answered.
+    #[test]
+    fn etags_keep_their_form() {
+        for (ino, size, mtime) in [
+            (0, 0, 0),
+            (0x9ee0b2, 4096, 1_796_000_000_123_456_789),
+            (u64::MAX, u64::MAX, i128::from(i64::MAX) * 1_000_000_000),
+            (1, 2, -1_500_000_000),
+        ] {
+            assert_eq!(etag(ino, size, mtime), format!("{ino:x}-{size:x}-{mtime:x}"));
+        }
+    }
 
     /// A scratch store under the system temp directory, removed on drop.
     struct Scratch {
