@@ -9,6 +9,8 @@
 use std::any::Any;
 use std::fmt;
 
+use edgedav_rules::locks::Extent;
+
 /// Seconds and nanoseconds since the Unix epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Timestamp {
@@ -228,16 +230,17 @@ impl ActiveLock {
     /// was taken on it, or it is deep and taken on an ancestor. The one
     /// statement of the rule `Locks::covering` answers.
     pub fn covers(&self, path: &str) -> bool {
-        self.root == path || (self.deep && is_within(path, &self.root))
+        self.extent().covers(path)
     }
-}
 
-/// Whether `path` is `root` or below it (normalised contract paths).
-pub fn is_within(path: &str, root: &str) -> bool {
-    root == "/"
-        || path
-            .strip_prefix(root)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    /// The lock's reach, for the shared lock rules.
+    pub fn extent(&self) -> Extent<'_> {
+        Extent {
+            root: &self.root,
+            deep: self.deep,
+            exclusive: self.scope == LockScope::Exclusive,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

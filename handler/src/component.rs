@@ -268,7 +268,9 @@ impl b::Reader for WitStream {
         match self.0.blocking_read(u64::from(max)) {
             Ok(chunk) => Ok(chunk),
             Err(StreamError::Closed) => Ok(Vec::new()),
-            Err(StreamError::LastOperationFailed(e)) => Err(b::StorageError::Io(e.to_debug_string())),
+            Err(StreamError::LastOperationFailed(e)) => {
+                Err(b::StorageError::Io(e.to_debug_string()))
+            }
         }
     }
 

@@ -15,8 +15,7 @@ const FIRST: i64 = -62_167_219_200;
 
 const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
 const MONTHS: [&[u8; 3]; 12] = [
-    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
-    b"Dec",
+    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
 ];
 
 /// RFC 1123, e.g. `Sun, 09 Sep 2001 01:46:40 GMT`. Times before 1970 show
@@ -124,7 +123,10 @@ mod tests {
     #[test]
     fn dates() {
         assert_eq!(rfc3339(at(1_000_000_000)), "2001-09-09T01:46:40Z");
-        assert_eq!(http_date(at(1_000_000_000)), "Sun, 09 Sep 2001 01:46:40 GMT");
+        assert_eq!(
+            http_date(at(1_000_000_000)),
+            "Sun, 09 Sep 2001 01:46:40 GMT"
+        );
         assert_eq!(rfc3339(at(0)), "1970-01-01T00:00:00Z");
         assert_eq!(http_date(at(0)), "Thu, 01 Jan 1970 00:00:00 GMT");
         assert_eq!(rfc3339(at(951_782_400)), "2000-02-29T00:00:00Z");

@@ -261,7 +261,10 @@ mod tests {
         fn new(chunks: &[&[u8]]) -> (Self, Rc<Cell<usize>>) {
             let reads = Rc::new(Cell::new(0));
             let chunks = chunks.iter().map(|c| c.to_vec()).collect();
-            let reader = Self { chunks, reads: reads.clone() };
+            let reader = Self {
+                chunks,
+                reads: reads.clone(),
+            };
             (reader, reads)
         }
     }
@@ -269,7 +272,11 @@ mod tests {
     impl Reader for Direct {
         fn read(&mut self, _max: u32) -> Result<Vec<u8>, StorageError> {
             self.reads.set(self.reads.get() + 1);
-            Ok(if self.chunks.is_empty() { Vec::new() } else { self.chunks.remove(0) })
+            Ok(if self.chunks.is_empty() {
+                Vec::new()
+            } else {
+                self.chunks.remove(0)
+            })
         }
 
         fn direct(&mut self) -> Option<&mut dyn Any> {

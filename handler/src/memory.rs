@@ -21,17 +21,8 @@ pub struct MemoryStorage {
     property_reads: Cell<u64>,
 }
 
-fn parent_of(path: &str) -> Option<&str> {
-    if path == "/" {
-        return None;
-    }
-    let cut = path.rfind('/').unwrap_or(0);
-    Some(if cut == 0 { "/" } else { &path[..cut] })
-}
-
-fn rebase(path: &str, from: &str, to: &str) -> String {
-    format!("{to}{}", &path[from.len()..])
-}
+use edgedav_rules::locks::{Extent, granted_secs};
+use edgedav_rules::path::{in_subtree, parent_of, rebase};
 
 impl MemoryStorage {
     pub fn new() -> Self {
@@ -90,7 +81,7 @@ impl MemoryStorage {
         self.nodes
             .borrow()
             .keys()
-            .filter(|k| is_within(k, root))
+            .filter(|k| in_subtree(k, root))
             .cloned()
             .collect()
     }
@@ -105,11 +96,8 @@ impl MemoryStorage {
         overwrite: bool,
     ) -> StorageResult<()> {
         self.stat(source)?;
-        if is_within(destination, source) || is_within(source, destination) {
-            return Err(StorageError::Forbidden(
-                "source and destination overlap".into(),
-            ));
-        }
+        edgedav_rules::transfer::check(source, destination)
+            .map_err(|refusal| StorageError::Forbidden(refusal.reason().into()))?;
         self.check_parent(destination)?;
         if self.nodes.borrow().contains_key(destination) {
             if !overwrite {
@@ -389,19 +377,16 @@ impl MemoryLocks {
 
 impl Locks for MemoryLocks {
     fn acquire(&self, request: &LockRequest) -> Result<ActiveLock, LockError> {
-        let overlapping = |l: &ActiveLock| {
-            (l.root == request.root)
-                || (l.deep && is_within(&request.root, &l.root))
-                || (request.deep && is_within(&l.root, &request.root))
+        let requested = Extent {
+            root: &request.root,
+            deep: request.deep,
+            exclusive: request.scope == LockScope::Exclusive,
         };
         let conflicts: Vec<ActiveLock> = self
             .locks
             .borrow()
             .iter()
-            .filter(|l| {
-                overlapping(l)
-                    && (l.scope == LockScope::Exclusive || request.scope == LockScope::Exclusive)
-            })
+            .filter(|l| l.extent().conflicts_with(&requested))
             .cloned()
             .collect();
         if !conflicts.is_empty() {
@@ -414,7 +399,7 @@ impl Locks for MemoryLocks {
             scope: request.scope,
             deep: request.deep,
             owner: request.owner.clone(),
-            timeout: Some(request.timeout.unwrap_or(3600).min(3600)),
+            timeout: Some(granted_secs(request.timeout)),
         };
         self.locks.borrow_mut().push(lock.clone());
         Ok(lock)
@@ -426,7 +411,7 @@ impl Locks for MemoryLocks {
             .iter_mut()
             .find(|l| l.token == token)
             .ok_or(LockError::NoSuchLock)?;
-        lock.timeout = Some(timeout.unwrap_or(3600).min(3600));
+        lock.timeout = Some(granted_secs(timeout));
         Ok(lock.clone())
     }
 
@@ -458,7 +443,7 @@ impl Locks for MemoryLocks {
             .locks
             .borrow()
             .iter()
-            .filter(|l| is_within(&l.root, path))
+            .filter(|l| l.extent().within(path))
             .cloned()
             .collect())
     }

@@ -216,7 +216,9 @@ mod tests {
 
     #[test]
     fn guessed_types_follow_mime_guess() {
-        let names = ["a.txt", "b.TXT", ".txt", "README", "x.png", "y.png", "z.", "a.b.html", "a.txt"];
+        let names = [
+            "a.txt", "b.TXT", ".txt", "README", "x.png", "y.png", "z.", "a.b.html", "a.txt",
+        ];
         for name in names {
             let path = DavPath::from_target(&format!("/d/{name}")).unwrap();
             let expected = mime_guess::from_path(name)

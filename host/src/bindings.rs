@@ -13,11 +13,11 @@ use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 use crate::locks::LockView;
 use crate::storage::stream::ReaderStream;
 use crate::storage::{self, Backend, Reader, Writer};
-use wasmtime_wasi::p2::DynInputStream;
 use edgedav::dav::locks::{ActiveLock, LockError, LockRequest};
 use edgedav::dav::storage::{
     Committed, Error, MemberError, Metadata, Page, Property, PropertyChange, Space, WriteOptions,
 };
+use wasmtime_wasi::p2::DynInputStream;
 
 wasmtime::component::bindgen!({
     inline: "

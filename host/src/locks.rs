@@ -5,7 +5,8 @@
 //! the insertion of the new lock. Locks do not survive a restart, which RFC
 //! 4918 allows (clients refresh or re-lock).
 //!
-//! Every lock expires: a granted timeout is at most [`MAX_TIMEOUT_SECS`]
+//! Every lock expires: a granted timeout is at most
+//! [`edgedav_rules::locks::MAX_TIMEOUT_SECS`]
 //! (one hour), and a request for an infinite timeout gets that cap, so a
 //! crashed client cannot lock a resource forever. Expired locks are purged
 //! lazily, on the next call.
@@ -24,12 +25,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use edgedav_rules::locks::{Extent, granted_secs};
+
 use crate::bindings::edgedav::dav::locks::{ActiveLock, LockError, LockRequest, Scope};
 use crate::perms::{PermSet, Permissions};
 use crate::storage::home::LockScope;
-
-/// The longest timeout granted, in seconds.
-pub const MAX_TIMEOUT_SECS: u32 = 3600;
 
 #[derive(Default)]
 pub struct LockTable {
@@ -64,15 +64,23 @@ impl Lock {
         }
     }
 
+    fn extent(&self) -> Extent<'_> {
+        Extent {
+            root: &self.root,
+            deep: self.deep,
+            exclusive: matches!(self.scope, Scope::Exclusive),
+        }
+    }
+
     /// Whether this lock and a requested one (full root in `store`) may not
     /// both be held.
     fn conflicts_with(&self, store: &str, root: &str, request: &LockRequest) -> bool {
-        let exclusive =
-            matches!(self.scope, Scope::Exclusive) || matches!(request.scope, Scope::Exclusive);
-        let overlap = self.root == root
-            || (self.deep && is_ancestor(&self.root, root))
-            || (request.deep && is_ancestor(root, &self.root));
-        &*self.store == store && exclusive && overlap
+        let requested = Extent {
+            root,
+            deep: request.deep,
+            exclusive: matches!(request.scope, Scope::Exclusive),
+        };
+        &*self.store == store && self.extent().conflicts_with(&requested)
     }
 }
 
@@ -269,7 +277,7 @@ impl LockView {
         let full = self.full(path);
         self.table
             .select(&self.scope.store, &self.holder, |lock| {
-                lock.root == full || (lock.deep && is_ancestor(&lock.root, &full))
+                lock.extent().covers(&full)
             })
             .into_iter()
             .map(|(lock, own)| self.present(lock, own))
@@ -281,7 +289,7 @@ impl LockView {
         let full = self.full(path);
         self.table
             .select(&self.scope.store, &self.holder, |lock| {
-                lock.root == full || is_ancestor(&full, &lock.root)
+                lock.extent().within(&full)
             })
             .into_iter()
             .map(|(lock, own)| self.present(lock, own))
@@ -289,26 +297,15 @@ impl LockView {
     }
 }
 
-/// The timeout granted for a requested one: at least a second, at most the cap.
+/// The timeout granted for a requested one (the shared cap).
 fn granted(requested: Option<u32>) -> Duration {
-    let secs = requested
-        .unwrap_or(MAX_TIMEOUT_SECS)
-        .clamp(1, MAX_TIMEOUT_SECS);
-    Duration::from_secs(secs.into())
-}
-
-/// Whether `ancestor` is a proper ancestor of `path` (both normalised).
-fn is_ancestor(ancestor: &str, path: &str) -> bool {
-    if ancestor == "/" {
-        return path != "/";
-    }
-    path.strip_prefix(ancestor)
-        .is_some_and(|rest| rest.starts_with('/'))
+    Duration::from_secs(granted_secs(requested).into())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use edgedav_rules::locks::MAX_TIMEOUT_SECS;
 
     fn request(root: &str, scope: Scope, deep: bool) -> LockRequest {
         LockRequest {
@@ -339,15 +336,6 @@ mod tests {
     fn roots(mut locks: Vec<ActiveLock>) -> Vec<String> {
         locks.sort_by(|a, b| a.root.cmp(&b.root));
         locks.into_iter().map(|l| l.root).collect()
-    }
-
-    #[test]
-    fn ancestry() {
-        assert!(is_ancestor("/", "/a"));
-        assert!(!is_ancestor("/", "/"));
-        assert!(is_ancestor("/a", "/a/b/c"));
-        assert!(!is_ancestor("/a", "/a"));
-        assert!(!is_ancestor("/a", "/ab"));
     }
 
     #[test]

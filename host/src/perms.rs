@@ -186,11 +186,7 @@ impl Permissions {
 
 /// Whether directory `dir` is `path` or one of its ancestors.
 fn covers(dir: &str, path: &str) -> bool {
-    dir == "/"
-        || path == dir
-        || path
-            .strip_prefix(dir)
-            .is_some_and(|rest| rest.starts_with('/'))
+    edgedav_rules::path::in_subtree(path, dir)
 }
 
 /// The parent of a normalised path (`/` for `/` itself).

@@ -110,8 +110,7 @@ fn metrics_reflect_the_traffic_just_sent() {
     // Every request that reached the component got an instance: a new one
     // or a warm one of the same user.
     assert_eq!(
-        get(&m, "edgedav_instantiation_seconds_count")
-            + get(&m, "edgedav_instance_reuses_total"),
+        get(&m, "edgedav_instantiation_seconds_count") + get(&m, "edgedav_instance_reuses_total"),
         5.0
     );
     assert!(get(&m, "edgedav_instantiation_seconds_count") >= 1.0);

@@ -89,7 +89,10 @@ home = {{ backend = "local", path = "{{dir}}/home" }}
 }
 
 fn errors(s: &Server, kind: &str) -> u64 {
-    metric(s, &format!("edgedav_component_errors_total{{kind=\"{kind}\"}}"))
+    metric(
+        s,
+        &format!("edgedav_component_errors_total{{kind=\"{kind}\"}}"),
+    )
 }
 
 /// A sample of the server's metrics, by its exact name and labels.
@@ -260,9 +263,19 @@ fn warm_instances_serve_their_own_user_only() {
     assert_eq!(metric(&s, "edgedav_instance_reuses_total"), 1);
 
     // The trap retires alice's instance; her next request gets a new one.
-    assert_eq!(s.req_as("alice", "pw", "GET", "/trap").send().unwrap().status(), 500);
+    assert_eq!(
+        s.req_as("alice", "pw", "GET", "/trap")
+            .send()
+            .unwrap()
+            .status(),
+        500
+    );
     wait_warm(&s, 2);
-    assert_eq!(count(&s, Some("alice")), 1, "a fresh instance after the trap");
+    assert_eq!(
+        count(&s, Some("alice")),
+        1,
+        "a fresh instance after the trap"
+    );
     assert_eq!(errors(&s, "trap"), 1);
 }
 

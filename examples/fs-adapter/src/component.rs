@@ -5,9 +5,9 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use edgedav_adapter_common as common;
+use edgedav_rules as rules;
+use edgedav_rules::props::{Property as StoredProperty, sidecar};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 wit_bindgen::generate!({
     path: "../../wit",
@@ -32,10 +32,10 @@ use exports::edgedav::dav::storage::{
 };
 use exports::edgedav::dav::types::{Error, Metadata, NodeKind, Timestamp};
 use wasi::filesystem::preopens::get_directories;
-use wasi::io::streams::InputStream;
 use wasi::filesystem::types::{
     Descriptor, DescriptorFlags, DescriptorStat, DescriptorType, ErrorCode, OpenFlags, PathFlags,
 };
+use wasi::io::streams::InputStream;
 
 struct Component;
 
@@ -131,7 +131,7 @@ fn forbidden(reason: &str) -> Error {
 
 /// A contract path as a path relative to the root descriptor (`.` for the root).
 fn rel(path: &str) -> Result<String, Error> {
-    let segments = common::segments(path, is_reserved).map_err(forbidden)?;
+    let segments = rules::path::segments(path, is_reserved).map_err(forbidden)?;
     Ok(if segments.is_empty() {
         ".".to_owned()
     } else {
@@ -157,7 +157,7 @@ fn rel_child(rel: &str, name: &str) -> String {
 fn random_name() -> String {
     format!(
         "{UPLOAD_PREFIX}{}",
-        common::hex(&wasi::random::random::get_random_bytes(16))
+        rules::hex(&wasi::random::random::get_random_bytes(16))
     )
 }
 
@@ -438,7 +438,7 @@ impl st::Guest for Component {
             // Members can vanish meanwhile, and symlinks may lead out of the
             // store (the runtime refuses to follow those): skip them.
             if let Ok(metadata) = s.metadata(&rel_child(&dir, &name)) {
-                let has_properties = s.has_properties(&common::child_path(&path, &name));
+                let has_properties = s.has_properties(&rules::path::child_path(&path, &name));
                 entries.push(Entry {
                     name,
                     metadata,
@@ -591,7 +591,7 @@ impl st::Guest for Component {
         if s.stat(&to, NOFOLLOW).map_err(fs_err)?.type_ == DescriptorType::Directory {
             s.walk(&to, &destination, &mut |member| {
                 moved.push((
-                    common::rebase(member, &destination, &source),
+                    rules::path::rebase(member, &destination, &source),
                     member.to_owned(),
                 ));
             })
@@ -622,29 +622,20 @@ impl st::Guest for Component {
     fn patch_properties(path: String, changes: Vec<PropertyChange>) -> Result<(), Error> {
         let s = store()?;
         s.stat(&rel(&path)?, FOLLOW).map_err(fs_err)?;
-        let changes = changes
-            .into_iter()
-            .map(|c| match c {
-                PropertyChange::Set(p) => common::PropChange::Set((p.namespace, p.name, p.value)),
-                PropertyChange::Remove(n) => common::PropChange::Remove(n.namespace, n.name),
-            })
-            .collect();
+        let changes = changes.into_iter().map(|c| match c {
+            PropertyChange::Set(p) => rules::props::Change::Set(StoredProperty {
+                namespace: p.namespace,
+                name: p.name,
+                value: p.value,
+            }),
+            PropertyChange::Remove(n) => rules::props::Change::Remove {
+                namespace: n.namespace,
+                name: n.name,
+            },
+        });
         let _guard = s.mutex("props").map_err(Error::Io)?;
-        let mut props: Vec<common::Prop> = s
-            .props_load(&path)
-            .map_err(fs_err)?
-            .into_iter()
-            .map(|p| (p.namespace, p.name, p.value))
-            .collect();
-        common::apply_changes(&mut props, changes);
-        let props = props
-            .into_iter()
-            .map(|(namespace, name, value)| StoredProperty {
-                namespace,
-                name,
-                value,
-            })
-            .collect();
+        let mut props = s.props_load(&path).map_err(fs_err)?;
+        rules::props::apply(&mut props, changes);
         s.props_store(&path, props).map_err(fs_err)
     }
 
@@ -691,7 +682,7 @@ impl Store {
     ) -> Result<bool, ErrorCode> {
         let mut complete = true;
         for (name, kind) in self.read_dir(dir)? {
-            let member = common::child_path(path, &name);
+            let member = rules::path::child_path(path, &name);
             let member_rel = rel_child(dir, &name);
             let removed = if kind == DescriptorType::Directory {
                 self.remove_tree(&member_rel, &member, errors)
@@ -741,7 +732,7 @@ impl Store {
         destination: &str,
         overwrite: bool,
     ) -> Result<Result<(String, String), Vec<MemberError>>, Error> {
-        common::check_transfer(source, destination).map_err(forbidden)?;
+        rules::transfer::check(source, destination).map_err(|r| forbidden(r.reason()))?;
         let (from, to) = (rel(source)?, rel(destination)?);
         let source_is_dir =
             self.stat(&from, FOLLOW).map_err(fs_err)?.type_ == DescriptorType::Directory;
@@ -787,7 +778,7 @@ impl Store {
             if is_reserved(&name) {
                 continue;
             }
-            let target = common::child_path(destination, &name);
+            let target = rules::path::child_path(destination, &name);
             let member_from = rel_child(from, &name);
             // Walks follow a symlink only to a file; symlinked collections could loop.
             let followable = match kind {
@@ -804,7 +795,7 @@ impl Store {
                 self.copy_node(
                     &member_from,
                     &rel_child(to, &name),
-                    &common::child_path(source, &name),
+                    &rules::path::child_path(source, &name),
                     &target,
                     true,
                     errors,
@@ -827,7 +818,7 @@ impl Store {
             if is_reserved(&name) {
                 continue;
             }
-            let member = common::child_path(path, &name);
+            let member = rules::path::child_path(path, &name);
             visit(&member);
             if kind == DescriptorType::Directory {
                 self.walk(&rel_child(dir, &name), &member, visit)?;
@@ -1008,25 +999,10 @@ impl Drop for FsWriter {
 
 // ---------------------------------------------------------------- dead properties
 
-/// On-disk form of one resource's dead properties (the native host's format).
-#[derive(Serialize, Deserialize)]
-struct PropFile {
-    path: String,
-    properties: Vec<StoredProperty>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct StoredProperty {
-    namespace: String,
-    name: String,
-    value: String,
-}
-
+/// A resource's sidecar, in the native host's format and naming
+/// (`edgedav_rules::props::sidecar`), so both serve the same directory.
 fn props_file(path: &str) -> String {
-    format!(
-        "{PROPS_DIR}/{}",
-        common::hex(&Sha256::digest(path.as_bytes()))
-    )
+    format!("{PROPS_DIR}/{}", sidecar::file_name(path))
 }
 
 impl Store {
@@ -1044,8 +1020,7 @@ impl Store {
             Err(ErrorCode::NoEntry) => return Ok(Vec::new()),
             read => read?,
         };
-        let stored: PropFile = serde_json::from_slice(&bytes).map_err(|_| ErrorCode::Io)?;
-        Ok(stored.properties)
+        sidecar::decode(&bytes).map_err(|_| ErrorCode::Io)
     }
 
     /// Replaces a resource's properties atomically (staged file + rename).
@@ -1053,11 +1028,7 @@ impl Store {
         if properties.is_empty() {
             return self.props_remove(path);
         }
-        let stored = PropFile {
-            path: path.to_owned(),
-            properties,
-        };
-        let bytes = serde_json::to_vec(&stored).map_err(|_| ErrorCode::Io)?;
+        let bytes = sidecar::encode(path, properties);
         // The property directory holds one file per resource: sweep it on
         // one store in 64, so a crash's leftovers go without a listing per
         // request.
@@ -1098,9 +1069,9 @@ struct StoredLock {
     expires_ms: u64,
 }
 
-impl From<&StoredLock> for common::LockRecord {
+impl From<&StoredLock> for rules::locks::LockRecord {
     fn from(l: &StoredLock) -> Self {
-        common::LockRecord {
+        rules::locks::LockRecord {
             token: l.token.clone(),
             root: l.root.clone(),
             exclusive: l.exclusive,
@@ -1112,7 +1083,7 @@ impl From<&StoredLock> for common::LockRecord {
 }
 
 fn active(l: &StoredLock, now: u64) -> ActiveLock {
-    let record = common::LockRecord::from(l);
+    let record = rules::locks::LockRecord::from(l);
     ActiveLock {
         token: l.token.clone(),
         root: l.root.clone(),
@@ -1154,14 +1125,14 @@ impl Store {
     /// writes through locked resources.
     fn select(
         &self,
-        keep: impl Fn(&common::LockRecord) -> bool,
+        keep: impl Fn(&rules::locks::LockRecord) -> bool,
     ) -> Result<Vec<ActiveLock>, LockError> {
         let now = now_ms();
         let table = self.lock_table(now).map_err(LockError::Io)?;
         Ok(table
             .locks
             .iter()
-            .filter(|l| keep(&common::LockRecord::from(*l)))
+            .filter(|l| keep(&rules::locks::LockRecord::from(*l)))
             .map(|l| active(l, now))
             .collect())
     }
@@ -1177,7 +1148,7 @@ impl lk::Guest for Component {
         let _guard = s.mutex("locks").map_err(LockError::Io)?;
         let now = now_ms();
         let mut table = s.lock_table(now).map_err(LockError::Io)?;
-        let ask = common::LockAsk {
+        let ask = rules::locks::Extent {
             root: &request.root,
             exclusive: matches!(request.scope, Scope::Exclusive),
             deep: request.deep,
@@ -1185,7 +1156,11 @@ impl lk::Guest for Component {
         let conflicts: Vec<ActiveLock> = table
             .locks
             .iter()
-            .filter(|l| common::LockRecord::from(*l).conflicts_with(ask))
+            .filter(|l| {
+                rules::locks::LockRecord::from(*l)
+                    .extent()
+                    .conflicts_with(&ask)
+            })
             .map(|l| active(l, now))
             .collect();
         if !conflicts.is_empty() {
@@ -1195,12 +1170,12 @@ impl lk::Guest for Component {
             .try_into()
             .expect("16 random bytes");
         let lock = StoredLock {
-            token: common::uuid_urn(bytes),
+            token: rules::locks::uuid_urn(bytes),
             root: request.root,
             exclusive: matches!(request.scope, Scope::Exclusive),
             deep: request.deep,
             owner: request.owner,
-            expires_ms: now + u64::from(common::granted_secs(request.timeout)) * 1000,
+            expires_ms: now + u64::from(rules::locks::granted_secs(request.timeout)) * 1000,
         };
         let granted = active(&lock, now);
         table.locks.push(lock);
@@ -1218,7 +1193,7 @@ impl lk::Guest for Component {
             .iter_mut()
             .find(|l| l.token == token)
             .ok_or(LockError::NoSuchLock)?;
-        lock.expires_ms = now + u64::from(common::granted_secs(timeout)) * 1000;
+        lock.expires_ms = now + u64::from(rules::locks::granted_secs(timeout)) * 1000;
         let refreshed = active(lock, now);
         s.save_locks(&table).map_err(LockError::Io)?;
         Ok(refreshed)
@@ -1237,10 +1212,10 @@ impl lk::Guest for Component {
     }
 
     fn covering(path: String) -> Result<Vec<ActiveLock>, LockError> {
-        lock_store()?.select(|l| l.covers(&path))
+        lock_store()?.select(|l| l.extent().covers(&path))
     }
 
     fn within(path: String) -> Result<Vec<ActiveLock>, LockError> {
-        lock_store()?.select(|l| l.within(&path))
+        lock_store()?.select(|l| l.extent().within(&path))
     }
 }

@@ -31,7 +31,7 @@
 //! * **Errors.** A read-only store is `unavailable` (503, a server
 //!   condition); a name too long for the filesystem is `not-found` when
 //!   looked up and `conflict("name too long")` (409) when created. Copy and
-//!   move refuse overlapping paths (`adapter-common`'s `check_transfer`)
+//!   move refuse overlapping paths (`edgedav-rules`' `transfer::check`)
 //!   before touching anything.
 //! * **Locks** live in `<root>/.edgedav/locks.json` with absolute expiry
 //!   times, so they are shared by every instance (`wasmtime serve` creates

@@ -5,7 +5,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use edgedav_adapter_common as common;
+use edgedav_rules as rules;
 use spin_sdk::sqlite3::{Connection, QueryResult, RowResult, Value};
 
 use crate::chunks::{self, CHUNK};
@@ -160,7 +160,7 @@ fn forbidden(reason: &str) -> Error {
 }
 
 fn check_path(path: &str) -> Result<(), Error> {
-    common::segments(path, |_| false)
+    rules::path::segments(path, |_| false)
         .map(drop)
         .map_err(forbidden)
 }
@@ -169,7 +169,7 @@ fn check_path(path: &str) -> Result<(), Error> {
 fn ancestors(path: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut p = path;
-    while let Some(parent) = common::parent_of(p) {
+    while let Some(parent) = rules::path::parent_of(p) {
         out.push(parent.to_owned());
         p = parent;
     }
@@ -344,7 +344,7 @@ impl Db {
 
     /// The parent of a new resource must be an existing collection.
     fn check_parent(&self, path: &str) -> Result<(), Error> {
-        let parent = common::parent_of(path).ok_or(Error::AlreadyExists)?;
+        let parent = rules::path::parent_of(path).ok_or(Error::AlreadyExists)?;
         match self.node(parent)? {
             Some(node) if node.is_dir => Ok(()),
             Some(_) => Err(Error::NotACollection),
@@ -388,7 +388,7 @@ impl Db {
         overwrite: bool,
     ) -> Result<Node, Error> {
         check_path(destination)?;
-        common::check_transfer(source, destination).map_err(forbidden)?;
+        rules::transfer::check(source, destination).map_err(|r| forbidden(r.reason()))?;
         let node = self.existing(source)?;
         match self.node(destination)? {
             Some(_) if !overwrite => return Err(Error::AlreadyExists),
@@ -399,14 +399,14 @@ impl Db {
     }
 
     fn insert_node(&self, path: &str, node: &Node) -> Result<(), Error> {
-        let parent = common::parent_of(path).unwrap_or("");
+        let parent = rules::path::parent_of(path).unwrap_or("");
         self.exec(
             &format!(
                 "INSERT INTO edgedav_nodes (parent, name, {NODE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             ),
             &[
                 text(parent),
-                text(common::name_of(path)),
+                text(rules::path::name_of(path)),
                 text(path),
                 int(node.is_dir as i64),
                 int(node.size as i64),
@@ -607,7 +607,7 @@ impl st::Guest for Component {
             };
             let now = now_ns();
             for node in nodes {
-                let target = common::rebase(&node.path, &source, &destination);
+                let target = rules::path::rebase(&node.path, &source, &destination);
                 let content = match node.content {
                     Some(old) if !node.is_dir => {
                         let new = new_content_id();
@@ -652,13 +652,13 @@ impl st::Guest for Component {
         db()?.transaction(|db| {
             db.prepare_transfer(&source, &destination, overwrite)?;
             let shift = source.chars().count() as i64 + 1;
-            let parent = common::parent_of(&destination).unwrap_or("/");
+            let parent = rules::path::parent_of(&destination).unwrap_or("/");
             let mut params = vec![
                 text(&destination),
                 int(shift),
                 text(&source),
                 text(parent),
-                text(common::name_of(&destination)),
+                text(rules::path::name_of(&destination)),
             ];
             let cond = subtree("path", &source, &mut params);
             db.exec(
@@ -970,8 +970,8 @@ impl Drop for SqlWriter {
 
 // ---------------------------------------------------------------- locks
 
-fn lock_record(row: &RowResult) -> common::LockRecord {
-    common::LockRecord {
+fn lock_record(row: &RowResult) -> rules::locks::LockRecord {
+    rules::locks::LockRecord {
         token: get_text(row, 0).unwrap_or_default(),
         root: get_text(row, 1).unwrap_or_default(),
         exclusive: get_int(row, 2) != 0,
@@ -981,7 +981,7 @@ fn lock_record(row: &RowResult) -> common::LockRecord {
     }
 }
 
-fn active(l: &common::LockRecord, now: i64) -> ActiveLock {
+fn active(l: &rules::locks::LockRecord, now: i64) -> ActiveLock {
     ActiveLock {
         token: l.token.clone(),
         root: l.root.clone(),
@@ -1006,7 +1006,7 @@ impl Db {
         cond: &str,
         mut params: Vec<Value>,
         now: i64,
-    ) -> Result<Vec<common::LockRecord>, Error> {
+    ) -> Result<Vec<rules::locks::LockRecord>, Error> {
         params.push(int(now));
         let r = self.exec(
             &format!("SELECT {LOCK_COLUMNS} FROM edgedav_locks WHERE ({cond}) AND expires_ms > ?"),
@@ -1016,7 +1016,7 @@ impl Db {
     }
 
     /// Live locks taken on `path` or deep on one of its ancestors.
-    fn covering(&self, path: &str, now: i64) -> Result<Vec<common::LockRecord>, Error> {
+    fn covering(&self, path: &str, now: i64) -> Result<Vec<rules::locks::LockRecord>, Error> {
         let ancestors = ancestors(path);
         let mut params = vec![text(path)];
         params.extend(ancestors.iter().map(|a| text(a)));
@@ -1032,7 +1032,7 @@ impl Db {
     }
 
     /// Live locks taken on `path` or below it.
-    fn within(&self, path: &str, now: i64) -> Result<Vec<common::LockRecord>, Error> {
+    fn within(&self, path: &str, now: i64) -> Result<Vec<rules::locks::LockRecord>, Error> {
         let mut params = Vec::new();
         let cond = subtree("root", path, &mut params);
         self.locks_where(&cond, params, now)
@@ -1043,7 +1043,7 @@ impl Db {
 /// failed (the handler answers 500): answering "no locks" would let writes
 /// through locked resources.
 fn select_locks(
-    query: impl FnOnce(&Db, i64) -> Result<Vec<common::LockRecord>, Error>,
+    query: impl FnOnce(&Db, i64) -> Result<Vec<rules::locks::LockRecord>, Error>,
 ) -> Result<Vec<ActiveLock>, LockError> {
     let now = now_ms();
     let db = db().map_err(lock_err)?;
@@ -1061,7 +1061,7 @@ impl lk::Guest for Component {
                 "DELETE FROM edgedav_locks WHERE expires_ms <= ?",
                 &[int(now)],
             )?;
-            let ask = common::LockAsk {
+            let ask = rules::locks::Extent {
                 root: &request.root,
                 exclusive,
                 deep: request.deep,
@@ -1076,7 +1076,7 @@ impl lk::Guest for Component {
             );
             let conflicts: Vec<ActiveLock> = candidates
                 .iter()
-                .filter(|l| l.conflicts_with(ask))
+                .filter(|l| l.extent().conflicts_with(&ask))
                 .map(|l| active(l, now))
                 .collect();
             if !conflicts.is_empty() {
@@ -1085,13 +1085,14 @@ impl lk::Guest for Component {
             let bytes: [u8; 16] = wasi::random::random::get_random_bytes(16)
                 .try_into()
                 .expect("16 random bytes");
-            let lock = common::LockRecord {
-                token: common::uuid_urn(bytes),
+            let lock = rules::locks::LockRecord {
+                token: rules::locks::uuid_urn(bytes),
                 root: request.root.clone(),
                 exclusive,
                 deep: request.deep,
                 owner: request.owner.clone(),
-                expires_ms: now as u64 + u64::from(common::granted_secs(request.timeout)) * 1000,
+                expires_ms: now as u64
+                    + u64::from(rules::locks::granted_secs(request.timeout)) * 1000,
             };
             db.exec(
                 &format!("INSERT INTO edgedav_locks ({LOCK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"),
@@ -1112,7 +1113,7 @@ impl lk::Guest for Component {
     fn refresh(token: String, timeout: Option<u32>) -> Result<ActiveLock, LockError> {
         let db = db().map_err(lock_err)?;
         let now = now_ms();
-        let expires = now + i64::from(common::granted_secs(timeout)) * 1000;
+        let expires = now + i64::from(rules::locks::granted_secs(timeout)) * 1000;
         // One statement: atomic without a transaction.
         let r = db
             .exec(

@@ -37,7 +37,7 @@
 //! node it replaces, so a `create-only` commit that finds one fails with
 //! `already-exists` having changed nothing, and `created` is exact among
 //! every instance sharing the database. Copy and move refuse overlapping
-//! paths (`adapter-common`'s `check_transfer`) before touching anything.
+//! paths (`edgedav-rules`' `transfer::check`) before touching anything.
 //! Names have no length limit of their own here (SQLite text holds far more
 //! than the handler's 255-byte segments), so none is ever too long.
 //!

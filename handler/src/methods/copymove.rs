@@ -33,16 +33,12 @@ pub fn copy_or_move<'a>(
         Some("F") => false,
         Some(_) => return Err(DavError::bad_request("Overwrite must be T or F")),
     };
-    // Overlapping paths are refused before storage is asked anything: moving
-    // `/a/b` onto its ancestor `/a` would first delete `/a` (and so the
-    // source), and copying a tree into itself never ends. This also covers
-    // the root, which contains every path, and a destination below a file.
-    if source.is_within(&destination) || destination.is_within(&source) {
-        return Err(DavError::status(
-            403,
-            "source and destination are the same or one contains the other",
-        ));
-    }
+    // Overlapping paths (the contract's rule, `edgedav_rules::transfer`) are
+    // refused before storage is asked anything: moving `/a/b` onto its
+    // ancestor `/a` would first delete `/a` (and so the source), and copying
+    // a tree into itself never ends.
+    edgedav_rules::transfer::check(source.as_str(), destination.as_str())
+        .map_err(|refusal| DavError::status(403, refusal.reason()))?;
     let meta = stat_existing(env, &source)?;
     let recursive = match (mode, depth(req, Depth::Infinity)?) {
         (_, Depth::Infinity) => true,

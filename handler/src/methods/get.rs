@@ -4,10 +4,10 @@
 use super::{header_lookup, request_path, stat_existing};
 use crate::backend::{Env, Metadata};
 use crate::conditions::{Outcome, Preconditions, http_conditions, parse_http_date};
+use crate::date::http_date;
 use crate::error::{DavError, DavResult};
 use crate::http::{Part, Request, Response};
 use crate::path::DavPath;
-use crate::date::http_date;
 use crate::props::content_type;
 use crate::range::{self, ByteRange, RangeRequest};
 use crate::webui;

@@ -97,6 +97,6 @@ fn header_lookup<'r>(req: &'r Request<'_>) -> impl Fn(&str) -> Option<String> + 
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod propfind_tests;
+#[cfg(test)]
+mod tests;

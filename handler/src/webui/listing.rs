@@ -8,10 +8,10 @@
 
 use super::{ASSET_PARAM, escape};
 use crate::backend::{Entry, Env, Page};
+use crate::date::rfc3339;
 use crate::error::{DavError, DavResult};
 use crate::http::ChunkSource;
 use crate::path::DavPath;
-use crate::date::rfc3339;
 
 /// Listing pages fetched per chunk of HTML.
 const PAGE: u32 = 1000;

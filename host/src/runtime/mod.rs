@@ -35,12 +35,12 @@ use tracing::{debug, error, warn};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::error::Context;
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
-    ResourceLimiter, StoreLimits, StoreLimitsBuilder, UpdateDeadline,
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
+    StoreLimits, StoreLimitsBuilder, UpdateDeadline,
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{
     RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
@@ -206,9 +206,16 @@ impl Runtime {
         B: hyper::body::Body<Data = Bytes, Error = wasmtime_wasi_http::Error> + Send + 'static,
     {
         let cpu = Arc::new(CpuClock::new(self.limits.max_cpu_time));
-        let tenant = storage.tenant.clone().filter(|_| self.limits.instance_reuse);
+        let tenant = storage
+            .tenant
+            .clone()
+            .filter(|_| self.limits.instance_reuse);
         let (mut store, warm_proxy, uses) = match tenant.as_ref().and_then(|t| self.warm.take(t)) {
-            Some(Warm { mut store, proxy, uses }) => {
+            Some(Warm {
+                mut store,
+                proxy,
+                uses,
+            }) => {
                 store.data_mut().rebind(storage, cpu.clone());
                 (store, Some(proxy), uses)
             }
@@ -350,7 +357,11 @@ struct InSlot {
 
 fn engine_config(limits: &SandboxLimits) -> Config {
     // Idle warm instances hold slots beyond the concurrent requests.
-    let idle = if limits.instance_reuse { warm::MAX_IDLE as u32 } else { 0 };
+    let idle = if limits.instance_reuse {
+        warm::MAX_IDLE as u32
+    } else {
+        0
+    };
     let instances = limits.max_instances.saturating_add(idle);
     let mut pooling = PoolingAllocationConfig::default();
     pooling

@@ -53,7 +53,6 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use rustix::fs::{Access, AtFlags, FileType, Mode, OFlags, Statx, StatxFlags, statx};
-use sha2::{Digest, Sha256};
 
 use super::props;
 use super::staging::{self, Staged, UPLOAD_PREFIX};
@@ -62,6 +61,7 @@ use super::{
     Page, Property, PropertyChange, Reader, Result, Space, Timestamp, WriteOptions, Writer,
     check_transfer, name_too_long,
 };
+use edgedav_rules::path::child_path;
 
 /// Name of the internal directory at the root.
 const INTERNAL_DIR: &str = ".edgedav";
@@ -339,8 +339,8 @@ impl Store {
             if let Some(metadata) = self.member_metadata(dir_fd, &dir, &name) {
                 // Dead properties exist iff the sidecar does: one lookup, no
                 // read. When that cannot be told, say they may (true).
-                let has_properties = any_properties
-                    && self.props.has(&child_path(path, &name)).unwrap_or(true);
+                let has_properties =
+                    any_properties && self.props.has(&child_path(path, &name)).unwrap_or(true);
                 entries.push(Entry {
                     name,
                     metadata,
@@ -683,14 +683,6 @@ fn check_parent(parent: &Path) -> Result<()> {
 
 fn is_reserved(name: &str) -> bool {
     name == INTERNAL_DIR || name.starts_with(UPLOAD_PREFIX)
-}
-
-fn child_path(parent: &str, name: &str) -> String {
-    if parent == "/" {
-        format!("/{name}")
-    } else {
-        format!("{parent}/{name}")
-    }
 }
 
 fn forbidden(reason: &str) -> Error {
@@ -1039,17 +1031,7 @@ impl PropStore {
     }
 
     fn file(&self, path: &str) -> PathBuf {
-        self.dir.join(Self::name(path))
-    }
-
-    /// The sidecar's name: the hex SHA-256 of the resource's path.
-    fn name(path: &str) -> String {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        Sha256::digest(path.as_bytes())
-            .iter()
-            .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]])
-            .map(char::from)
-            .collect()
+        self.dir.join(props::file_name(path))
     }
 
     /// Whether any resource has dead properties (any sidecar exists): one
@@ -1067,7 +1049,12 @@ impl PropStore {
 
     /// Whether `path` has dead properties (its sidecar exists).
     fn has(&self, path: &str) -> io::Result<bool> {
-        match rustix::fs::accessat(&self.dir_fd, Self::name(path), Access::EXISTS, AtFlags::empty()) {
+        match rustix::fs::accessat(
+            &self.dir_fd,
+            props::file_name(path),
+            Access::EXISTS,
+            AtFlags::empty(),
+        ) {
             Ok(()) => Ok(true),
             Err(rustix::io::Errno::NOENT) => Ok(false),
             Err(e) => Err(e.into()),
@@ -1087,7 +1074,7 @@ impl PropStore {
         if properties.is_empty() {
             return self.remove(path);
         }
-        let bytes = props::encode(path, properties)?;
+        let bytes = props::encode(path, properties);
         // The directory is made again if it was removed (with the root, say)
         // while the server ran.
         fs::create_dir_all(&self.dir)?;
@@ -1145,7 +1132,10 @@ mod tests {
             (u64::MAX, u64::MAX, i128::from(i64::MAX) * 1_000_000_000),
             (1, 2, -1_500_000_000),
         ] {
-            assert_eq!(etag(ino, size, mtime), format!("{ino:x}-{size:x}-{mtime:x}"));
+            assert_eq!(
+                etag(ino, size, mtime),
+                format!("{ino:x}-{size:x}-{mtime:x}")
+            );
         }
     }
 

@@ -78,38 +78,11 @@ pub trait FileWriter: Send {
     async fn commit(self: Box<Self>) -> Result<Committed>;
 }
 
-/// The WIT rule for copy and rename, checked before anything is touched: the
-/// destination may be neither the source, nor below it (a collection into
-/// itself), nor above it (replacing an ancestor would delete the source
-/// first), and never the root. Paths are normalised contract paths.
+/// The contract's overlap rule for copy and rename (`edgedav_rules::transfer`),
+/// as this layer's error: `forbidden`, nothing touched.
 pub fn check_transfer(source: &str, destination: &str) -> Result<()> {
-    let refuse = |reason: &str| Err(Error::Forbidden(reason.to_owned()));
-    if is_root(destination) {
-        return refuse("the root collection cannot be replaced");
-    }
-    if source == destination {
-        return refuse("source and destination are the same");
-    }
-    if is_ancestor(source, destination) {
-        return refuse("a collection cannot be copied or moved into itself");
-    }
-    if is_ancestor(destination, source) {
-        return refuse("the destination contains the source");
-    }
-    Ok(())
-}
-
-fn is_root(path: &str) -> bool {
-    path.split('/').all(str::is_empty)
-}
-
-/// Whether `ancestor` is a proper ancestor of `path` (both normalised).
-pub fn is_ancestor(ancestor: &str, path: &str) -> bool {
-    if is_root(ancestor) {
-        return !is_root(path);
-    }
-    path.strip_prefix(ancestor)
-        .is_some_and(|rest| rest.starts_with('/'))
+    edgedav_rules::transfer::check(source, destination)
+        .map_err(|refusal| Error::Forbidden(refusal.reason().to_owned()))
 }
 
 /// The name a store cannot hold (longer than its limit): a 409 on create

@@ -1,68 +1,55 @@
-//! The stored form of a resource's dead properties, shared by the backends
-//! that keep them in a sidecar (a JSON file on local disk, a JSON object on
-//! S3), and the in-order application of a PROPPATCH to them.
+//! Dead properties in the contract's types over the shared rules
+//! (`edgedav_rules::props`): the sidecar form the local-disk and S3
+//! backends store (a JSON file, a JSON object) and PROPPATCH application.
 
-use serde::{Deserialize, Serialize};
+use edgedav_rules::props::{self as rules, sidecar};
 
 use super::{Property, PropertyChange};
 
-/// On-store form of one resource's dead properties. `path` names the
-/// resource, so a sidecar can be traced back to it.
-#[derive(Serialize, Deserialize)]
-struct PropFile {
-    path: String,
-    properties: Vec<StoredProperty>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct StoredProperty {
-    namespace: String,
-    name: String,
-    value: String,
-}
-
-pub fn encode(path: &str, properties: Vec<Property>) -> serde_json::Result<Vec<u8>> {
-    serde_json::to_vec(&PropFile {
-        path: path.to_owned(),
-        properties: properties
-            .into_iter()
-            .map(|p| StoredProperty {
-                namespace: p.namespace,
-                name: p.name,
-                value: p.value,
-            })
-            .collect(),
-    })
+pub fn encode(path: &str, properties: Vec<Property>) -> Vec<u8> {
+    sidecar::encode(path, properties.into_iter().map(to_rules).collect())
 }
 
 pub fn decode(bytes: &[u8]) -> serde_json::Result<Vec<Property>> {
-    let stored: PropFile = serde_json::from_slice(bytes)?;
-    Ok(stored
-        .properties
+    Ok(sidecar::decode(bytes)?
         .into_iter()
-        .map(|p| Property {
-            namespace: p.namespace,
-            name: p.name,
-            value: p.value,
-        })
+        .map(from_rules)
         .collect())
 }
 
-/// Applies the changes in order: a set replaces a property of the same name
-/// or adds it, a remove drops it.
+/// Applies the changes in order (see [`rules::apply`]).
 pub fn apply(properties: &mut Vec<Property>, changes: Vec<PropertyChange>) {
-    for change in changes {
-        match change {
-            PropertyChange::Set(new) => match properties
-                .iter_mut()
-                .find(|p| p.namespace == new.namespace && p.name == new.name)
-            {
-                Some(old) => *old = new,
-                None => properties.push(new),
+    let mut stored: Vec<_> = properties.drain(..).map(to_rules).collect();
+    rules::apply(
+        &mut stored,
+        changes.into_iter().map(|change| match change {
+            PropertyChange::Set(p) => rules::Change::Set(to_rules(p)),
+            PropertyChange::Remove(n) => rules::Change::Remove {
+                namespace: n.namespace,
+                name: n.name,
             },
-            PropertyChange::Remove(name) => {
-                properties.retain(|p| !(p.namespace == name.namespace && p.name == name.name))
-            }
-        }
+        }),
+    );
+    properties.extend(stored.into_iter().map(from_rules));
+}
+
+/// The sidecar's file name for a resource.
+pub fn file_name(path: &str) -> String {
+    sidecar::file_name(path)
+}
+
+fn to_rules(p: Property) -> rules::Property {
+    rules::Property {
+        namespace: p.namespace,
+        name: p.name,
+        value: p.value,
+    }
+}
+
+fn from_rules(p: rules::Property) -> Property {
+    Property {
+        namespace: p.namespace,
+        name: p.name,
+        value: p.value,
     }
 }

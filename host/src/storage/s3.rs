@@ -142,14 +142,13 @@ pub use counter::{RequestStats, request_stats};
 
 use self::member_props::{Listed, MemberProps};
 use self::upload::{MAX_COPY_PART, MAX_OBJECT, Source, Upload};
-#[cfg(test)]
-use super::is_ancestor;
 use super::props;
 use super::{
     Backend, Committed, Entry, Error, FileReader, FileWriter, MemberError, Metadata, NodeKind,
     Page, Property, PropertyChange, Reader, Result, Space, Timestamp, WriteOptions, Writer,
     check_transfer, name_too_long,
 };
+use edgedav_rules::path::is_root;
 
 /// How `edgedav serve` reaches an S3 bucket.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -786,7 +785,7 @@ impl S3Backend {
                 None => Ok(()),
             };
         }
-        let body = props::encode(path, properties).map_err(|e| Error::Io(e.to_string()))?;
+        let body = props::encode(path, properties);
         let inner = &self.0;
         inner
             .client
@@ -1426,10 +1425,6 @@ fn timestamp(time: SystemTime) -> Timestamp {
     }
 }
 
-fn is_root(path: &str) -> bool {
-    path.split('/').all(str::is_empty)
-}
-
 /// A path's parent and last segment (`/` and the name for top-level paths).
 fn split_parent(path: &str) -> (&str, &str) {
     let path = path.trim_end_matches('/');
@@ -1466,12 +1461,6 @@ mod tests {
     fn parents_and_ancestors() {
         assert_eq!(split_parent("/a"), ("/", "a"));
         assert_eq!(split_parent("/a/b/c"), ("/a/b", "c"));
-        assert!(is_root("/"));
-        assert!(!is_root("/a"));
-        assert!(is_ancestor("/", "/a"));
-        assert!(is_ancestor("/a", "/a/b"));
-        assert!(!is_ancestor("/a", "/ab"));
-        assert!(!is_ancestor("/a", "/a"));
         assert!(valid_name("x.txt"));
         assert!(!valid_name(""));
         assert!(!valid_name(".edgedav"));

@@ -86,9 +86,9 @@ impl InputStream for ReaderStream {
         match &self.end {
             None => Ok(Bytes::new()),
             Some(End::Exhausted) => Err(StreamError::Closed),
-            Some(End::Failed(e)) => Err(StreamError::LastOperationFailed(
-                wasmtime::format_err!("reading the stored file failed: {e:?}"),
-            )),
+            Some(End::Failed(e)) => Err(StreamError::LastOperationFailed(wasmtime::format_err!(
+                "reading the stored file failed: {e:?}"
+            ))),
         }
     }
 }
