@@ -279,6 +279,9 @@ edge_export_test_env() {
     export EDGEDAV_EDGE_FS_WASM="$EDGE_FS_WASM"
     export EDGEDAV_EDGE_SPIN_WASM="$EDGE_SPIN_WASM"
     export EDGEDAV_EDGE_HANDLER_WASM="$EDGE_HANDLER_WASM"
+    # The adapters on their own, for the storage conformance suite.
+    export EDGEDAV_FS_ADAPTER_WASM="$EDGE_WASM_DIR/edgedav_fs_adapter.wasm"
+    export EDGEDAV_SPIN_ADAPTER_WASM="$EDGE_WASM_DIR/edgedav_spin_adapter.wasm"
     export EDGEDAV_EDGE_SPIN_WIT="$EDGE_OUT/spin-wit"
     export EDGEDAV_EDGE_SPIN_WORLD="$EDGE_SPIN_WORLD"
     EDGEDAV_WASMTIME=$(command -v wasmtime)

@@ -22,6 +22,8 @@ pub mod xml;
 #[cfg(test)]
 pub mod memory;
 #[cfg(test)]
+mod memory_conformance;
+#[cfg(test)]
 mod testing;
 
 #[cfg(target_arch = "wasm32")]

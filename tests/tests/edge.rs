@@ -8,6 +8,8 @@
 //!
 //! * `EDGEDAV_EDGE_FS_WASM`, `EDGEDAV_EDGE_SPIN_WASM`: the compositions;
 //! * `EDGEDAV_EDGE_HANDLER_WASM`: the handler file they were composed from;
+//! * `EDGEDAV_FS_ADAPTER_WASM`, `EDGEDAV_SPIN_ADAPTER_WASM`: the adapters
+//!   on their own (for the storage conformance suite);
 //! * `EDGEDAV_WASMTIME`, `EDGEDAV_WASM_TOOLS`: the tools;
 //! * `EDGEDAV_EDGE_SPIN_WIT`, `EDGEDAV_EDGE_SPIN_WORLD`: the WIT directory
 //!   (examples/spin/wit/edge.wit with spin-sdk 5.2.0's WIT as deps) and world;
@@ -28,6 +30,8 @@ struct EdgeEnv {
     fs_wasm: PathBuf,
     spin_wasm: PathBuf,
     handler_wasm: PathBuf,
+    fs_adapter: PathBuf,
+    spin_adapter: PathBuf,
     wasmtime: PathBuf,
     wasm_tools: PathBuf,
     spin_wit: PathBuf,
@@ -57,6 +61,8 @@ fn edge_env(test: &str) -> Option<EdgeEnv> {
         fs_wasm: PathBuf::from(fs_wasm),
         spin_wasm: file("EDGEDAV_EDGE_SPIN_WASM"),
         handler_wasm: file("EDGEDAV_EDGE_HANDLER_WASM"),
+        fs_adapter: file("EDGEDAV_FS_ADAPTER_WASM"),
+        spin_adapter: file("EDGEDAV_SPIN_ADAPTER_WASM"),
         wasmtime: file("EDGEDAV_WASMTIME"),
         wasm_tools: file("EDGEDAV_WASM_TOOLS"),
         spin_wit: PathBuf::from(
@@ -234,6 +240,32 @@ fn start_spin(env: &EdgeEnv, dir: &tempfile::TempDir, name: &str) -> Edge {
 }
 
 // ---------------------------------------------------------------- one handler file
+
+/// Both guest adapters, called directly through their `edgedav:dav/storage`
+/// exports, pass the storage conformance suite (`conformance/`) that the
+/// native backends and the in-memory store pass.
+#[test]
+fn both_adapters_pass_the_storage_conformance_suite() {
+    let Some(env) = edge_env("both_adapters_pass_the_storage_conformance_suite") else {
+        return;
+    };
+    for adapter in [&env.fs_adapter, &env.spin_adapter] {
+        let dir = scratch();
+        let out = Command::new(&env.spin_testhost)
+            .arg("--conformance")
+            .arg(adapter)
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.lines().any(|line| line == "0 failed cases"),
+            "{}:\n{stdout}{}",
+            adapter.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
 
 #[test]
 fn the_composed_handler_is_the_file_the_native_host_embeds() {

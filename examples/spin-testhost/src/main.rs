@@ -12,10 +12,13 @@
 //! ```text
 //! edgedav-spin-testhost COMPONENT.wasm DATABASE.sqlite [127.0.0.1:PORT]
 //! edgedav-spin-testhost --query DATABASE.sqlite SQL
+//! edgedav-spin-testhost --conformance ADAPTER.wasm DIR
 //! ```
 //! The first prints `edgedav-spin-testhost listening on http://ADDR` on
 //! stdout; the second prints the first column of each row of a query (for
-//! tests that inspect the adapter's tables).
+//! tests that inspect the adapter's tables); the third runs the storage
+//! conformance suite against a storage adapter component (see
+//! `conformance.rs`), which needs the same WASI and `spin:sqlite` imports.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -38,6 +41,8 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{
     RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
 };
+
+mod conformance;
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -277,6 +282,17 @@ async fn main() -> wasmtime::Result<()> {
             std::process::exit(1);
         }
         return Ok(());
+    }
+    if let [flag, adapter, dir] = args.as_slice()
+        && flag == "--conformance"
+    {
+        let (adapter, dir) = (PathBuf::from(adapter), PathBuf::from(dir));
+        let failures = tokio::task::block_in_place(|| conformance::run(&adapter, &dir))?;
+        for failure in &failures {
+            println!("FAILED {failure}");
+        }
+        println!("{} failed cases", failures.len());
+        std::process::exit(i32::from(!failures.is_empty()));
     }
     let mut args = args.into_iter();
     let (Some(component), Some(database)) = (args.next(), args.next()) else {

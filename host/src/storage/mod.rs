@@ -7,6 +7,8 @@
 //! keeps open readers and writers as boxed trait objects in each request's
 //! resource table.
 
+#[cfg(test)]
+mod conformance;
 pub mod guard;
 pub mod home;
 pub mod local;
