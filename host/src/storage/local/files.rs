@@ -1,0 +1,176 @@
+//! Reading and writing file content: the reader, the staged writer and
+//! its atomic publication (see the module docs of [`super`]).
+
+use super::*;
+
+/// Reads a chunk at a time on the calling thread (see [`LocalBackend::inline`]).
+pub(super) struct LocalReader {
+    pub(super) file: File,
+    pub(super) remaining: u64,
+}
+
+#[async_trait]
+impl FileReader for LocalReader {
+    async fn read(&mut self, max: u32) -> Result<Vec<u8>> {
+        let want = self.remaining.min(max.into());
+        // Into spare capacity: no zeroing of a buffer about to be filled.
+        let mut buf = Vec::with_capacity(want as usize);
+        let read = io::Read::read_to_end(&mut io::Read::take(&mut self.file, want), &mut buf)?;
+        self.remaining = if read == 0 {
+            0
+        } else {
+            self.remaining - read as u64
+        };
+        Ok(buf)
+    }
+}
+
+/// How much of an upload is written before its writeback is started.
+pub(super) const WRITEBACK_STEP: u64 = 8 << 20;
+
+/// An upload staged in a locked file (see [`staging`]), published at commit
+/// by a rename: over the target for a whole write; for a partial update,
+/// after the piece was applied on a staged copy of the current file.
+///
+/// Chunks are written on the calling thread (into the page cache, like the
+/// reads of [`LocalReader`]); the commit, which waits for the disk, runs on
+/// the blocking pool in one hand-off.
+pub(super) struct LocalWriter {
+    pub(super) store: Arc<Store>,
+    pub(super) file: File,
+    /// Bytes written, and how many of them writeback was started for.
+    pub(super) written: u64,
+    pub(super) flushing: u64,
+    pub(super) temp: PathBuf,
+    pub(super) target: PathBuf,
+    pub(super) offset: Option<u64>,
+    pub(super) create_only: bool,
+    pub(super) committed: bool,
+}
+
+#[async_trait]
+impl FileWriter for LocalWriter {
+    async fn write(&mut self, data: Vec<u8>) -> Result<()> {
+        io::Write::write_all(&mut self.file, &data)?;
+        self.written += data.len() as u64;
+        if self.written - self.flushing >= WRITEBACK_STEP {
+            // Start writing what is written to disk now, without waiting,
+            // so the fsync at commit has little left to do: a large upload
+            // then commits in about the time its last step takes, not in
+            // the time its whole size takes to reach the disk.
+            let (start, length) = (self.flushing, self.written - self.flushing);
+            // SAFETY: a plain syscall on a file descriptor we own.
+            unsafe {
+                libc::sync_file_range(
+                    std::os::fd::AsRawFd::as_raw_fd(&self.file),
+                    i64::try_from(start).unwrap_or(i64::MAX),
+                    i64::try_from(length).unwrap_or(i64::MAX),
+                    libc::SYNC_FILE_RANGE_WRITE,
+                );
+            }
+            self.flushing = self.written;
+        }
+        Ok(())
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<Committed> {
+        let file = self.file.try_clone()?;
+        let (store, temp, target) = (self.store.clone(), self.temp.clone(), self.target.clone());
+        let (offset, create_only) = (self.offset, self.create_only);
+        let (meta, created) = tokio::task::spawn_blocking(move || {
+            file.sync_all()?;
+            let created = match offset {
+                Some(offset) => {
+                    store.apply_piece(&temp, &target, offset)?;
+                    false
+                }
+                None => publish(&temp, &target, create_only)?,
+            };
+            // Make the rename itself durable.
+            File::open(target.parent().expect("a file has a parent"))?.sync_all()?;
+            Ok::<_, Error>((fs::metadata(&target)?, created))
+        })
+        .await
+        .map_err(|e| Error::Io(format!("storage task failed: {e}")))??;
+        self.committed = offset.is_none();
+        Ok(Committed {
+            metadata: metadata(&meta),
+            created,
+        })
+    }
+}
+
+impl Drop for LocalWriter {
+    /// Discards an upload that was not published, and the staged piece of a
+    /// partial update (one unlink, cheap enough to do inline).
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.temp);
+        }
+    }
+}
+
+impl Store {
+    /// Applies the piece staged in `piece` at `offset` of `target` on a staged
+    /// copy of it, then renames the copy over it (see the module docs).
+    fn apply_piece(&self, piece: &Path, target: &Path, offset: u64) -> Result<()> {
+        let _serial = lock(&self.updating);
+        let mut current = File::open(target)?;
+        let meta = current.metadata()?;
+        if meta.is_dir() {
+            return Err(Error::IsACollection);
+        }
+        if offset > meta.len() {
+            return Err(Error::Conflict("offset beyond the end of the file".into()));
+        }
+        let parent = target.parent().expect("a file has a parent");
+        let mut copy = staging::stage(&self.uploads, parent)?;
+        let applied = (|| {
+            io::copy(&mut current, &mut copy.file)?;
+            copy.file.seek(SeekFrom::Start(offset))?;
+            io::copy(&mut File::open(piece)?, &mut copy.file)?;
+            copy.file.sync_all()?;
+            fs::rename(&copy.path, target)
+        })();
+        if applied.is_err() {
+            let _ = fs::remove_file(&copy.path);
+        }
+        Ok(applied?)
+    }
+}
+
+/// Moves a staged file to `target`; returns whether that created the file
+/// (see the module docs). With `create_only`, an existing target is
+/// `already-exists` and nothing changes.
+pub(super) fn publish(staged: &Path, target: &Path, create_only: bool) -> Result<bool> {
+    let gone = |e: io::Error| match e.kind() {
+        // The collection went away meanwhile.
+        ErrorKind::NotFound => Error::ParentNotFound,
+        _ => e.into(),
+    };
+    match rename_noreplace(staged, target) {
+        Ok(()) => return Ok(true),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists && create_only => {
+            return Err(Error::AlreadyExists);
+        }
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(gone(e)),
+    }
+    fs::rename(staged, target).map_err(gone)?;
+    Ok(false)
+}
+
+/// `rename` that fails with `EEXIST` instead of replacing: `renameat2` with
+/// `RENAME_NOREPLACE`, or a hard link then an unlink where the filesystem
+/// does not support that flag.
+pub(super) fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    use rustix::io::Errno;
+    match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+        Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
+            fs::hard_link(from, to)?;
+            fs::remove_file(from)
+        }
+        other => Ok(other?),
+    }
+}
