@@ -1,5 +1,5 @@
-//! Assembles a server from the zero-config command line or a configuration
-//! file, and reloads the configuration on SIGHUP.
+//! Assembles a server from a configuration (a file, or the one the
+//! zero-config command line makes) and reloads a file on SIGHUP.
 //!
 //! What a reload changes: users (passwords, homes, permissions, quotas,
 //! bandwidth limits; the users cache starts empty) and TLS certificates.
@@ -14,7 +14,6 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio_rustls::TlsAcceptor;
@@ -54,9 +53,6 @@ pub struct OpenStore {
     pub scope: LockScope,
 }
 
-/// The zero-config server's shutdown grace (a configured server's default).
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
 fn admission(sandbox: &SandboxConfig) -> Admission {
     Admission::new(
         sandbox.max_instances,
@@ -82,66 +78,10 @@ fn body_rate(binding: &BindingConfig) -> Option<BodyRate> {
     })
 }
 
-/// Serves `backend` to everyone on `listen`, without authentication: the
-/// zero-config `edgedav serve [--root DIR]`.
-pub async fn serve_open(
-    component: &[u8],
-    backend: Arc<dyn Backend>,
-    listen: SocketAddr,
-    settings: GuestSettings,
-    limits: SandboxLimits,
-) -> wasmtime::Result<()> {
-    let runtime = Runtime::new(component, settings, limits)?;
-    // The zero-config server has a configured server's defaults.
-    let defaults = Config::default();
-    let binding = BindingConfig::defaults(listen);
-    let app = Arc::new(App {
-        runtime,
-        admission: admission(&defaults.sandbox),
-        locks: Arc::new(LockTable::default()),
-        homes: HomeRegistry::default(),
-        users: ArcSwap::from_pointee(Users::empty()),
-        open: Some(OpenStore {
-            backend,
-            scope: LockScope {
-                store: Arc::from("cli"),
-                prefix: Arc::from(""),
-            },
-        }),
-    });
-    let tcp = server::bind(listen)
-        .await
-        .with_context(|| format!("listening on {listen}"))?;
-    let address = tcp.local_addr()?;
-    let endpoint = Arc::new(Endpoint {
-        app,
-        auth: AuthMode::Open,
-        rate_limit: None,
-        defender: None,
-        trusted_proxies: Vec::new(),
-        request_timeout: None,
-        body_rate: body_rate(&binding),
-    });
-    let listener = Listener {
-        tcp,
-        endpoint,
-        tls: None,
-        http2: true,
-        timeouts: timeouts(&binding),
-        max_connections: binding.max_connections as usize,
-        max_connections_per_ip: binding.max_connections_per_ip,
-    };
-    // The one line on stdout: tests and scripts read the bound address here.
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "edgedav listening on http://{address}")?;
-    stdout.flush()?;
-    drop(stdout);
-    server::serve(vec![listener], None, SHUTDOWN_GRACE, shutdown_signal()).await;
-    Ok(())
-}
-
-/// Serves what `config` (loaded from `path`) describes.
-pub async fn serve_config(path: &Path, config: Config) -> wasmtime::Result<()> {
+/// Serves what `config` describes: loaded from `path`, or made by the
+/// command line for the zero-config server (no path, an `open` home, no
+/// users, no reloading).
+pub async fn serve(path: Option<&Path>, config: Config) -> wasmtime::Result<()> {
     let component = match &config.server.component {
         Some(file) => std::fs::read(file).with_context(|| format!("reading {}", file.display()))?,
         None => runtime::EMBEDDED_HANDLER.to_vec(),
@@ -163,13 +103,29 @@ pub async fn serve_config(path: &Path, config: Config) -> wasmtime::Result<()> {
     let users = Users::build(&config.users, &homes)
         .await
         .map_err(wasmtime::Error::msg)?;
+    let open = match &config.open {
+        Some(spec) => {
+            let home = homes.open(spec).await.context("opening the store")?;
+            Some(OpenStore {
+                backend: home.backend.clone(),
+                scope: home.scope.clone(),
+            })
+        }
+        None => None,
+    };
+    let auth = |binding: &BindingConfig| match config.open {
+        Some(_) => AuthMode::Open,
+        None => AuthMode::Users {
+            anonymous: binding.anonymous_user.clone(),
+        },
+    };
     let app = Arc::new(App {
         runtime,
         admission: admission(&config.sandbox),
         locks: Arc::new(LockTable::default()),
         homes,
         users: ArcSwap::from_pointee(users),
-        open: None,
+        open,
     });
 
     let mut listeners = Vec::new();
@@ -198,9 +154,7 @@ pub async fn serve_config(path: &Path, config: Config) -> wasmtime::Result<()> {
         defenders.extend(defender.clone());
         let endpoint = Arc::new(Endpoint {
             app: app.clone(),
-            auth: AuthMode::Users {
-                anonymous: binding.anonymous_user.clone(),
-            },
+            auth: auth(binding),
             rate_limit: binding.rate_limit.as_ref().map(RateLimiter::new),
             defender,
             trusted_proxies: binding.trusted_proxies.clone(),
@@ -233,30 +187,35 @@ pub async fn serve_config(path: &Path, config: Config) -> wasmtime::Result<()> {
         None => None,
     };
 
+    // Stdout is for scripts and tests: the bound addresses, then, for a
+    // configuration file (whose bindings may be several), `edgedav ready`.
     let mut stdout = std::io::stdout().lock();
     for line in &lines {
         writeln!(stdout, "{line}")?;
     }
-    writeln!(stdout, "edgedav ready")?;
+    if path.is_some() {
+        writeln!(stdout, "edgedav ready")?;
+    }
     stdout.flush()?;
     drop(stdout);
-    info!(
-        config = %path.display(),
-        bindings = config.bindings.len(),
-        users = app.users.load().len(),
-        "serving"
-    );
-
-    tokio::spawn(reload_on_sighup(
-        path.to_owned(),
-        app.clone(),
-        certs,
-        config
-            .bindings
-            .iter()
-            .map(|b| (b.listen, b.tls.clone()))
-            .collect(),
-    ));
+    if let Some(path) = path {
+        info!(
+            config = %path.display(),
+            bindings = config.bindings.len(),
+            users = app.users.load().len(),
+            "serving"
+        );
+        tokio::spawn(reload_on_sighup(
+            path.to_owned(),
+            app.clone(),
+            certs,
+            config
+                .bindings
+                .iter()
+                .map(|b| (b.listen, b.tls.clone()))
+                .collect(),
+        ));
+    }
     server::serve(
         listeners,
         admin,

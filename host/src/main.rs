@@ -7,7 +7,10 @@
 //!
 //! With `--config FILE` it is a production server (see `app.rs`): users and
 //! HTTP Basic authentication, per-user homes, permissions and quotas, TLS,
-//! rate limits, metrics and sandbox limits.
+//! rate limits, metrics and sandbox limits. Without it, the command line
+//! stands for a configuration of one open binding (`zero_config`), served
+//! by the same start-up path; the `--s3-*` flags become the same home
+//! description a configuration file gives a user's `home`.
 
 mod access;
 mod admission;
@@ -28,11 +31,9 @@ mod tls;
 mod traffic;
 mod users;
 
-use std::borrow::Cow;
 use std::io::{IsTerminal, Read};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -40,11 +41,9 @@ use tracing::info;
 use tracing_subscriber::EnvFilter;
 use wasmtime::error::Context;
 
-use crate::config::LogFormat;
-use crate::runtime::{GuestSettings, SandboxLimits};
-use crate::storage::Backend;
-use crate::storage::local::LocalBackend;
-use crate::storage::s3::{S3Backend, S3Options};
+use crate::config::{BindingConfig, Config, LogFormat};
+use crate::storage::home::HomeSpec;
+use crate::storage::s3::S3Options;
 
 #[derive(Parser)]
 #[command(version, about)]
@@ -204,41 +203,46 @@ async fn serve(args: ServeArgs) -> wasmtime::Result<()> {
             }
         };
         init_logging(config.log.format, &config.log.level);
-        return app::serve_config(path, config).await;
+        return app::serve(Some(path), config).await;
     }
     init_logging(LogFormat::Text, "info");
-    let backend: Arc<dyn Backend> = match &args.s3.bucket {
-        Some(bucket) => Arc::new(
-            S3Backend::connect(&args.s3)
-                .await
-                .with_context(|| format!("opening the S3 bucket {bucket}"))?,
-        ),
-        None => Arc::new(
-            LocalBackend::open(&args.root)
-                .with_context(|| format!("opening the store at {}", args.root.display()))?,
-        ),
-    };
-    let component = match &args.component {
-        Some(path) => {
-            Cow::Owned(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
+    app::serve(None, zero_config(&args)).await
+}
+
+/// The configuration the zero-config command line stands for: one plain
+/// binding on `--listen` with a configured server's defaults, the embedded
+/// (or `--component`) handler, and the directory or bucket served to
+/// everyone. It is served by the very path a configuration file takes.
+fn zero_config(args: &ServeArgs) -> Config {
+    let open = match &args.s3.bucket {
+        Some(bucket) => {
+            storage::s3::set_log_each(args.s3.log_requests);
+            info!(
+                bucket = %bucket,
+                prefix = args.s3.prefix.as_deref().unwrap_or(""),
+                endpoint = args.s3.endpoint.as_deref().unwrap_or("AWS"),
+                "serving an S3 bucket"
+            );
+            HomeSpec::S3 {
+                bucket: bucket.clone(),
+                prefix: args.s3.prefix.clone(),
+                endpoint: args.s3.endpoint.clone(),
+                region: args.s3.region.clone(),
+                path_style: args.s3.path_style,
+            }
         }
-        None => Cow::Borrowed(runtime::EMBEDDED_HANDLER),
+        None => {
+            info!(root = %args.root.display(), "serving a directory");
+            HomeSpec::Local {
+                path: args.root.clone(),
+            }
+        }
     };
-    let settings = GuestSettings {
-        depth_infinity_limit: args.depth_infinity_limit,
-    };
-    match &args.s3.bucket {
-        Some(bucket) => info!(
-            bucket = %bucket,
-            prefix = args.s3.prefix.as_deref().unwrap_or(""),
-            endpoint = args.s3.endpoint.as_deref().unwrap_or("AWS"),
-            "serving an S3 bucket"
-        ),
-        None => info!(root = %args.root.display(), "serving a directory"),
-    }
-    let limits = SandboxLimits {
-        instance_reuse: !args.no_instance_reuse,
-        ..SandboxLimits::default()
-    };
-    app::serve_open(&component, backend, args.listen, settings, limits).await
+    let mut config = Config::default();
+    config.server.component = args.component.clone();
+    config.server.depth_infinity_limit = args.depth_infinity_limit;
+    config.sandbox.instance_reuse = !args.no_instance_reuse;
+    config.bindings.push(BindingConfig::defaults(args.listen));
+    config.open = Some(open);
+    config
 }

@@ -105,14 +105,6 @@ impl Users {
         })
     }
 
-    /// No users (the zero-config server).
-    pub fn empty() -> Users {
-        Users {
-            by_name: HashMap::new(),
-            logins: Logins::new(),
-        }
-    }
-
     pub fn get(&self, name: &str) -> Option<Arc<User>> {
         self.by_name.get(name).cloned()
     }

@@ -72,6 +72,11 @@ pub struct Config {
     pub bindings: Vec<BindingConfig>,
     #[serde(default)]
     pub users: Vec<UserConfig>,
+    /// Zero-config (`edgedav serve` without `--config`): this home is served
+    /// to everyone, without authentication, on every binding. Never read
+    /// from a file.
+    #[serde(skip)]
+    pub open: Option<HomeSpec>,
 }
 
 #[derive(Debug, Deserialize)]

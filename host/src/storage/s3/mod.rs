@@ -146,7 +146,7 @@ use sha2::{Digest, Sha256};
 
 // For the metrics endpoint and benchmarks; the backend itself only logs them.
 #[allow(unused_imports)]
-pub use counter::{RequestStats, request_stats};
+pub use counter::{RequestStats, request_stats, set_log_each};
 
 use self::content::{S3Reader, S3Writer};
 use self::failure::{Failure, failure};
@@ -228,7 +228,6 @@ impl S3Backend {
             .bucket
             .clone()
             .ok_or_else(|| io::Error::other("no S3 bucket given"))?;
-        counter::set_log_each(options.log_requests);
         let http = aws_smithy_http_client::Builder::new()
             .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
             .build_https();
