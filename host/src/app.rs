@@ -20,20 +20,20 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{error, info, warn};
 use wasmtime::error::Context;
 
-use crate::access::{AuthMode, Endpoint};
-use crate::admission::Admission;
 use crate::config::{self, BindingConfig, Config, SandboxConfig, TlsConfig};
-use crate::connection::Timeouts;
-use crate::limits::{Defender, RateLimiter};
+use crate::gate::access::{AuthMode, Endpoint};
+use crate::gate::limits::{Defender, RateLimiter};
+use crate::gate::users::Users;
 use crate::locks::LockTable;
 use crate::metrics;
+use crate::net::connection::Timeouts;
+use crate::net::server::{self, Admin, Listener};
+use crate::net::tls::{self, ReloadableCert};
+use crate::net::traffic::BodyRate;
+use crate::runtime::admission::Admission;
 use crate::runtime::{self, GuestSettings, Runtime, SandboxLimits};
-use crate::server::{self, Admin, Listener};
 use crate::storage::Backend;
 use crate::storage::home::{HomeRegistry, LockScope};
-use crate::tls::{self, ReloadableCert};
-use crate::traffic::BodyRate;
-use crate::users::Users;
 
 /// State shared by every binding.
 pub struct App {

@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 
 use edgedav_rules::locks::{Extent, granted_secs};
 
-use crate::bindings::edgedav::dav::locks::{ActiveLock, LockError, LockRequest, Scope};
-use crate::perms::{PermSet, Permissions};
+use crate::gate::perms::{PermSet, Permissions};
+use crate::runtime::bindings::edgedav::dav::locks::{ActiveLock, LockError, LockRequest, Scope};
 use crate::storage::home::LockScope;
 
 #[derive(Default)]

@@ -12,24 +12,14 @@
 //! by the same start-up path; the `--s3-*` flags become the same home
 //! description a configuration file gives a user's `home`.
 
-mod access;
-mod admission;
 mod app;
-mod auth;
-mod bindings;
 mod config;
-mod connection;
-mod limits;
+mod gate;
 mod locks;
 mod metrics;
-mod perms;
-mod quota;
+mod net;
 mod runtime;
-mod server;
 mod storage;
-mod tls;
-mod traffic;
-mod users;
 
 use std::io::{IsTerminal, Read};
 use std::net::SocketAddr;
@@ -183,7 +173,7 @@ fn hash_password() -> wasmtime::Result<()> {
         eprintln!("no password on stdin");
         std::process::exit(2);
     }
-    println!("{}", users::hash_password(password));
+    println!("{}", gate::users::hash_password(password));
     Ok(())
 }
 

@@ -20,7 +20,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
-use crate::perms::{Permission, normalise_dir};
+use crate::gate::perms::{Permission, normalise_dir};
 use crate::storage::home::HomeSpec;
 
 #[cfg(test)]

@@ -74,7 +74,7 @@ pub(super) fn validate(config: &Config, main_users: usize) -> Result<(), Invalid
                     return Err((key(k), format!("{} does not exist", file.display())));
                 }
             }
-            crate::tls::load_certified_key(tls).map_err(|e| (key("tls"), e))?;
+            crate::net::tls::load_certified_key(tls).map_err(|e| (key("tls"), e))?;
         }
         if let Some(name) = &b.anonymous_user
             && !config.users.iter().any(|u| &u.name == name)
@@ -131,7 +131,7 @@ pub(super) fn validate_user(user: &UserConfig) -> Result<(), Invalid> {
         );
     }
     if let Some(hash) = &user.password_hash {
-        crate::users::check_phc(hash).map_err(|e| ("password_hash".to_owned(), e))?;
+        crate::gate::users::check_phc(hash).map_err(|e| ("password_hash".to_owned(), e))?;
     }
     user.home.validate().map_err(|e| ("home".to_owned(), e))?;
     for (dir, list) in &user.permissions {

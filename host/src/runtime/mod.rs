@@ -46,12 +46,14 @@ use wasmtime_wasi_http::{
     RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
 };
 
-use crate::admission::Slot;
-use crate::bindings::{self, DavView};
+use self::bindings::DavView;
 use crate::locks::LockView;
 use crate::metrics::{self, ComponentError};
+use crate::runtime::admission::Slot;
 use crate::storage::Backend;
 
+pub mod admission;
+pub mod bindings;
 mod cpu;
 mod guest;
 

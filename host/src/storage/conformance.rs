@@ -13,9 +13,9 @@ use super::guard::{Guarded, Policy};
 use super::local::LocalBackend;
 use super::s3::{S3Backend, S3Options};
 use super::{Backend, Error, MemberError, Metadata, NodeKind, Property, PropertyChange};
-use crate::bindings::edgedav::dav::storage::{PropertyName, WriteOptions};
-use crate::perms::Permissions;
-use crate::quota::{Quota, Usage};
+use crate::gate::perms::Permissions;
+use crate::runtime::bindings::edgedav::dav::storage::{PropertyName, WriteOptions};
+use crate::storage::quota::{Quota, Usage};
 
 /// A backend driven synchronously, as the suite drives every store.
 struct Blocking {

@@ -13,7 +13,7 @@
 //! X-Expected-Entity-Length) and enforced while it streams: a write that
 //! would exceed it fails with `no-space`, the writer is dropped uncommitted
 //! and nothing is published. Usage accounting is described in
-//! [`crate::quota`].
+//! [`crate::storage::quota`].
 
 use std::sync::Arc;
 
@@ -23,8 +23,8 @@ use super::{
     Backend, Committed, Error, FileWriter, MemberError, Metadata, NodeKind, Page, Property,
     PropertyChange, Reader, Result, Space, WriteOptions, Writer, check_transfer,
 };
-use crate::perms::{PermSet, Permissions};
-use crate::quota::{Amount, Quota, Usage, measure};
+use crate::gate::perms::{PermSet, Permissions};
+use crate::storage::quota::{Amount, Quota, Usage, measure};
 
 /// What a user may do in their home.
 #[derive(Debug, Clone)]
@@ -483,7 +483,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::perms::Permission;
+    use crate::gate::perms::Permission;
     use crate::storage::local::LocalBackend;
 
     struct Scratch {

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use super::Backend;
 use super::local::LocalBackend;
 use super::s3::{S3Backend, S3Options};
-use crate::quota::Usage;
+use crate::storage::quota::Usage;
 
 /// Where a user's files live: `home = { backend = "local", path = "…" }` or
 /// `home = { backend = "s3", bucket = "…", prefix = "users/ann", endpoint =

@@ -13,16 +13,17 @@ pub mod guard;
 pub mod home;
 pub mod local;
 mod props;
+pub mod quota;
 pub mod s3;
 mod staging;
 pub mod stream;
 
 use async_trait::async_trait;
 
-pub use crate::bindings::edgedav::dav::storage::{
+pub use crate::runtime::bindings::edgedav::dav::storage::{
     Committed, Entry, MemberError, Page, Property, PropertyChange, Space, WriteOptions,
 };
-pub use crate::bindings::edgedav::dav::types::{Error, Metadata, NodeKind, Timestamp};
+pub use crate::runtime::bindings::edgedav::dav::types::{Error, Metadata, NodeKind, Timestamp};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -2,7 +2,7 @@
 
 use super::metadata::etag;
 use super::*;
-use crate::bindings::edgedav::dav::storage::PropertyName;
+use crate::runtime::bindings::edgedav::dav::storage::PropertyName;
 
 /// ETags are what clients cache: the hand-written hex must match the
 /// `{:x}` form earlier versions answered.

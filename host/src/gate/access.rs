@@ -22,20 +22,20 @@ use hyper::{Method, Request, Response, StatusCode};
 use tracing::{debug, warn};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use crate::admission::Busy;
 use crate::app::App;
-use crate::auth::{self, CHALLENGE, Credentials};
 use crate::config::{BanAction, IpNet};
-use crate::connection::RETRY_AFTER_SECS;
-use crate::limits::{Defender, RateLimiter, Throttle};
+use crate::gate::auth::{self, CHALLENGE, Credentials};
+use crate::gate::limits::{Defender, RateLimiter, Throttle};
+use crate::gate::perms::Permissions;
+use crate::gate::users::User;
 use crate::locks::LockView;
 use crate::metrics::{self, Refusal};
-use crate::perms::Permissions;
+use crate::net::connection::RETRY_AFTER_SECS;
+use crate::net::traffic::{AccessLog, BodyOutcome, BodyRate, RequestBody, ResponseBody};
+use crate::runtime::admission::Busy;
 use crate::runtime::{StorageBinding, Tenant};
 use crate::storage::guard::{DenyAll, Guarded};
 use crate::storage::home::LockScope;
-use crate::traffic::{AccessLog, BodyOutcome, BodyRate, RequestBody, ResponseBody};
-use crate::users::User;
 
 /// How a binding authenticates.
 pub enum AuthMode {

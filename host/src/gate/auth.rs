@@ -1,5 +1,5 @@
 //! HTTP Basic authentication and client addresses: the parsing half of the
-//! access checks in [`crate::access`].
+//! access checks in [`crate::gate::access`].
 //!
 //! Basic is the one scheme every WebDAV client speaks; it is only safe over
 //! TLS (or on a private network), which README says. The challenge is a

@@ -40,7 +40,7 @@ use tokio::time::Sleep;
 use tracing::info;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use crate::limits::Throttle;
+use crate::gate::limits::Throttle;
 use crate::metrics::{self, Refusal};
 
 /// A refused request's body is discarded up to this much more...

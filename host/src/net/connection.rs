@@ -42,10 +42,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 use tracing::debug;
 
-use crate::access::{Dropped, Endpoint};
-use crate::admission::IpHold;
+use crate::gate::access::{Dropped, Endpoint};
 use crate::metrics::{self, Refusal};
-use crate::traffic::ResponseBody;
+use crate::net::traffic::ResponseBody;
+use crate::runtime::admission::IpHold;
 
 /// A closing socket reads and discards for at most this long in all...
 const LINGER_TIME: Duration = Duration::from_secs(10);

@@ -16,11 +16,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::config::UserConfig;
-use crate::limits::Throttle;
-use crate::perms::Permissions;
-use crate::quota::{Quota, Usage};
+use crate::gate::limits::Throttle;
+use crate::gate::perms::Permissions;
 use crate::storage::guard::Policy;
 use crate::storage::home::{Home, HomeRegistry};
+use crate::storage::quota::{Quota, Usage};
 
 use login::Logins;
 pub use password::{check_phc, hash_password};

@@ -6,7 +6,7 @@
 //!   and HTTP/2, detected per connection: ALPN on TLS, the h2 preface (h2c
 //!   with prior knowledge) on plain TCP. `http2 = false` keeps a binding to
 //!   HTTP/1.1.
-//! * **Timeouts.** See [`crate::connection`]: a deadline for the first
+//! * **Timeouts.** See [`crate::net::connection`]: a deadline for the first
 //!   request (handshake, preface and headers together), one for each later
 //!   HTTP/1 request's headers, a keep-alive limit between requests, and an
 //!   idle limit while a request is in flight (an upload that stalls is cut,
@@ -46,12 +46,12 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
-use crate::access::Endpoint;
-use crate::admission::PerIp;
 use crate::config::BanAction;
-use crate::connection::{self, Connection, Held, Socket, Timeouts};
-use crate::limits::Defender;
+use crate::gate::access::Endpoint;
+use crate::gate::limits::Defender;
 use crate::metrics::{self, Refusal};
+use crate::net::connection::{self, Connection, Held, Socket, Timeouts};
+use crate::runtime::admission::PerIp;
 
 /// One binding, bound.
 pub struct Listener {
