@@ -9,7 +9,7 @@
 //! target and would otherwise leak into the wasm build.
 //!
 //! Compiling the component with Cranelift takes seconds; doing it here, with
-//! the engine settings the host uses (`src/codegen.rs`, shared by both), lets
+//! the engine settings the host uses (`src/runtime/codegen.rs`, shared by both), lets
 //! the host start in milliseconds. The host falls back to compiling the wasm
 //! when the precompiled code does not fit its engine (another CPU, say).
 
@@ -17,7 +17,7 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-#[path = "src/codegen.rs"]
+#[path = "src/runtime/codegen.rs"]
 mod codegen;
 
 /// Environment of the outer build that must not reach the nested one.
@@ -40,7 +40,7 @@ fn main() {
         "Cargo.lock",
         // The workspace manifest holds the handler's release profile.
         "Cargo.toml",
-        "host/src/codegen.rs",
+        "host/src/runtime/codegen.rs",
     ] {
         println!(
             "cargo:rerun-if-changed={}",

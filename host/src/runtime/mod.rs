@@ -73,7 +73,6 @@ const PRECOMPILED_HANDLER: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/edgedav_handler.cwasm"));
 
 /// Code settings, shared with the build script (which includes the file).
-#[path = "../codegen.rs"]
 mod codegen;
 
 /// How often the ticker advances the engine's epoch, i.e. the longest a guest

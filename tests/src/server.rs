@@ -1,0 +1,505 @@
+//! Starting the real binary: [`Server`] on a fresh root and a free port,
+//! killed on drop.
+
+use super::*;
+
+/// How long a server may take to print its listening line (a debug build of
+/// wasmtime compiling the component can take a while on a 2-core machine).
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// The `edgedav` binary under test: `$EDGEDAV_BIN`, else
+/// `<target dir>/debug/edgedav` of this workspace (`release/edgedav` when
+/// the tests themselves are built with `--release`).
+pub fn binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("EDGEDAV_BIN") {
+        let p = PathBuf::from(p);
+        assert!(p.is_file(), "EDGEDAV_BIN={} does not exist", p.display());
+        return p;
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|t| {
+            if t.is_absolute() {
+                t
+            } else {
+                workspace.join(t)
+            }
+        })
+        .unwrap_or_else(|| workspace.join("target"));
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    let bin = target.join(profile).join("edgedav");
+    if !bin.is_file() {
+        panic!(
+            "edgedav binary not found at {}: run `cargo build -p edgedav` first \
+             (`cargo build --release -p edgedav` for `cargo test --release`; \
+             or set EDGEDAV_BIN to the binary to test)",
+            bin.display()
+        );
+    }
+    bin
+}
+
+/// A running `edgedav serve` on a temporary root.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub base: String,
+    pub port: u16,
+    /// Every URL the server printed (`edgedav listening on URL`), bindings
+    /// in order; with `--config`, `base` is the first.
+    pub urls: Vec<String>,
+    /// The admin listener's URL (`--config` with `[admin]`).
+    pub admin: Option<String>,
+    /// Holds `root/` (the served directory), `sentinel.txt` (a file outside
+    /// the root that must never be served) and `server.log` (stderr).
+    dir: tempfile::TempDir,
+    client: Client,
+    /// `serve` arguments, for [`Server::restart`].
+    args: Vec<std::ffi::OsString>,
+    /// Started with `--config` (waits for `edgedav ready`).
+    config_mode: bool,
+}
+
+/// Content of the sentinel file placed just outside the served root.
+pub const SENTINEL: &str = "EDGEDAV-SENTINEL-outside-the-root-7f3a9c";
+
+impl Server {
+    /// Starts a server with the default options.
+    pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    /// Starts a server with extra `serve` arguments (e.g.
+    /// `["--depth-infinity-limit", "1000"]`).
+    pub fn start_with(extra: &[&str]) -> Server {
+        let dir = tempfile::Builder::new()
+            .prefix("edgedav-e2e-")
+            .tempdir()
+            .expect("tempdir");
+        let root = dir.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::write(dir.path().join("sentinel.txt"), SENTINEL).unwrap();
+        let mut args: Vec<std::ffi::OsString> = vec![
+            "--root".into(),
+            root.into(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+        ];
+        args.extend(extra.iter().map(Into::into));
+        Server::launch(dir, args, false)
+    }
+
+    /// Starts `edgedav serve --config FILE` with `config` (TOML) written to
+    /// `FILE` in a fresh temporary directory; `{dir}` in the text stands for
+    /// that directory (homes, certificates). Waits for `edgedav ready`.
+    pub fn start_config(config: &str) -> Server {
+        Server::start_config_with(config, |_| {})
+    }
+
+    /// [`Server::start_config`], after `prepare` has filled the directory
+    /// (certificates, a users file, a component…).
+    pub fn start_config_with(config: &str, prepare: impl FnOnce(&Path)) -> Server {
+        let dir = tempfile::Builder::new()
+            .prefix("edgedav-e2e-")
+            .tempdir()
+            .expect("tempdir");
+        std::fs::write(dir.path().join("sentinel.txt"), SENTINEL).unwrap();
+        prepare(dir.path());
+        let file = dir.path().join("edgedav.toml");
+        std::fs::write(
+            &file,
+            config.replace("{dir}", &dir.path().display().to_string()),
+        )
+        .unwrap();
+        Server::launch(dir, vec!["--config".into(), file.into()], true)
+    }
+
+    /// Writes a new configuration (as [`Server::start_config`] does) without
+    /// restarting; send SIGHUP to apply it.
+    pub fn write_config(&self, config: &str) {
+        let text = config.replace("{dir}", &self.dir.path().display().to_string());
+        std::fs::write(self.dir.path().join("edgedav.toml"), text).unwrap();
+    }
+
+    /// Kills the server and starts it again with the same arguments and
+    /// directory (addresses may change).
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, urls) = spawn_server(self.dir.path(), &self.args, self.config_mode);
+        self.child = child;
+        self.set_urls(urls);
+    }
+
+    fn launch(dir: tempfile::TempDir, args: Vec<std::ffi::OsString>, config_mode: bool) -> Server {
+        let (child, urls) = spawn_server(dir.path(), &args, config_mode);
+        let client = Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(120))
+            .build()
+            .unwrap();
+        let mut server = Server {
+            child,
+            base: String::new(),
+            port: 0,
+            urls: Vec::new(),
+            admin: None,
+            dir,
+            client,
+            args,
+            config_mode,
+        };
+        server.set_urls(urls);
+        server
+    }
+
+    fn set_urls(&mut self, lines: Vec<String>) {
+        let url_of = |line: &String| {
+            line.split_whitespace()
+                .find(|w| w.starts_with("http://") || w.starts_with("https://"))
+                .unwrap_or_else(|| panic!("no URL in listening line {line:?}"))
+                .trim_end_matches('/')
+                .to_string()
+        };
+        self.admin = lines
+            .iter()
+            .find(|l| l.contains("admin listening on"))
+            .map(url_of);
+        self.urls = lines
+            .iter()
+            .filter(|l| !l.contains("admin listening on"))
+            .map(url_of)
+            .collect();
+        let first = self.urls.first().expect("a listening line").clone();
+        self.port = first
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {first:?}"));
+        self.base = first;
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A field of the server's /proc/PID/status (`VmRSS`, `VmHWM`), in KiB.
+    pub fn status_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc/PID/status"))
+    }
+
+    /// Resets the server's peak RSS (`VmHWM`) to its current RSS.
+    pub fn reset_peak_rss(&self) {
+        std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5").unwrap();
+    }
+
+    /// Sends a signal (e.g. `libc::SIGTERM`, `libc::SIGHUP`) to the server.
+    pub fn signal(&self, signal: i32) {
+        let rc = unsafe { libc::kill(self.child.id() as i32, signal) };
+        assert_eq!(rc, 0, "kill({}, {signal}) failed", self.child.id());
+    }
+
+    /// Waits up to `timeout` for the server to exit; its status if it did.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The temporary directory (the config file, homes, `server.log`).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A request with HTTP Basic credentials.
+    pub fn req_as(&self, user: &str, password: &str, method: &str, path: &str) -> RequestBuilder {
+        self.req(method, path).basic_auth(user, Some(password))
+    }
+
+    /// The directory the server serves.
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    /// The temporary directory that contains the root (and the sentinel).
+    pub fn outside(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Absolute URL of `path` (which starts with `/` and may be percent-encoded).
+    pub fn url(&self, path: &str) -> String {
+        assert!(path.starts_with('/'), "paths start with /: {path:?}");
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// A request with any method, to be completed with headers and a body and
+    /// sent with [`Exec::exec`].
+    pub fn req(&self, method: &str, path: &str) -> RequestBuilder {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        self.client.request(m, self.url(path))
+    }
+
+    pub fn get(&self, path: &str) -> Resp {
+        self.req("GET", path).exec()
+    }
+
+    pub fn head(&self, path: &str) -> Resp {
+        self.req("HEAD", path).exec()
+    }
+
+    pub fn put(&self, path: &str, body: impl Into<Vec<u8>>) -> Resp {
+        self.req("PUT", path).body(body.into()).exec()
+    }
+
+    pub fn delete(&self, path: &str) -> Resp {
+        self.req("DELETE", path).exec()
+    }
+
+    pub fn mkcol(&self, path: &str) -> Resp {
+        self.req("MKCOL", path).exec()
+    }
+
+    /// PUT that must create (201) — for test setup.
+    pub fn create(&self, path: &str, body: impl Into<Vec<u8>>) {
+        let r = self.put(path, body);
+        r.expect(&[201], "setup PUT");
+    }
+
+    /// MKCOL that must succeed (201) — for test setup.
+    pub fn create_dir(&self, path: &str) {
+        self.mkcol(path).expect(&[201], "setup MKCOL");
+    }
+
+    /// PROPFIND with a Depth and an optional body.
+    pub fn propfind(&self, path: &str, depth: &str, body: Option<&str>) -> Resp {
+        let mut rb = self.req("PROPFIND", path).header("Depth", depth);
+        if let Some(b) = body {
+            rb = rb
+                .header("Content-Type", "application/xml; charset=utf-8")
+                .body(b.to_string());
+        }
+        rb.exec()
+    }
+
+    /// PROPFIND Depth 0 of the given properties (`(namespace, name)`), which
+    /// must answer 207 with exactly one response.
+    pub fn props(&self, path: &str, names: &[(&str, &str)]) -> MsResponse {
+        let r = self.propfind(path, "0", Some(&propfind_prop(names)));
+        r.expect(&[207], "PROPFIND prop");
+        let mut ms = r.multistatus();
+        assert_eq!(
+            ms.len(),
+            1,
+            "one response expected for Depth 0:\n{}",
+            r.text()
+        );
+        ms.remove(0)
+    }
+
+    /// PROPPATCH with a raw `propertyupdate` body.
+    pub fn proppatch(&self, path: &str, body: &str) -> Resp {
+        self.req("PROPPATCH", path)
+            .header("Content-Type", "application/xml; charset=utf-8")
+            .body(body.to_string())
+            .exec()
+    }
+
+    /// LOCK with a `lockinfo` body (scope `exclusive` or `shared`), an
+    /// optional Depth header and a Timeout of 600 s.
+    pub fn lock(&self, path: &str, scope: &str, depth: Option<&str>) -> Resp {
+        let mut rb = self
+            .req("LOCK", path)
+            .header("Timeout", "Second-600")
+            .header("Content-Type", "application/xml; charset=utf-8")
+            .body(lockinfo(scope, "mailto:tester@example.org"));
+        if let Some(d) = depth {
+            rb = rb.header("Depth", d);
+        }
+        rb.exec()
+    }
+
+    /// LOCK that must succeed; returns the lock token (without `<>`).
+    pub fn lock_ok(&self, path: &str, scope: &str, depth: Option<&str>) -> String {
+        let r = self.lock(path, scope, depth);
+        r.expect(&[200, 201], "LOCK");
+        r.lock_token()
+    }
+
+    /// COPY or MOVE to a path of this server (sent as an absolute URI).
+    pub fn copy_move(&self, method: &str, from: &str, to: &str, extra: &[(&str, &str)]) -> Resp {
+        let mut rb = self.req(method, from).header("Destination", self.url(to));
+        for (k, v) in extra {
+            rb = rb.header(*k, *v);
+        }
+        rb.exec()
+    }
+
+    /// Sends raw bytes on a new connection and reads the response until the
+    /// server closes it (send `Connection: close`). Used for request targets
+    /// that reqwest would normalise, such as `/../x` or `/%2e%2e/x`.
+    pub fn raw(&self, request: &str) -> RawResp {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        read_raw_response(&mut BufReader::new(s), request.starts_with("HEAD "))
+            .unwrap_or_else(|e| panic!("bad raw response to {:?}: {e}", first_line(request)))
+    }
+
+    /// `raw` for a simple request line: `METHOD TARGET` with Host and
+    /// Connection: close.
+    pub fn raw_simple(&self, method: &str, target: &str) -> RawResp {
+        self.raw(&format!(
+            "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+            self.port
+        ))
+    }
+
+    /// The server's stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "---- edgedav stderr (tail) ----\n{}",
+                tail(&self.log(), 4000)
+            );
+        }
+    }
+}
+
+/// Starts `edgedav serve ARGS` (stderr appended to `dir/server.log`) and
+/// returns its listening lines: the first one, or with `config_mode` all of
+/// them up to `edgedav ready`.
+fn spawn_server(
+    dir: &Path,
+    args: &[std::ffi::OsString],
+    config_mode: bool,
+) -> (Child, Vec<String>) {
+    let bin = binary();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("server.log"))
+        .unwrap();
+    let mut cmd = Command::new(&bin);
+    cmd.arg("serve")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log));
+    // Kill the server if the test thread that owns it dies without
+    // running Drop (e.g. the test binary is killed).
+    #[cfg(target_os = "linux")]
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+
+    // Read stdout on a thread: lines go to the channel (until nobody
+    // listens), the rest is drained so the server never blocks on a full pipe.
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + STARTUP_TIMEOUT;
+    let mut lines = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains("listening on") => {
+                lines.push(line);
+                if !config_mode {
+                    break;
+                }
+            }
+            Ok(line) if config_mode && line.trim() == "edgedav ready" => break,
+            Ok(_) => {}
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+                panic!(
+                    "edgedav did not print its listening line(s) within {:?}\nstderr:\n{}",
+                    STARTUP_TIMEOUT,
+                    tail(&log, 4000)
+                );
+            }
+        }
+    }
+    (child, lines)
+}
+
+/// Runs `edgedav hash-password` on `password`.
+pub fn hash_password(password: &str) -> String {
+    let mut child = Command::new(binary())
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("edgedav hash-password");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(password.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "hash-password failed");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+pub(crate) fn tail(s: &str, n: usize) -> &str {
+    if s.len() <= n {
+        return s;
+    }
+    let mut i = s.len() - n;
+    while !s.is_char_boundary(i) {
+        i += 1;
+    }
+    &s[i..]
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
+}
