@@ -1,0 +1,320 @@
+//! The filesystem composition under stock `wasmtime serve`: files, sidecars, locks, big files.
+
+use super::*;
+
+#[test]
+fn fs_files_collections_and_sidecar_properties_live_in_the_preopened_directory() {
+    let Some(env) =
+        edge_env("fs_files_collections_and_sidecar_properties_live_in_the_preopened_directory")
+    else {
+        return;
+    };
+    let dir = scratch();
+    let root = dir.path().join("root");
+    let w = start(&env, &dir, "files");
+
+    w.req("MKCOL", "/docs").exec().expect(&[201], "MKCOL");
+    assert!(root.join("docs").is_dir());
+    w.req("PUT", "/docs/a.txt")
+        .body("alpha")
+        .exec()
+        .expect(&[201], "PUT");
+    assert_eq!(std::fs::read(root.join("docs/a.txt")).unwrap(), b"alpha");
+    let got = w.req("GET", "/docs/a.txt").exec();
+    got.expect(&[200], "GET");
+    assert_eq!(got.body, b"alpha");
+    // No upload leftovers beside the file.
+    let names: Vec<String> = std::fs::read_dir(root.join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, ["a.txt"]);
+
+    let patch = r#"<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:edge"><D:set><D:prop><Z:color>blue</Z:color></D:prop></D:set></D:propertyupdate>"#;
+    w.req("PROPPATCH", "/docs/a.txt")
+        .body(patch)
+        .exec()
+        .expect(&[207], "PROPPATCH");
+    let props = || {
+        std::fs::read_dir(root.join(".edgedav/props"))
+            .unwrap()
+            .count()
+    };
+    assert_eq!(props(), 1, "one sidecar file per resource with properties");
+    let find = w
+        .req("PROPFIND", "/docs/a.txt")
+        .header("Depth", "0")
+        .body(propfind_prop(&[("urn:edge", "color")]))
+        .exec();
+    find.expect(&[207], "PROPFIND");
+    assert_eq!(
+        find.multistatus()[0]
+            .prop_ok("urn:edge", "color")
+            .all_text(),
+        "blue"
+    );
+
+    // COPY carries the property, MOVE moves it, DELETE removes it.
+    w.req("COPY", "/docs")
+        .header("Destination", format!("{}/copy", w.base))
+        .exec()
+        .expect(&[201], "COPY");
+    assert_eq!(props(), 2);
+    w.req("MOVE", "/copy")
+        .header("Destination", format!("{}/moved", w.base))
+        .exec()
+        .expect(&[201], "MOVE");
+    let find = w
+        .req("PROPFIND", "/moved/a.txt")
+        .header("Depth", "0")
+        .body(propfind_prop(&[("urn:edge", "color")]))
+        .exec();
+    assert_eq!(
+        find.multistatus()[0]
+            .prop_ok("urn:edge", "color")
+            .all_text(),
+        "blue"
+    );
+    w.req("DELETE", "/moved").exec().expect(&[204], "DELETE");
+    w.req("DELETE", "/docs").exec().expect(&[204], "DELETE");
+    assert_eq!(props(), 0, "DELETE leaves orphaned properties");
+
+    // The internal directory is out of bounds.
+    for path in ["/.edgedav/locks.json", "/.edgedav", "/x/.edgedav-upload-1"] {
+        let r = w.req("GET", path).exec();
+        assert!(
+            r.status == 403 || r.status == 404,
+            "GET {path} answered {}",
+            r.status
+        );
+    }
+    w.req("PUT", "/.edgedav/evil")
+        .body("x")
+        .exec()
+        .expect(&[403, 404, 409], "PUT into the internal directory");
+}
+
+#[test]
+fn fs_sidecar_is_shared_with_the_native_host() {
+    let Some(env) = edge_env("fs_sidecar_is_shared_with_the_native_host") else {
+        return;
+    };
+    let dir = scratch();
+    let root = dir.path().join("root");
+    {
+        let w = start(&env, &dir, "share");
+        w.req("PUT", "/shared.txt")
+            .body("data")
+            .exec()
+            .expect(&[201], "PUT");
+        let patch = r#"<D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:edge"><D:set><D:prop><Z:tag>from-wasmtime</Z:tag></D:prop></D:set></D:propertyupdate>"#;
+        w.req("PROPPATCH", "/shared.txt")
+            .body(patch)
+            .exec()
+            .expect(&[207], "PROPPATCH");
+    }
+    // The native host on the same directory sees the property.
+    let mut child = Command::new(binary())
+        .arg("serve")
+        .arg("--root")
+        .arg(&root)
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .map(|u| u.trim_end_matches('/').to_owned());
+    let result = std::panic::catch_unwind(|| {
+        let base = base.unwrap_or_else(|| panic!("no URL in {line:?}"));
+        let r = Client::new()
+            .request(
+                reqwest::Method::from_bytes(b"PROPFIND").unwrap(),
+                format!("{base}/shared.txt"),
+            )
+            .header("Depth", "0")
+            .body(propfind_prop(&[("urn:edge", "tag")]))
+            .exec();
+        r.expect(&[207], "native PROPFIND");
+        assert_eq!(
+            r.multistatus()[0].prop_ok("urn:edge", "tag").all_text(),
+            "from-wasmtime"
+        );
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    result.unwrap();
+}
+
+pub(super) fn lock(w: &Edge, path: &str, scope: &str) -> Resp {
+    w.req("LOCK", path)
+        .header("Timeout", "Second-600")
+        .header("Content-Type", "application/xml")
+        .body(lockinfo(scope, "mailto:edge@example.org"))
+        .exec()
+}
+
+#[test]
+fn fs_locks_hold_across_instances_and_restarts() {
+    let Some(env) = edge_env("fs_locks_hold_across_instances_and_restarts") else {
+        return;
+    };
+    let dir = scratch();
+    let token;
+    {
+        let w = start(&env, &dir, "locks1");
+        w.req("PUT", "/f.txt")
+            .body("v1")
+            .exec()
+            .expect(&[201], "PUT");
+        // Every request runs in a fresh instance: the lock must still be
+        // there for the next one.
+        let r = lock(&w, "/f.txt", "exclusive");
+        r.expect(&[200], "LOCK");
+        token = r.lock_token();
+        w.req("PUT", "/f.txt")
+            .body("v2")
+            .exec()
+            .expect(&[423], "PUT without the token");
+        lock(&w, "/f.txt", "shared").expect(&[423], "shared LOCK over an exclusive one");
+        w.req("PUT", "/f.txt")
+            .header("If", format!("(<{token}>)"))
+            .body("v2")
+            .exec()
+            .expect(&[204], "PUT with the token");
+        let refreshed = w
+            .req("LOCK", "/f.txt")
+            .header("If", format!("(<{token}>)"))
+            .header("Timeout", "Second-100")
+            .exec();
+        refreshed.expect(&[200], "LOCK refresh");
+    }
+    assert!(dir.path().join("root/.edgedav/locks.json").is_file());
+    // A new server process on the same directory: the lock survived.
+    let w = start(&env, &dir, "locks2");
+    w.req("PUT", "/f.txt")
+        .body("v3")
+        .exec()
+        .expect(&[423], "PUT without the token after a restart");
+    w.req("UNLOCK", "/f.txt")
+        .header(
+            "Lock-Token",
+            "<urn:uuid:00000000-0000-4000-8000-000000000000>",
+        )
+        .exec()
+        .expect(&[409, 412, 403, 400], "UNLOCK with an unknown token");
+    w.req("UNLOCK", "/f.txt")
+        .header("Lock-Token", format!("<{token}>"))
+        .exec()
+        .expect(&[204], "UNLOCK");
+    w.req("PUT", "/f.txt")
+        .body("v3")
+        .exec()
+        .expect(&[204], "PUT after UNLOCK");
+    assert_eq!(w.req("GET", "/f.txt").exec().body, b"v3");
+    // Depth-infinity locks cover members created later.
+    w.req("MKCOL", "/d").exec().expect(&[201], "MKCOL");
+    let r = w
+        .req("LOCK", "/d")
+        .header("Depth", "infinity")
+        .body(lockinfo("exclusive", "x"))
+        .exec();
+    r.expect(&[200], "deep LOCK");
+    w.req("PUT", "/d/new")
+        .body("x")
+        .exec()
+        .expect(&[423], "PUT into a deep-locked collection");
+}
+
+/// Many clients LOCK the same resource at the same instant, in separate
+/// instances: exactly one may win.
+pub(super) fn lock_race(w: &Edge) {
+    const CLIENTS: usize = 16;
+    // One connection per client, opened before the race starts.
+    let clients: Vec<Client> = (0..CLIENTS)
+        .map(|_| {
+            let c = Client::builder().pool_max_idle_per_host(1).build().unwrap();
+            c.request(reqwest::Method::OPTIONS, format!("{}/", w.base))
+                .exec()
+                .expect(&[200], "OPTIONS");
+            c
+        })
+        .collect();
+    for round in 0..40 {
+        let path = format!("/race-{round}");
+        let start = std::sync::Barrier::new(CLIENTS);
+        let statuses: Vec<u16> = std::thread::scope(|scope| {
+            let handles: Vec<_> = clients
+                .iter()
+                .map(|c| {
+                    let (start, url) = (&start, format!("{}{path}", w.base));
+                    scope.spawn(move || {
+                        start.wait();
+                        c.request(reqwest::Method::from_bytes(b"LOCK").unwrap(), url)
+                            .header("Timeout", "Second-600")
+                            .body(lockinfo("exclusive", "mailto:edge@example.org"))
+                            .exec()
+                            .status
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let granted = statuses.iter().filter(|s| matches!(s, 200 | 201)).count();
+        let refused = statuses.iter().filter(|s| **s == 423).count();
+        assert_eq!(
+            (granted, refused),
+            (1, CLIENTS - 1),
+            "round {round}: statuses {statuses:?}"
+        );
+    }
+}
+
+#[test]
+fn fs_concurrent_exclusive_locks_are_granted_once() {
+    let Some(env) = edge_env("fs_concurrent_exclusive_locks_are_granted_once") else {
+        return;
+    };
+    let dir = scratch();
+    let w = start(&env, &dir, "race");
+    lock_race(&w);
+    // No mutex file is left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("root/.edgedav"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".mutex") || n.starts_with(".edgedav-upload-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn fs_big_files_round_trip() {
+    let Some(env) = edge_env("fs_big_files_round_trip") else {
+        return;
+    };
+    let dir = scratch();
+    let w = start(&env, &dir, "big");
+    let data: Vec<u8> = (0..6 * 1024 * 1024 + 123)
+        .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    w.req("PUT", "/big.bin")
+        .body(data.clone())
+        .exec()
+        .expect(&[201], "PUT 6 MiB");
+    let got = w.req("GET", "/big.bin").exec();
+    got.expect(&[200], "GET");
+    assert!(got.body == data, "6 MiB differ after a round trip");
+    let r = w
+        .req("GET", "/big.bin")
+        .header("Range", "bytes=4194300-4194309")
+        .exec();
+    r.expect(&[206], "ranged GET");
+    assert_eq!(r.body, &data[4_194_300..4_194_310]);
+}
