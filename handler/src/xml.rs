@@ -368,12 +368,11 @@ impl XmlWriter {
         // no intermediate string: PROPFIND writes a few texts per member.
         let bytes = text.as_bytes();
         let mut start = 0;
-        for (i, &b) in bytes.iter().enumerate() {
-            let entity: &[u8] = match b {
+        while let Some(i) = next_markup(bytes, start) {
+            let entity: &[u8] = match bytes[i] {
                 b'<' => b"&lt;",
                 b'>' => b"&gt;",
-                b'&' => b"&amp;",
-                _ => continue,
+                _ => b"&amp;",
             };
             self.out.extend_from_slice(&bytes[start..i]);
             self.out.extend_from_slice(entity);
@@ -474,13 +473,61 @@ impl XmlWriter {
     }
 }
 
+/// The position of the first `<`, `>` or `&` at or after `from`. Looks at
+/// eight bytes at a time (most texts have none of them): a byte of `word`
+/// equals `b` iff that byte of `word ^ b×8` is zero, which the classic
+/// has-zero-byte test finds without a branch per byte.
+fn next_markup(bytes: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let mut i = from;
+    while i + 8 <= bytes.len() {
+        let word = u64::from_le_bytes(bytes[i..i + 8].try_into().expect("eight bytes"));
+        let hits = has_zero(word ^ (ONES * u64::from(b'<')))
+            | has_zero(word ^ (ONES * u64::from(b'>')))
+            | has_zero(word ^ (ONES * u64::from(b'&')));
+        if hits != 0 {
+            break;
+        }
+        i += 8;
+    }
+    bytes[i..]
+        .iter()
+        .position(|b| matches!(b, b'<' | b'>' | b'&'))
+        .map(|p| i + p)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn text_escapes_markup_but_not_quotes() {
-        for text in ["", "plain", "a<b>&c", "<<&&>>", "\"etag\"", "ünï<cödé>"] {
+        let long = "0123456789abcdef<0123456789abcdef>0123&";
+        let texts = [
+            "",
+            "plain",
+            "a<b>&c",
+            "<<&&>>",
+            "\"etag\"",
+            "ünï<cödé>",
+            long,
+        ];
+        // Every position of every special byte, around the 8-byte steps.
+        let mut shifted = Vec::new();
+        for special in ['<', '>', '&'] {
+            for at in 0..20 {
+                let mut t = "x".repeat(20);
+                t.replace_range(at..=at, &special.to_string());
+                shifted.push(t);
+            }
+        }
+        for text in texts
+            .iter()
+            .copied()
+            .chain(shifted.iter().map(String::as_str))
+        {
             let mut w = XmlWriter::fragment();
             w.text(text);
             assert_eq!(w.finish(), partial_escape(text).as_bytes(), "{text}");
