@@ -152,15 +152,17 @@ impl DavPath {
 
     /// The URL path for this resource; collections get a trailing slash.
     pub fn href(&self, collection: bool) -> String {
-        let mut href = String::new();
-        for s in self.segments() {
-            href.push('/');
-            href.extend(utf8_percent_encode(s, SEGMENT));
-        }
-        if href.is_empty() || collection {
-            href.push('/');
-        }
-        href
+        self.href_pieces(collection).collect()
+    }
+
+    /// [`Self::href`] in pieces, to write without building the string (a
+    /// PROPFIND writes one per member). Percent-encoded, so no piece holds
+    /// XML markup either.
+    pub fn href_pieces(&self, collection: bool) -> impl Iterator<Item = &str> {
+        let trailing = (self.is_root() || collection).then_some("/");
+        self.segments()
+            .flat_map(|s| std::iter::once("/").chain(utf8_percent_encode(s, SEGMENT)))
+            .chain(trailing)
     }
 }
 

@@ -345,7 +345,11 @@ impl Walk<'_> {
             }
         }
         w.open_dav("response");
-        w.text_element_dav("href", &path.href(meta.is_collection()));
+        w.open_dav("href");
+        for piece in path.href_pieces(meta.is_collection()) {
+            w.raw(piece);
+        }
+        w.close_dav("href");
         if !found.is_empty() {
             propstat_with(w, 200, |w| found.iter().for_each(|f| f.write(w)));
         }
