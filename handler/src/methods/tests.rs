@@ -284,6 +284,11 @@ fn propfind_pages_through_large_collections() {
     s.put("/big/sub/deep", "");
     let r = s.send("PROPFIND", "/big/", &[("Depth", "1")], "");
     assert_eq!(r.body.matches("<D:response>").count(), 2502);
+    // Three pages of listing: every member exactly once.
+    for i in 0..2500 {
+        let href = format!("<D:href>/big/{i:04}</D:href>");
+        assert_eq!(r.body.matches(&href).count(), 1, "{href}");
+    }
     let r = s.send("PROPFIND", "/big/", &[("Depth", "infinity")], "");
     assert_eq!(r.body.matches("<D:response>").count(), 2503);
     assert!(r.body.contains("/big/sub/deep"));
