@@ -32,8 +32,7 @@ use crate::net::tls::{self, ReloadableCert};
 use crate::net::traffic::BodyRate;
 use crate::runtime::admission::Admission;
 use crate::runtime::{self, GuestSettings, Runtime, SandboxLimits};
-use crate::storage::Backend;
-use crate::storage::home::{HomeRegistry, LockScope};
+use crate::storage::home::{Home, HomeRegistry};
 
 /// State shared by every binding.
 pub struct App {
@@ -44,13 +43,8 @@ pub struct App {
     pub homes: HomeRegistry,
     /// The current users; replaced whole on reload.
     pub users: ArcSwap<Users>,
-    /// The store of the unauthenticated zero-config server.
-    pub open: Option<OpenStore>,
-}
-
-pub struct OpenStore {
-    pub backend: Arc<dyn Backend>,
-    pub scope: LockScope,
+    /// The home the zero-config server serves to everyone.
+    pub open: Option<Arc<Home>>,
 }
 
 fn admission(sandbox: &SandboxConfig) -> Admission {
@@ -105,19 +99,10 @@ pub async fn serve(path: Option<&Path>, config: Config) -> wasmtime::Result<()> 
         .map_err(wasmtime::Error::msg)?;
     let open = match &config.open {
         Some(spec) => {
-            let home = homes.open(spec).await.context("opening the store")?;
-            Some(OpenStore {
-                backend: home.backend.clone(),
-                scope: home.scope.clone(),
-            })
+            info!(home = ?spec, "serving without authentication");
+            Some(homes.open(spec).await.context("opening the store")?)
         }
         None => None,
-    };
-    let auth = |binding: &BindingConfig| match config.open {
-        Some(_) => AuthMode::Open,
-        None => AuthMode::Users {
-            anonymous: binding.anonymous_user.clone(),
-        },
     };
     let app = Arc::new(App {
         runtime,
@@ -127,6 +112,12 @@ pub async fn serve(path: Option<&Path>, config: Config) -> wasmtime::Result<()> 
         users: ArcSwap::from_pointee(users),
         open,
     });
+    let auth = |binding: &BindingConfig| match app.open {
+        Some(_) => AuthMode::Open,
+        None => AuthMode::Users {
+            anonymous: binding.anonymous_user.clone(),
+        },
+    };
 
     let mut listeners = Vec::new();
     let mut lines = Vec::new();

@@ -27,7 +27,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use tracing::info;
 use tracing_subscriber::EnvFilter;
 use wasmtime::error::Context;
 
@@ -196,6 +195,7 @@ async fn serve(args: ServeArgs) -> wasmtime::Result<()> {
         return app::serve(Some(path), config).await;
     }
     init_logging(LogFormat::Text, "info");
+    storage::s3::set_log_each(args.s3.log_requests);
     app::serve(None, zero_config(&args)).await
 }
 
@@ -205,28 +205,16 @@ async fn serve(args: ServeArgs) -> wasmtime::Result<()> {
 /// everyone. It is served by the very path a configuration file takes.
 fn zero_config(args: &ServeArgs) -> Config {
     let open = match &args.s3.bucket {
-        Some(bucket) => {
-            storage::s3::set_log_each(args.s3.log_requests);
-            info!(
-                bucket = %bucket,
-                prefix = args.s3.prefix.as_deref().unwrap_or(""),
-                endpoint = args.s3.endpoint.as_deref().unwrap_or("AWS"),
-                "serving an S3 bucket"
-            );
-            HomeSpec::S3 {
-                bucket: bucket.clone(),
-                prefix: args.s3.prefix.clone(),
-                endpoint: args.s3.endpoint.clone(),
-                region: args.s3.region.clone(),
-                path_style: args.s3.path_style,
-            }
-        }
-        None => {
-            info!(root = %args.root.display(), "serving a directory");
-            HomeSpec::Local {
-                path: args.root.clone(),
-            }
-        }
+        Some(bucket) => HomeSpec::S3 {
+            bucket: bucket.clone(),
+            prefix: args.s3.prefix.clone(),
+            endpoint: args.s3.endpoint.clone(),
+            region: args.s3.region.clone(),
+            path_style: args.s3.path_style,
+        },
+        None => HomeSpec::Local {
+            path: args.root.clone(),
+        },
     };
     let mut config = Config::default();
     config.server.component = args.component.clone();

@@ -418,16 +418,7 @@ fn spawn_server(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log));
-    // Kill the server if the test thread that owns it dies without
-    // running Drop (e.g. the test binary is killed).
-    #[cfg(target_os = "linux")]
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
+    dies_with_the_tests(&mut cmd);
     let mut child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
@@ -468,6 +459,20 @@ fn spawn_server(
         }
     }
     (child, lines)
+}
+
+/// Makes a server process die with the test process, even when the test
+/// dies without running `Drop` (the test binary killed, say).
+pub fn dies_with_the_tests(cmd: &mut Command) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: the hook only calls prctl, which is async-signal-safe.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
 }
 
 /// Runs `edgedav hash-password` on `password`.
