@@ -7,22 +7,22 @@
 //!   (no `.`, `..`, NUL or reserved names) and resolved relative to that
 //!   directory's descriptor, so the runtime's capability rules (no escape by
 //!   `..` or symlinks) confine it as well.
-//! * **Layout**, compatible with the native host's local-disk backend: file
-//!   content in plain files, collections as directories, dead properties in
-//!   the sidecar `<root>/.edgedav/props/<sha256(path)>` (JSON with the path
-//!   and its properties), uploads in progress in hidden
-//!   `.edgedav-upload-<random>` files. A directory served by `edgedav serve`
-//!   can be served by this adapter and back.
-//! * **Atomic commits.** A writer stages into a hidden file beside its
-//!   target; commit publishes it with a hard link (`link-at`, which fails
-//!   rather than replace anything) then removes the staged name, or, when
-//!   something is at the target, renames over it. So the commit decides
-//!   atomically whether it created the file (`created`), and a `create-only`
-//!   commit fails with `already-exists` having changed nothing. An
-//!   uncommitted writer removes its file when dropped. A partial update
-//!   (`offset`) is applied at commit on a staged copy of the current file,
-//!   renamed over it: a crash leaves the old or the new file, never a
-//!   half-applied piece (at the price of a copy per piece).
+//! * **The tree is the native host's.** Paths, the layout, recursive
+//!   delete/copy/move, listings, publication, partial updates and dead
+//!   properties are `edgedav-fstree`'s, shared with the native local-disk
+//!   backend; this crate offers its filesystem primitives on the root
+//!   descriptor (`component/disk.rs`). So a directory served by `edgedav
+//!   serve` can be served by this adapter and back: file content in plain
+//!   files, collections as directories, dead properties in
+//!   `<root>/.edgedav/props/<sha256(path)>`.
+//! * **Atomic commits.** A writer stages into a hidden
+//!   `.edgedav-upload-<random>` file beside its target; the commit renames
+//!   it without replacing (a hard link, `link-at`, which fails rather than
+//!   replace anything, then removal of the staged name) or, when something
+//!   is at the target, over it. So the commit decides atomically whether it
+//!   created the file, and a `create-only` commit fails with
+//!   `already-exists` having changed nothing. An uncommitted writer removes
+//!   its file when dropped.
 //! * **Crash leftovers.** WASI has no file locks, so a staged file of a
 //!   killed instance is recognised by age: one not modified for an hour (a
 //!   live writer modifies its file with every chunk) is removed where it is
@@ -40,7 +40,7 @@
 //!   `O_EXCL` (`.edgedav/locks.mutex`; taken over when older than 10 s, so a
 //!   killed instance cannot wedge the table), and publish the new table with
 //!   one rename, so readers never see a half-written table. The same mutex
-//!   scheme serialises property patches.
+//!   scheme serialises property patches and partial updates.
 //! * **Not supported:** space usage (WASI has no statvfs: both figures are
 //!   unknown), creation times, stored content types.
 

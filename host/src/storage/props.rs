@@ -1,6 +1,6 @@
 //! Dead properties in the contract's types over the shared rules
-//! (`edgedav_rules::props`): the sidecar form the local-disk and S3
-//! backends store (a JSON file, a JSON object) and PROPPATCH application.
+//! (`edgedav_rules::props`): the JSON form the S3 backend stores
+//! (an object beside each resource) and PROPPATCH application.
 
 use edgedav_rules::props::{self as rules, sidecar};
 
@@ -31,11 +31,6 @@ pub fn apply(properties: &mut Vec<Property>, changes: Vec<PropertyChange>) {
         }),
     );
     properties.extend(stored.into_iter().map(from_rules));
-}
-
-/// The sidecar's file name for a resource.
-pub fn file_name(path: &str) -> String {
-    sidecar::file_name(path)
 }
 
 fn to_rules(p: Property) -> rules::Property {

@@ -1,4 +1,5 @@
-//! Reading and writing file content: staged writes published by one rename.
+//! Reading and writing file content: writes staged beside their target and
+//! published by `edgedav_fstree::commit`.
 
 use super::*;
 
@@ -31,8 +32,8 @@ impl st::GuestReader for FsReader {
 pub struct FsWriter {
     pub(super) store: Rc<Store>,
     pub(super) fd: Descriptor,
-    pub(super) temp: String,
-    pub(super) target: String,
+    pub(super) staged: PathBuf,
+    pub(super) target: PathBuf,
     pub(super) offset: Option<u64>,
     pub(super) create_only: bool,
     pub(super) written: RefCell<u64>,
@@ -53,120 +54,17 @@ impl st::GuestWriter for FsWriter {
         let s = w.store.clone();
         let created = match w.offset {
             Some(offset) => {
-                s.apply_piece(&w.fd, &w.target, offset)?;
+                fstree::commit::apply_piece(&*s, &w.staged, &w.target, offset)?;
                 false
             }
-            None => s.publish(&w.temp, &w.target, w.create_only)?,
+            None => fstree::commit::publish(&*s, &w.staged, &w.target, w.create_only)?,
         };
         // The staged file is gone (published) or no longer needed (a piece).
         w.committed = w.offset.is_none();
         Ok(Committed {
-            metadata: s.metadata(&w.target).map_err(fs_err)?,
+            metadata: s.metadata(wasi_path(&w.target)).map_err(fs_err)?,
             created,
         })
-    }
-}
-
-impl Store {
-    /// Moves a staged file to `target`; returns whether that created it. A
-    /// hard link fails with `exist` instead of replacing anything, so the
-    /// create-or-replace decision is atomic: a create-only commit then fails
-    /// with `already-exists` having changed nothing, any other falls back to
-    /// a rename that replaces. Where links are not supported, a stat then a
-    /// rename decide it (best effort).
-    pub(super) fn publish(
-        &self,
-        temp: &str,
-        target: &str,
-        create_only: bool,
-    ) -> Result<bool, Error> {
-        let gone = |e| match e {
-            // The collection went away (and took the upload with it).
-            ErrorCode::NoEntry => Error::ParentNotFound,
-            e => fs_err(e),
-        };
-        match self.dir.link_at(NOFOLLOW, temp, &self.dir, target) {
-            Ok(()) => {
-                let _ = self.dir.unlink_file_at(temp);
-                return Ok(true);
-            }
-            Err(ErrorCode::Exist) if create_only => return Err(Error::AlreadyExists),
-            Err(ErrorCode::Exist) => {}
-            Err(ErrorCode::NotPermitted | ErrorCode::Unsupported | ErrorCode::Access) => {
-                let exists = self.stat(target, NOFOLLOW).is_ok();
-                if exists && create_only {
-                    return Err(Error::AlreadyExists);
-                }
-                self.dir.rename_at(temp, &self.dir, target).map_err(gone)?;
-                return Ok(!exists);
-            }
-            Err(e) => return Err(gone(e)),
-        }
-        self.dir.rename_at(temp, &self.dir, target).map_err(gone)?;
-        Ok(false)
-    }
-
-    /// Applies a staged piece at `offset` of `target` on a staged copy of
-    /// it, then renames the copy over it: a crash leaves the old or the new
-    /// file, never a half-applied piece.
-    pub(super) fn apply_piece(
-        &self,
-        piece: &Descriptor,
-        target: &str,
-        offset: u64,
-    ) -> Result<(), Error> {
-        let current = self
-            .open(target, OpenFlags::empty(), DescriptorFlags::READ)
-            .map_err(fs_err)?;
-        let stat = current.stat().map_err(fs_err)?;
-        if stat.type_ == DescriptorType::Directory {
-            return Err(Error::IsACollection);
-        }
-        if offset > stat.size {
-            return Err(Error::Conflict("offset beyond the end of the file".into()));
-        }
-        let copy = rel_child(rel_parent(target), &random_name());
-        let applied = (|| {
-            let fd = self.dir.open_at(
-                NOFOLLOW,
-                &copy,
-                OpenFlags::CREATE | OpenFlags::EXCLUSIVE,
-                DescriptorFlags::WRITE,
-            )?;
-            copy_content(&current, &fd, 0)?;
-            copy_content(piece, &fd, offset)?;
-            fd.sync()?;
-            drop(fd);
-            self.dir.rename_at(&copy, &self.dir, target)
-        })();
-        if applied.is_err() {
-            let _ = self.dir.unlink_file_at(&copy);
-        }
-        applied.map_err(fs_err)
-    }
-
-    /// Removes a staged file not modified for [`STAGED_STALE`]: left by an
-    /// instance that was killed (WASI offers no file locks to tell).
-    pub(super) fn remove_if_stale(&self, rel: &str) {
-        let Ok(stat) = self.dir.stat_at(NOFOLLOW, rel) else {
-            return;
-        };
-        let modified = stat.data_modification_timestamp.map_or(0, |t| t.seconds);
-        let now = now_ms() / 1000;
-        if now.saturating_sub(modified) > STAGED_STALE.as_secs() {
-            let _ = self.dir.unlink_file_at(rel);
-        }
-    }
-
-    /// Sweeps the stale staged files of an internal directory.
-    pub(super) fn sweep(&self, dir: &str) {
-        if let Ok(entries) = self.read_dir(dir) {
-            for (name, _) in entries {
-                if name.starts_with(UPLOAD_PREFIX) {
-                    self.remove_if_stale(&rel_child(dir, &name));
-                }
-            }
-        }
     }
 }
 
@@ -174,7 +72,33 @@ impl Drop for FsWriter {
     /// Discards an upload that was not committed.
     fn drop(&mut self) {
         if !self.committed {
-            let _ = self.store.dir.unlink_file_at(&self.temp);
+            let _ = self.store.dir.unlink_file_at(wasi_path(&self.staged));
+        }
+    }
+}
+
+impl Store {
+    /// Removes a staged file not modified for [`STAGED_STALE`]: left by an
+    /// instance that was killed (WASI offers no file locks to tell).
+    pub(super) fn remove_if_stale(&self, at: &Path) {
+        let Ok(stat) = self.dir.stat_at(NOFOLLOW, wasi_path(at)) else {
+            return;
+        };
+        let modified = stat.data_modification_timestamp.map_or(0, |t| t.seconds);
+        let now = now_ms() / 1000;
+        if now.saturating_sub(modified) > STAGED_STALE.as_secs() {
+            let _ = self.dir.unlink_file_at(wasi_path(at));
+        }
+    }
+
+    /// Sweeps the stale staged files of a directory.
+    pub(super) fn sweep(&self, dir: &Path) {
+        if let Ok(entries) = self.read_dir(wasi_path(dir)) {
+            for (name, _) in entries {
+                if name.starts_with(UPLOAD_PREFIX) {
+                    self.remove_if_stale(&dir.join(name));
+                }
+            }
         }
     }
 }

@@ -63,8 +63,8 @@ impl Store {
     pub(super) fn save_locks(&self, table: &LockTable) -> Result<(), String> {
         let bytes = serde_json::to_vec(table).map_err(|e| e.to_string())?;
         // A small directory: sweeping it here costs one listing.
-        self.sweep(INTERNAL_DIR);
-        self.write_atomic(INTERNAL_DIR, LOCK_TABLE, &bytes)
+        self.sweep(Path::new(INTERNAL_DIR));
+        self.write_atomic(Path::new(LOCK_TABLE), &bytes)
             .map_err(|e| format!("{LOCK_TABLE}: {e:?}"))
     }
 

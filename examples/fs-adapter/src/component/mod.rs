@@ -2,11 +2,12 @@
 //! the crate docs for the design).
 
 use std::cell::RefCell;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use edgedav_fstree::{self as fstree, INTERNAL_DIR, UPLOAD_PREFIX};
 use edgedav_rules as rules;
-use edgedav_rules::props::{Property as StoredProperty, sidecar};
 use serde::{Deserialize, Serialize};
 
 wit_bindgen::generate!({
@@ -38,8 +39,8 @@ use wasi::filesystem::types::{
 use wasi::io::streams::InputStream;
 
 mod content;
+mod disk;
 mod locks;
-mod properties;
 mod storage;
 use self::content::*;
 
@@ -47,14 +48,7 @@ struct Component;
 
 export!(Component);
 
-/// Name of the internal directory at the root.
-const INTERNAL_DIR: &str = ".edgedav";
-/// Prefix of uploads in progress (and of staged internal files).
-const UPLOAD_PREFIX: &str = ".edgedav-upload-";
-const PROPS_DIR: &str = ".edgedav/props";
 const LOCK_TABLE: &str = ".edgedav/locks.json";
-/// The most entries one `list-members` page holds, whatever the guest asks.
-const MAX_PAGE: u32 = 1000;
 /// Bytes moved per call when copying file content.
 const COPY_CHUNK: u64 = 1 << 20;
 /// A mutex file older than this is taken to be left by a killed instance.
@@ -66,15 +60,14 @@ const MUTEX_WAIT: Duration = Duration::from_secs(15);
 /// where it is met (see the crate docs).
 const STAGED_STALE: Duration = Duration::from_secs(3600);
 
-fn is_reserved(name: &str) -> bool {
-    name == INTERNAL_DIR || name.starts_with(UPLOAD_PREFIX)
-}
-
 // ---------------------------------------------------------------- the store
 
 /// The root directory, opened once per instance.
 struct Store {
     dir: Descriptor,
+    /// The root's location for `edgedav_fstree`: the empty path, so
+    /// locations are relative paths ([`wasi_path`]).
+    root: PathBuf,
 }
 
 thread_local! {
@@ -101,62 +94,46 @@ fn store() -> Result<Rc<Store>, Error> {
         )));
     };
     let (dir, _) = dirs.swap_remove(index);
-    let store = Rc::new(Store { dir });
+    let store = Rc::new(Store {
+        dir,
+        root: PathBuf::new(),
+    });
     store.init()?;
     STORE.with(|s| *s.borrow_mut() = Some(store.clone()));
     Ok(store)
 }
 
-fn fs_err(e: ErrorCode) -> Error {
+/// The contract error of a filesystem error.
+fn fs_err(e: ErrorCode) -> fstree::Error {
+    use fstree::Error as E;
     match e {
-        ErrorCode::NoEntry => Error::NotFound,
-        ErrorCode::Exist => Error::AlreadyExists,
-        ErrorCode::NotDirectory => Error::NotACollection,
-        ErrorCode::IsDirectory => Error::IsACollection,
-        ErrorCode::InsufficientSpace | ErrorCode::Quota => Error::NoSpace,
-        ErrorCode::FileTooLarge => Error::TooLarge,
-        ErrorCode::Access | ErrorCode::NotPermitted => Error::Forbidden(format!("{e:?}")),
+        ErrorCode::NoEntry => E::NotFound,
+        ErrorCode::Exist => E::AlreadyExists,
+        ErrorCode::NotDirectory => E::NotACollection,
+        ErrorCode::IsDirectory => E::IsACollection,
+        ErrorCode::InsufficientSpace | ErrorCode::Quota => E::NoSpace,
+        ErrorCode::FileTooLarge => E::TooLarge,
+        ErrorCode::Access | ErrorCode::NotPermitted => E::Forbidden(format!("{e:?}")),
         // A server condition, not a permission: 503.
-        ErrorCode::ReadOnly => Error::Unavailable("the store is read-only".into()),
-        ErrorCode::NameTooLong => Error::Conflict("name too long".into()),
-        _ => Error::Io(format!("{e:?}")),
+        ErrorCode::ReadOnly => E::Unavailable("the store is read-only".into()),
+        ErrorCode::NameTooLong => E::NameTooLong,
+        _ => E::Io(format!("{e:?}")),
     }
 }
 
 /// The error of looking a path up: a name too long to exist is not found.
 fn lookup_err(e: ErrorCode) -> Error {
-    match e {
-        ErrorCode::NameTooLong => Error::NotFound,
-        e => fs_err(e),
-    }
+    fs_err(e).looked_up().into()
 }
 
-fn forbidden(reason: &str) -> Error {
-    Error::Forbidden(reason.to_owned())
-}
+edgedav_fstree::contract_conversions!();
 
-/// A contract path as a path relative to the root descriptor (`.` for the root).
-fn rel(path: &str) -> Result<String, Error> {
-    let segments = rules::path::segments(path, is_reserved).map_err(forbidden)?;
-    Ok(if segments.is_empty() {
-        ".".to_owned()
-    } else {
-        segments.join("/")
-    })
-}
-
-fn rel_parent(rel: &str) -> &str {
-    match rel.rfind('/') {
-        Some(cut) => &rel[..cut],
-        None => ".",
-    }
-}
-
-fn rel_child(rel: &str, name: &str) -> String {
-    if rel == "." {
-        name.to_owned()
-    } else {
-        format!("{rel}/{name}")
+/// A location of `edgedav_fstree` (relative to the root descriptor; built
+/// from UTF-8 contract paths) as a wasi-filesystem path.
+fn wasi_path(at: &Path) -> &str {
+    match at.to_str().expect("locations are built from UTF-8 paths") {
+        "" => ".",
+        path => path,
     }
 }
 
@@ -180,10 +157,13 @@ const NOFOLLOW: PathFlags = PathFlags::empty();
 impl Store {
     /// Creates the internal directories.
     fn init(&self) -> Result<(), Error> {
-        for dir in [INTERNAL_DIR, PROPS_DIR] {
-            match self.dir.create_directory_at(dir) {
+        for dir in [
+            Path::new(INTERNAL_DIR).to_owned(),
+            fstree::sidecar::dir(self),
+        ] {
+            match self.dir.create_directory_at(wasi_path(&dir)) {
                 Ok(()) | Err(ErrorCode::Exist) => {}
-                Err(e) => return Err(fs_err(e)),
+                Err(e) => return Err(fs_err(e).into()),
             }
         }
         Ok(())
@@ -198,13 +178,11 @@ impl Store {
     }
 
     fn metadata(&self, rel: &str) -> Result<Metadata, ErrorCode> {
-        let stat = self.stat(rel, FOLLOW)?;
-        let hash = if rel == "." {
-            self.dir.metadata_hash()?
-        } else {
-            self.dir.metadata_hash_at(FOLLOW, rel)?
-        };
-        Ok(metadata(&stat, hash.lower ^ hash.upper.rotate_left(32)))
+        if rel == "." {
+            let hash = self.dir.metadata_hash()?;
+            return Ok(metadata(&self.dir.stat()?, hash));
+        }
+        metadata_at(&self.dir, rel)
     }
 
     fn open(
@@ -216,14 +194,16 @@ impl Store {
         self.dir.open_at(FOLLOW, rel, open, flags)
     }
 
-    /// The parent of a new resource must be an existing collection.
-    fn check_parent(&self, rel: &str) -> Result<(), Error> {
-        match self.stat(rel_parent(rel), FOLLOW) {
-            Ok(s) if s.type_ == DescriptorType::Directory => Ok(()),
-            Ok(_) => Err(Error::NotACollection),
-            Err(ErrorCode::NoEntry) => Err(Error::ParentNotFound),
-            Err(e) => Err(fs_err(e)),
-        }
+    /// Creates a new staged file beside `at`, for writing.
+    fn stage_beside(&self, at: &Path) -> Result<(PathBuf, Descriptor), ErrorCode> {
+        let staged = at.with_file_name(random_name());
+        let fd = self.dir.open_at(
+            NOFOLLOW,
+            wasi_path(&staged),
+            OpenFlags::CREATE | OpenFlags::EXCLUSIVE,
+            DescriptorFlags::READ | DescriptorFlags::WRITE,
+        )?;
+        Ok((staged, fd))
     }
 
     /// Names in a directory (not `.`/`..`), reserved ones included.
@@ -249,59 +229,23 @@ impl Store {
         }
     }
 
-    /// Writes a small file atomically: a staged file in `dir_rel`, renamed over `rel`.
-    fn write_atomic(&self, dir_rel: &str, rel: &str, bytes: &[u8]) -> Result<(), ErrorCode> {
-        let temp = rel_child(dir_rel, &random_name());
-        let written = (|| {
-            let fd = self.dir.open_at(
-                NOFOLLOW,
-                &temp,
-                OpenFlags::CREATE | OpenFlags::EXCLUSIVE,
-                DescriptorFlags::WRITE,
-            )?;
-            write_all(&fd, bytes, 0)?;
-            drop(fd);
-            self.dir.rename_at(&temp, &self.dir, rel)
-        })();
+    /// Replaces a small file atomically: a file staged beside it, renamed over it.
+    fn write_atomic(&self, at: &Path, bytes: &[u8]) -> Result<(), ErrorCode> {
+        let (staged, fd) = self.stage_beside(at)?;
+        let written = write_all(&fd, bytes, 0).and_then(|()| {
+            self.dir
+                .rename_at(wasi_path(&staged), &self.dir, wasi_path(at))
+        });
         if written.is_err() {
-            let _ = self.dir.unlink_file_at(&temp);
+            let _ = self.dir.unlink_file_at(wasi_path(&staged));
         }
         written
-    }
-
-    fn remove_file_if_present(&self, rel: &str) -> Result<(), ErrorCode> {
-        match self.dir.unlink_file_at(rel) {
-            Ok(()) | Err(ErrorCode::NoEntry) => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Copies a file's content through a staged file, so a failed copy leaves
-    /// nothing at the destination.
-    fn copy_file(&self, from: &str, to: &str) -> Result<(), ErrorCode> {
-        let temp = rel_child(rel_parent(to), &random_name());
-        let copied = (|| {
-            let src = self.open(from, OpenFlags::empty(), DescriptorFlags::READ)?;
-            let dst = self.dir.open_at(
-                NOFOLLOW,
-                &temp,
-                OpenFlags::CREATE | OpenFlags::EXCLUSIVE,
-                DescriptorFlags::WRITE,
-            )?;
-            copy_content(&src, &dst, 0)?;
-            drop(dst);
-            self.dir.rename_at(&temp, &self.dir, to)
-        })();
-        if copied.is_err() {
-            let _ = self.dir.unlink_file_at(&temp);
-        }
-        copied
     }
 
     // ------------------------------------------------------------ mutex
 
     /// Takes the named mutex file (created with `O_EXCL`); released on drop.
-    fn mutex(self: &Rc<Self>, name: &str) -> Result<MutexGuard, String> {
+    fn mutex(&self, name: &str) -> Result<MutexGuard<'_>, String> {
         let path = format!("{INTERNAL_DIR}/{name}.mutex");
         let start = SystemTime::now();
         let mut pause = Duration::from_millis(1);
@@ -313,10 +257,7 @@ impl Store {
                 DescriptorFlags::WRITE,
             ) {
                 Ok(_) => {
-                    return Ok(MutexGuard {
-                        store: self.clone(),
-                        path,
-                    });
+                    return Ok(MutexGuard { store: self, path });
                 }
                 Err(ErrorCode::Exist) => {}
                 Err(e) => return Err(format!("taking {path}: {e:?}")),
@@ -341,12 +282,12 @@ impl Store {
     }
 }
 
-struct MutexGuard {
-    store: Rc<Store>,
+struct MutexGuard<'a> {
+    store: &'a Store,
     path: String,
 }
 
-impl Drop for MutexGuard {
+impl Drop for MutexGuard<'_> {
     fn drop(&mut self) {
         let _ = self.store.dir.unlink_file_at(&self.path);
     }
@@ -377,7 +318,15 @@ fn copy_content(src: &Descriptor, dst: &Descriptor, at: u64) -> Result<(), Error
     }
 }
 
-fn metadata(stat: &DescriptorStat, hash: u64) -> Metadata {
+/// The metadata of `rel` below directory `dir`, following a final symlink.
+fn metadata_at(dir: &Descriptor, rel: &str) -> Result<Metadata, ErrorCode> {
+    let stat = dir.stat_at(FOLLOW, rel)?;
+    let hash = dir.metadata_hash_at(FOLLOW, rel)?;
+    Ok(metadata(&stat, hash))
+}
+
+fn metadata(stat: &DescriptorStat, hash: wasi::filesystem::types::MetadataHashValue) -> Metadata {
+    let hash = hash.lower ^ hash.upper.rotate_left(32);
     let (kind, size) = if stat.type_ == DescriptorType::Directory {
         (NodeKind::Collection, 0)
     } else {

@@ -81,13 +81,13 @@ impl FileWriter for LocalWriter {
             file.sync_all()?;
             let created = match offset {
                 Some(offset) => {
-                    store.apply_piece(&temp, &target, offset)?;
+                    commit::apply_piece(&*store, &temp, &target, offset)?;
                     false
                 }
-                None => publish(&temp, &target, create_only)?,
+                None => commit::publish(&*store, &temp, &target, create_only)?,
             };
             // Make the rename itself durable.
-            File::open(target.parent().expect("a file has a parent"))?.sync_all()?;
+            File::open(parent(&target))?.sync_all()?;
             Ok::<_, Error>((fs::metadata(&target)?, created))
         })
         .await
@@ -107,70 +107,5 @@ impl Drop for LocalWriter {
         if !self.committed {
             let _ = fs::remove_file(&self.temp);
         }
-    }
-}
-
-impl Store {
-    /// Applies the piece staged in `piece` at `offset` of `target` on a staged
-    /// copy of it, then renames the copy over it (see the module docs).
-    fn apply_piece(&self, piece: &Path, target: &Path, offset: u64) -> Result<()> {
-        let _serial = lock(&self.updating);
-        let mut current = File::open(target)?;
-        let meta = current.metadata()?;
-        if meta.is_dir() {
-            return Err(Error::IsACollection);
-        }
-        if offset > meta.len() {
-            return Err(Error::Conflict("offset beyond the end of the file".into()));
-        }
-        let parent = target.parent().expect("a file has a parent");
-        let mut copy = staging::stage(&self.uploads, parent)?;
-        let applied = (|| {
-            io::copy(&mut current, &mut copy.file)?;
-            copy.file.seek(SeekFrom::Start(offset))?;
-            io::copy(&mut File::open(piece)?, &mut copy.file)?;
-            copy.file.sync_all()?;
-            fs::rename(&copy.path, target)
-        })();
-        if applied.is_err() {
-            let _ = fs::remove_file(&copy.path);
-        }
-        Ok(applied?)
-    }
-}
-
-/// Moves a staged file to `target`; returns whether that created the file
-/// (see the module docs). With `create_only`, an existing target is
-/// `already-exists` and nothing changes.
-pub(super) fn publish(staged: &Path, target: &Path, create_only: bool) -> Result<bool> {
-    let gone = |e: io::Error| match e.kind() {
-        // The collection went away meanwhile.
-        ErrorKind::NotFound => Error::ParentNotFound,
-        _ => e.into(),
-    };
-    match rename_noreplace(staged, target) {
-        Ok(()) => return Ok(true),
-        Err(e) if e.kind() == ErrorKind::AlreadyExists && create_only => {
-            return Err(Error::AlreadyExists);
-        }
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(gone(e)),
-    }
-    fs::rename(staged, target).map_err(gone)?;
-    Ok(false)
-}
-
-/// `rename` that fails with `EEXIST` instead of replacing: `renameat2` with
-/// `RENAME_NOREPLACE`, or a hard link then an unlink where the filesystem
-/// does not support that flag.
-pub(super) fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
-    use rustix::fs::{CWD, RenameFlags, renameat_with};
-    use rustix::io::Errno;
-    match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
-        Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
-            fs::hard_link(from, to)?;
-            fs::remove_file(from)
-        }
-        other => Ok(other?),
     }
 }

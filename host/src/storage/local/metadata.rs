@@ -1,6 +1,12 @@
 //! The contract's metadata of a file or directory, from either stat call.
 
-use super::*;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rustix::fs::{FileType, Statx, StatxFlags};
+
+use crate::storage::{Metadata, NodeKind, Timestamp};
 
 /// The contract's metadata (and so the ETag rule) of a file, from whichever
 /// stat call looked at it.

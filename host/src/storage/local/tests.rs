@@ -1,8 +1,11 @@
 //! Unit tests of the local store beyond the conformance suite.
 
 use super::metadata::etag;
+use std::time::SystemTime;
+
 use super::*;
 use crate::runtime::bindings::edgedav::dav::storage::PropertyName;
+use crate::storage::{NodeKind, name_too_long};
 
 /// ETags are what clients cache: the hand-written hex must match the
 /// `{:x}` form earlier versions answered.

@@ -1,0 +1,100 @@
+//! Dead properties in sidecar files: one per resource that has any, in
+//! `.edgedav/props/`, named by the hex SHA-256 of the resource's path and
+//! holding the path (for humans and clean-up) and its properties as JSON
+//! (`edgedav_rules::props::sidecar`). Copy, move and delete carry or remove
+//! them member by member; a patch is applied in memory and published with
+//! one atomic replacement. Properties of resources deleted behind the
+//! server's back are orphaned, not reused (the next resource of that path
+//! would inherit them only if created outside the server).
+
+use std::path::PathBuf;
+
+use edgedav_rules::props::{self, Change, Property, sidecar};
+
+use crate::{Error, Fs, INTERNAL_DIR, Result, Section, resolve};
+
+/// The sidecar directory.
+pub fn dir(fs: &impl Fs) -> PathBuf {
+    fs.root().join(INTERNAL_DIR).join("props")
+}
+
+fn file(fs: &impl Fs, path: &str) -> PathBuf {
+    dir(fs).join(sidecar::file_name(path))
+}
+
+/// A resource's dead properties (`not-found` if it does not exist).
+pub fn get(fs: &impl Fs, path: &str) -> Result<Vec<Property>> {
+    fs.node(&resolve(fs, path)?, true)
+        .map_err(Error::looked_up)?;
+    load(fs, path)
+}
+
+/// Applies the changes in order and publishes them at once; patches of one
+/// store are serialised so two at once do not lose one another's changes.
+pub fn patch(fs: &impl Fs, path: &str, changes: impl IntoIterator<Item = Change>) -> Result<()> {
+    fs.node(&resolve(fs, path)?, true)?;
+    fs.exclusive(Section::Properties, || {
+        let mut properties = load(fs, path)?;
+        props::apply(&mut properties, changes);
+        store(fs, path, properties)
+    })
+}
+
+/// Whether any resource has dead properties (any sidecar exists). When that
+/// cannot be told, they may (true).
+pub fn any(fs: &impl Fs) -> bool {
+    fs.has_entries(&dir(fs)).unwrap_or(true)
+}
+
+/// Whether a resource may have dead properties: its sidecar exists (one
+/// lookup, no read). When that cannot be told, it may (true).
+pub fn has(fs: &impl Fs, path: &str) -> bool {
+    !matches!(fs.node(&file(fs, path), false), Err(Error::NotFound))
+}
+
+fn load(fs: &impl Fs, path: &str) -> Result<Vec<Property>> {
+    let bytes = match fs.read_file(&file(fs, path)) {
+        Err(Error::NotFound) => return Ok(Vec::new()),
+        read => read?,
+    };
+    sidecar::decode(&bytes).map_err(|e| Error::Io(format!("properties of {path}: {e}")))
+}
+
+/// Replaces a resource's properties atomically (none: removes its sidecar).
+fn store(fs: &impl Fs, path: &str, properties: Vec<Property>) -> Result<()> {
+    if properties.is_empty() {
+        return remove(fs, path);
+    }
+    let bytes = sidecar::encode(path, properties);
+    let at = file(fs, path);
+    match fs.write_file(&at, &bytes) {
+        // The directory is made again if it was removed (with the internal
+        // directory, say) while the server ran.
+        Err(Error::NotFound) => {
+            for made in [fs.root().join(INTERNAL_DIR), dir(fs)] {
+                match fs.create_dir(&made) {
+                    Ok(()) | Err(Error::AlreadyExists) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            fs.write_file(&at, &bytes)
+        }
+        written => written,
+    }
+}
+
+pub(crate) fn remove(fs: &impl Fs, path: &str) -> Result<()> {
+    match fs.remove_file(&file(fs, path)) {
+        Ok(()) | Err(Error::NotFound) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+pub(crate) fn copy(fs: &impl Fs, from: &str, to: &str) -> Result<()> {
+    store(fs, to, load(fs, from)?)
+}
+
+pub(crate) fn rename(fs: &impl Fs, from: &str, to: &str) -> Result<()> {
+    copy(fs, from, to)?;
+    remove(fs, from)
+}

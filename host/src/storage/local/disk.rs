@@ -1,0 +1,270 @@
+//! The filesystem primitives of [`edgedav_fstree::Fs`] on Linux, for the
+//! tree algorithms shared with the wasi-filesystem adapter. Locations are
+//! absolute paths below the canonical root; the fast paths live here:
+//! confinement proved by one `openat2`, listings that `statx` each member
+//! relative to the open collection, `renameat2(RENAME_NOREPLACE)`, copies in
+//! the kernel (`copy_file_range`, reflinks where the filesystem has them),
+//! staging in the store's locked staging directory.
+
+use std::fs::{self, File};
+use std::io::{self, Seek, SeekFrom, Write as _};
+use std::path::{Path, PathBuf};
+
+use edgedav_fstree::{self as fstree, Fs, Kind, Node, Section};
+use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags, StatxFlags, statx};
+use rustix::io::Errno;
+
+use super::metadata::metadata;
+use super::{Metadata, Store, lock, staging};
+
+type Result<T> = fstree::Result<T>;
+
+impl Fs for Store {
+    type Meta = Metadata;
+    type Listing = Listing;
+
+    fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The root is canonical and locations are built from checked segments,
+    /// so only a symlink can lead elsewhere. The usual case, no symlink on
+    /// the way, is proved by one `openat2(RESOLVE_NO_SYMLINKS)` of the
+    /// longest existing prefix; only when that meets a symlink (or the
+    /// kernel lacks `openat2`) is the prefix canonicalised, a `readlink` per
+    /// segment.
+    fn confine(&self, at: &Path) -> Result<()> {
+        use rustix::fs::{ResolveFlags, openat2};
+        let mut probe = at;
+        loop {
+            match openat2(
+                CWD,
+                probe,
+                OFlags::PATH | OFlags::CLOEXEC,
+                Mode::empty(),
+                ResolveFlags::NO_SYMLINKS,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(Errno::NOENT | Errno::NOTDIR) => match probe.parent() {
+                    Some(parent) if parent.starts_with(&self.root) => probe = parent,
+                    _ => return Ok(()),
+                },
+                Err(_) => break,
+            }
+        }
+        loop {
+            if let Ok(real) = probe.canonicalize() {
+                return if real.starts_with(&self.root) && !real.starts_with(&self.internal) {
+                    Ok(())
+                } else {
+                    Err(fstree::Error::forbidden("path leads outside the store"))
+                };
+            }
+            match probe.parent() {
+                Some(parent) if parent.starts_with(&self.root) => probe = parent,
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    fn node(&self, at: &Path, follow: bool) -> Result<Node> {
+        let flags = if follow {
+            AtFlags::empty()
+        } else {
+            AtFlags::SYMLINK_NOFOLLOW
+        };
+        let stat = statx(CWD, at, flags, StatxFlags::TYPE | StatxFlags::SIZE).map_err(errno)?;
+        Ok(Node {
+            kind: kind(FileType::from_raw_mode(stat.stx_mode.into())),
+            size: stat.stx_size,
+        })
+    }
+
+    /// Opening the collection also tells a file (`ENOTDIR`: not a
+    /// collection) from a missing path; its members are then looked up
+    /// relative to it, one path segment each instead of a walk from the root.
+    fn list(&self, at: &Path) -> Result<(Listing, Vec<String>)> {
+        let fd = rustix::fs::open(
+            at,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(errno)?;
+        // Read through the descriptor just opened, not by path again.
+        let mut entries = rustix::fs::Dir::new(fd).map_err(errno)?;
+        let names = entries
+            .by_ref()
+            .filter_map(|entry| entry.ok()?.file_name().to_str().ok().map(str::to_owned))
+            .filter(|name| name != "." && name != "..")
+            .collect();
+        Ok((
+            Listing {
+                dir: at.to_path_buf(),
+                entries,
+            },
+            names,
+        ))
+    }
+
+    fn member(&self, listing: &Listing, name: &str) -> Option<Metadata> {
+        let stat = statx(
+            listing.entries.fd().ok()?,
+            name,
+            AtFlags::SYMLINK_NOFOLLOW,
+            StatxFlags::BASIC_STATS | StatxFlags::BTIME,
+        )
+        .ok()?;
+        if FileType::from_raw_mode(stat.stx_mode.into()) != FileType::Symlink {
+            return Some(metadata(&stat));
+        }
+        let member = listing.dir.join(name);
+        self.confine(&member).ok()?;
+        fs::metadata(member).ok().map(|meta| metadata(&meta))
+    }
+
+    /// Names that are not UTF-8 cannot be contract paths: skipped (a
+    /// directory holding one cannot be deleted and reports so).
+    fn read_dir(&self, at: &Path) -> Result<Vec<(String, Kind)>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(at)? {
+            let entry = entry?;
+            if let Ok(name) = entry.file_name().into_string() {
+                let kind = entry.file_type()?;
+                out.push((name, file_kind(&kind)));
+            }
+        }
+        Ok(out)
+    }
+
+    fn has_entries(&self, at: &Path) -> Result<bool> {
+        let fd = rustix::fs::open(
+            at,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(errno)?;
+        for entry in rustix::fs::Dir::new(fd).map_err(errno)? {
+            let name = entry.map_err(errno)?;
+            let name = name.file_name().to_bytes();
+            if name != b"." && name != b".." {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    fn create_dir(&self, at: &Path) -> Result<()> {
+        Ok(fs::create_dir(at)?)
+    }
+
+    fn remove_file(&self, at: &Path) -> Result<()> {
+        Ok(fs::remove_file(at)?)
+    }
+
+    fn remove_dir(&self, at: &Path) -> Result<()> {
+        Ok(fs::remove_dir(at)?)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+        Ok(fs::rename(from, to)?)
+    }
+
+    /// `renameat2` with `RENAME_NOREPLACE`, or a hard link then an unlink
+    /// where the filesystem does not support that flag.
+    fn rename_noreplace(&self, from: &Path, to: &Path) -> Result<()> {
+        use rustix::fs::{RenameFlags, renameat_with};
+        match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+            Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
+                fs::hard_link(from, to)?;
+                Ok(fs::remove_file(from)?)
+            }
+            other => other.map_err(errno),
+        }
+    }
+
+    fn copy_file(&self, from: &Path, to: &Path) -> Result<()> {
+        let mut staged = staging::stage(&self.uploads, super::parent(to))?;
+        let copied = File::open(from)
+            .and_then(|mut source| io::copy(&mut source, &mut staged.file))
+            .and_then(|_| fs::rename(&staged.path, to));
+        if copied.is_err() {
+            let _ = fs::remove_file(&staged.path);
+        }
+        Ok(copied?)
+    }
+
+    fn patch_file(&self, target: &Path, piece: &Path, offset: u64) -> Result<()> {
+        let mut copy = staging::stage(&self.uploads, super::parent(target))?;
+        let applied = (|| {
+            io::copy(&mut File::open(target)?, &mut copy.file)?;
+            copy.file.seek(SeekFrom::Start(offset))?;
+            io::copy(&mut File::open(piece)?, &mut copy.file)?;
+            copy.file.sync_all()?;
+            fs::rename(&copy.path, target)
+        })();
+        if applied.is_err() {
+            let _ = fs::remove_file(&copy.path);
+        }
+        Ok(applied?)
+    }
+
+    /// Files staged beside their target (see [`staging`]), or left by older
+    /// versions: the ones no live writer holds are swept.
+    fn sweep_staged(&self, dir: &Path, _names: &[String]) {
+        staging::sweep(dir, Some(fstree::UPLOAD_PREFIX));
+    }
+
+    fn read_file(&self, at: &Path) -> Result<Vec<u8>> {
+        Ok(fs::read(at)?)
+    }
+
+    fn write_file(&self, at: &Path, bytes: &[u8]) -> Result<()> {
+        let mut staged = staging::stage(&self.uploads, super::parent(at))?;
+        let written = staged
+            .file
+            .write_all(bytes)
+            .and_then(|()| fs::rename(&staged.path, at));
+        if written.is_err() {
+            let _ = fs::remove_file(&staged.path);
+        }
+        Ok(written?)
+    }
+
+    /// Serialised within the process: the store belongs to one server.
+    fn exclusive<T>(&self, section: Section, work: impl FnOnce() -> Result<T>) -> Result<T> {
+        let _serial = lock(match section {
+            Section::Properties => &self.patching,
+            Section::Update => &self.updating,
+        });
+        work()
+    }
+}
+
+/// A collection open for listing (see [`Store::list`]).
+pub(super) struct Listing {
+    dir: PathBuf,
+    /// The open collection, read to its end.
+    entries: rustix::fs::Dir,
+}
+
+fn kind(file_type: FileType) -> Kind {
+    match file_type {
+        FileType::Directory => Kind::Directory,
+        FileType::Symlink => Kind::Symlink,
+        _ => Kind::File,
+    }
+}
+
+fn file_kind(file_type: &fs::FileType) -> Kind {
+    if file_type.is_dir() {
+        Kind::Directory
+    } else if file_type.is_symlink() {
+        Kind::Symlink
+    } else {
+        Kind::File
+    }
+}
+
+fn errno(e: Errno) -> fstree::Error {
+    io::Error::from(e).into()
+}
