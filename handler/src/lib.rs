@@ -19,12 +19,12 @@ pub mod range;
 mod webui;
 pub mod xml;
 
-#[cfg(test)]
+#[cfg(any(test, feature = "testing"))]
 pub mod memory;
 #[cfg(test)]
 mod memory_conformance;
-#[cfg(test)]
-mod testing;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 #[cfg(target_arch = "wasm32")]
 mod component;

@@ -1,5 +1,7 @@
-//! The handler answering whole requests against the in-memory backend, for
-//! the unit tests of the methods and of the web interface.
+//! The handler answering whole requests against the in-memory backend: for
+//! the unit tests of the methods and of the web interface, and (with the
+//! `testing` feature) for the protocol tests of `tests/`, which run the
+//! same requests in-process instead of through a server process.
 
 use crate::backend::{Config, Env};
 use crate::http::{Request, Response};
@@ -26,6 +28,12 @@ impl Reply {
     }
 }
 
+impl Default for Server {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Server {
     pub fn new() -> Self {
         Self {
@@ -36,6 +44,22 @@ impl Server {
     }
 
     pub fn send(&self, method: &str, target: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+        let (status, headers, body) = self.respond(method, target, headers, body.as_bytes());
+        Reply {
+            status,
+            headers,
+            body: String::from_utf8(body).expect("utf-8 body"),
+        }
+    }
+
+    /// The status, headers and body bytes of one whole request.
+    pub fn respond(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, Vec<(String, String)>, Vec<u8>) {
         let env = Env {
             storage: &self.storage,
             locks: &self.locks,
@@ -53,18 +77,14 @@ impl Server {
             target: target.into(),
             authority: Some("localhost".into()),
             headers: all,
-            body: Box::new(body.as_bytes()),
+            body: Box::new(body),
         };
         let response: Response<'_> = crate::handle(&env, req);
         let status = response.status;
         let headers = response.headers.clone();
         let mut out = Vec::new();
         response.write_body(&self.storage, &mut out).expect("body");
-        Reply {
-            status,
-            headers,
-            body: String::from_utf8(out).expect("utf-8 body"),
-        }
+        (status, headers, out)
     }
 
     pub fn put(&self, target: &str, body: &str) -> u16 {

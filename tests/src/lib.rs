@@ -4,6 +4,9 @@
 //! and a free port on 127.0.0.1; the process is killed when the [`Server`] is
 //! dropped. Requests go through reqwest (blocking) or, for what reqwest would
 //! normalise away (`..` segments), through [`Server::raw`] on a plain socket.
+//! [`Handler::start`] runs the handler in this process over its in-memory
+//! store instead, for protocol semantics; both are a [`Dav`], whose
+//! requests and helpers the tests share.
 //! [`Xml`] is a tiny namespace-aware DOM, enough to check multistatus bodies.
 
 use std::io::{BufRead, BufReader, Write};
@@ -16,10 +19,12 @@ use std::time::Duration;
 pub use reqwest::blocking::{Body, Client, RequestBuilder};
 pub use reqwest::header::HeaderMap;
 
+mod dav;
 mod http;
 mod server;
 mod xml;
 
+pub use self::dav::*;
 pub use self::http::*;
 pub use self::server::*;
 pub use self::xml::*;

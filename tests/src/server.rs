@@ -1,5 +1,6 @@
-//! Starting the real binary: [`Server`] on a fresh root and a free port,
-//! killed on drop.
+//! Starting a real server process: [`Server`] on a fresh directory and a
+//! free port, killed on drop; the native host by default, or a composition
+//! of the handler under another runtime ([`Deployment`]).
 
 use super::*;
 
@@ -62,10 +63,100 @@ pub struct Server {
     /// the root that must never be served) and `server.log` (stderr).
     dir: tempfile::TempDir,
     client: Client,
-    /// `serve` arguments, for [`Server::restart`].
+    /// How it was started, for [`Server::restart`].
+    launch: Launch,
+}
+
+/// What serves the handler in a [`Server`]: the same WebDAV scenarios run
+/// on each.
+#[derive(Clone, Debug)]
+pub enum Deployment {
+    /// `edgedav serve --root DIR/root` (the native host).
+    Native,
+    /// Stock `wasmtime serve` on the composition with the wasi-filesystem
+    /// adapter, `DIR/root` preopened as `/data`.
+    Wasmtime {
+        wasmtime: PathBuf,
+        component: PathBuf,
+    },
+    /// The Spin test host on the composition with the Spin SQLite adapter,
+    /// its database in `DIR/spin.sqlite`.
+    Spin {
+        testhost: PathBuf,
+        component: PathBuf,
+    },
+}
+
+/// A command line and how to tell it is serving.
+#[derive(Clone)]
+struct Launch {
+    program: PathBuf,
     args: Vec<std::ffi::OsString>,
-    /// Started with `--config` (waits for `edgedav ready`).
-    config_mode: bool,
+    ready: Ready,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Ready {
+    /// `edgedav serve`: its first `listening on` line (stdout).
+    Listening,
+    /// `edgedav serve --config`: every `listening on` line up to
+    /// `edgedav ready`.
+    Config,
+    /// Another runtime: the first line naming an `http://` URL, on stdout
+    /// or stderr.
+    AnyUrl,
+}
+
+impl Deployment {
+    fn launch(&self, dir: &Path, extra: &[&str]) -> Launch {
+        let root = dir.join("root");
+        let (program, args, ready): (PathBuf, Vec<std::ffi::OsString>, _) = match self {
+            Deployment::Native => {
+                let mut args: Vec<std::ffi::OsString> = vec![
+                    "serve".into(),
+                    "--root".into(),
+                    root.into(),
+                    "--listen".into(),
+                    "127.0.0.1:0".into(),
+                ];
+                args.extend(extra.iter().map(Into::into));
+                (binary(), args, Ready::Listening)
+            }
+            Deployment::Wasmtime {
+                wasmtime,
+                component,
+            } => {
+                let preopen = format!("{}::/data", root.display());
+                let args = [
+                    "serve",
+                    "-S",
+                    "cli",
+                    "--dir",
+                    &preopen,
+                    "--addr",
+                    "127.0.0.1:0",
+                ]
+                .iter()
+                .map(Into::into)
+                .chain([component.into()])
+                .collect();
+                (wasmtime.clone(), args, Ready::AnyUrl)
+            }
+            Deployment::Spin {
+                testhost,
+                component,
+            } => {
+                let database = dir.join("spin.sqlite");
+                let args = vec![component.into(), database.into(), "127.0.0.1:0".into()];
+                (testhost.clone(), args, Ready::AnyUrl)
+            }
+        };
+        Launch {
+            program,
+            args,
+            ready,
+        }
+    }
 }
 
 /// Content of the sentinel file placed just outside the served root.
@@ -80,21 +171,32 @@ impl Server {
     /// Starts a server with extra `serve` arguments (e.g.
     /// `["--depth-infinity-limit", "1000"]`).
     pub fn start_with(extra: &[&str]) -> Server {
-        let dir = tempfile::Builder::new()
-            .prefix("edgedav-e2e-")
-            .tempdir()
-            .expect("tempdir");
-        let root = dir.path().join("root");
-        std::fs::create_dir(&root).unwrap();
-        std::fs::write(dir.path().join("sentinel.txt"), SENTINEL).unwrap();
-        let mut args: Vec<std::ffi::OsString> = vec![
-            "--root".into(),
-            root.into(),
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-        ];
-        args.extend(extra.iter().map(Into::into));
-        Server::launch(dir, args, false)
+        Server::deploy_with(&Deployment::Native, extra)
+    }
+
+    /// Starts a deployment on a fresh directory.
+    pub fn deploy(deployment: &Deployment) -> Server {
+        Server::deploy_with(deployment, &[])
+    }
+
+    fn deploy_with(deployment: &Deployment, extra: &[&str]) -> Server {
+        let dir = scratch();
+        std::fs::create_dir(dir.path().join("root")).unwrap();
+        let launch = deployment.launch(dir.path(), extra);
+        Server::launch(dir, launch)
+    }
+
+    /// Kills the server, keeping its directory (to look at what it left).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Stops this server and starts `deployment` on the same directory
+    /// (the same files, or the same database).
+    pub fn redeploy(&mut self, deployment: &Deployment) {
+        self.launch = deployment.launch(self.dir.path(), &[]);
+        self.restart();
     }
 
     /// Starts `edgedav serve --config FILE` with `config` (TOML) written to
@@ -107,11 +209,7 @@ impl Server {
     /// [`Server::start_config`], after `prepare` has filled the directory
     /// (certificates, a users file, a component…).
     pub fn start_config_with(config: &str, prepare: impl FnOnce(&Path)) -> Server {
-        let dir = tempfile::Builder::new()
-            .prefix("edgedav-e2e-")
-            .tempdir()
-            .expect("tempdir");
-        std::fs::write(dir.path().join("sentinel.txt"), SENTINEL).unwrap();
+        let dir = scratch();
         prepare(dir.path());
         let file = dir.path().join("edgedav.toml");
         std::fs::write(
@@ -119,7 +217,12 @@ impl Server {
             config.replace("{dir}", &dir.path().display().to_string()),
         )
         .unwrap();
-        Server::launch(dir, vec!["--config".into(), file.into()], true)
+        let launch = Launch {
+            program: binary(),
+            args: vec!["serve".into(), "--config".into(), file.into()],
+            ready: Ready::Config,
+        };
+        Server::launch(dir, launch)
     }
 
     /// Writes a new configuration (as [`Server::start_config`] does) without
@@ -132,15 +235,14 @@ impl Server {
     /// Kills the server and starts it again with the same arguments and
     /// directory (addresses may change).
     pub fn restart(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let (child, urls) = spawn_server(self.dir.path(), &self.args, self.config_mode);
+        self.stop();
+        let (child, urls) = spawn_server(self.dir.path(), &self.launch);
         self.child = child;
         self.set_urls(urls);
     }
 
-    fn launch(dir: tempfile::TempDir, args: Vec<std::ffi::OsString>, config_mode: bool) -> Server {
-        let (child, urls) = spawn_server(dir.path(), &args, config_mode);
+    fn launch(dir: tempfile::TempDir, launch: Launch) -> Server {
+        let (child, urls) = spawn_server(dir.path(), &launch);
         let client = Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(120))
@@ -154,8 +256,7 @@ impl Server {
             admin: None,
             dir,
             client,
-            args,
-            config_mode,
+            launch,
         };
         server.set_urls(urls);
         server
@@ -234,7 +335,7 @@ impl Server {
 
     /// A request with HTTP Basic credentials.
     pub fn req_as(&self, user: &str, password: &str, method: &str, path: &str) -> RequestBuilder {
-        self.req(method, path).basic_auth(user, Some(password))
+        self.http(method, path).basic_auth(user, Some(password))
     }
 
     /// The directory the server serves.
@@ -247,116 +348,16 @@ impl Server {
         self.dir.path()
     }
 
-    /// Absolute URL of `path` (which starts with `/` and may be percent-encoded).
-    pub fn url(&self, path: &str) -> String {
-        assert!(path.starts_with('/'), "paths start with /: {path:?}");
-        format!("{}{}", self.base, path)
-    }
-
     pub fn client(&self) -> &Client {
         &self.client
     }
 
-    /// A request with any method, to be completed with headers and a body and
-    /// sent with [`Exec::exec`].
-    pub fn req(&self, method: &str, path: &str) -> RequestBuilder {
+    /// A reqwest request with any method, for what [`Dav::req`] does not
+    /// offer (streamed bodies, timeouts, the response as it arrives);
+    /// sent with [`Exec::exec`] or reqwest's `send`.
+    pub fn http(&self, method: &str, path: &str) -> RequestBuilder {
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         self.client.request(m, self.url(path))
-    }
-
-    pub fn get(&self, path: &str) -> Resp {
-        self.req("GET", path).exec()
-    }
-
-    pub fn head(&self, path: &str) -> Resp {
-        self.req("HEAD", path).exec()
-    }
-
-    pub fn put(&self, path: &str, body: impl Into<Vec<u8>>) -> Resp {
-        self.req("PUT", path).body(body.into()).exec()
-    }
-
-    pub fn delete(&self, path: &str) -> Resp {
-        self.req("DELETE", path).exec()
-    }
-
-    pub fn mkcol(&self, path: &str) -> Resp {
-        self.req("MKCOL", path).exec()
-    }
-
-    /// PUT that must create (201) — for test setup.
-    pub fn create(&self, path: &str, body: impl Into<Vec<u8>>) {
-        let r = self.put(path, body);
-        r.expect(&[201], "setup PUT");
-    }
-
-    /// MKCOL that must succeed (201) — for test setup.
-    pub fn create_dir(&self, path: &str) {
-        self.mkcol(path).expect(&[201], "setup MKCOL");
-    }
-
-    /// PROPFIND with a Depth and an optional body.
-    pub fn propfind(&self, path: &str, depth: &str, body: Option<&str>) -> Resp {
-        let mut rb = self.req("PROPFIND", path).header("Depth", depth);
-        if let Some(b) = body {
-            rb = rb
-                .header("Content-Type", "application/xml; charset=utf-8")
-                .body(b.to_string());
-        }
-        rb.exec()
-    }
-
-    /// PROPFIND Depth 0 of the given properties (`(namespace, name)`), which
-    /// must answer 207 with exactly one response.
-    pub fn props(&self, path: &str, names: &[(&str, &str)]) -> MsResponse {
-        let r = self.propfind(path, "0", Some(&propfind_prop(names)));
-        r.expect(&[207], "PROPFIND prop");
-        let mut ms = r.multistatus();
-        assert_eq!(
-            ms.len(),
-            1,
-            "one response expected for Depth 0:\n{}",
-            r.text()
-        );
-        ms.remove(0)
-    }
-
-    /// PROPPATCH with a raw `propertyupdate` body.
-    pub fn proppatch(&self, path: &str, body: &str) -> Resp {
-        self.req("PROPPATCH", path)
-            .header("Content-Type", "application/xml; charset=utf-8")
-            .body(body.to_string())
-            .exec()
-    }
-
-    /// LOCK with a `lockinfo` body (scope `exclusive` or `shared`), an
-    /// optional Depth header and a Timeout of 600 s.
-    pub fn lock(&self, path: &str, scope: &str, depth: Option<&str>) -> Resp {
-        let mut rb = self
-            .req("LOCK", path)
-            .header("Timeout", "Second-600")
-            .header("Content-Type", "application/xml; charset=utf-8")
-            .body(lockinfo(scope, "mailto:tester@example.org"));
-        if let Some(d) = depth {
-            rb = rb.header("Depth", d);
-        }
-        rb.exec()
-    }
-
-    /// LOCK that must succeed; returns the lock token (without `<>`).
-    pub fn lock_ok(&self, path: &str, scope: &str, depth: Option<&str>) -> String {
-        let r = self.lock(path, scope, depth);
-        r.expect(&[200, 201], "LOCK");
-        r.lock_token()
-    }
-
-    /// COPY or MOVE to a path of this server (sent as an absolute URI).
-    pub fn copy_move(&self, method: &str, from: &str, to: &str, extra: &[(&str, &str)]) -> Resp {
-        let mut rb = self.req(method, from).header("Destination", self.url(to));
-        for (k, v) in extra {
-            rb = rb.header(*k, *v);
-        }
-        rb.exec()
     }
 
     /// Sends raw bytes on a new connection and reads the response until the
@@ -385,73 +386,112 @@ impl Server {
     }
 }
 
+impl Dav for Server {
+    fn send(&self, request: Request) -> Resp {
+        let mut rb = self.http(&request.method, &request.path);
+        for (name, value) in request.headers {
+            rb = rb.header(name, value);
+        }
+        rb.body(request.body).exec()
+    }
+
+    fn url(&self, path: &str) -> String {
+        assert!(path.starts_with('/'), "paths start with /: {path:?}");
+        format!("{}{}", self.base, path)
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
-            eprintln!(
-                "---- edgedav stderr (tail) ----\n{}",
-                tail(&self.log(), 4000)
-            );
+            eprintln!("---- server log (tail) ----\n{}", tail(&self.log(), 4000));
         }
     }
 }
 
-/// Starts `edgedav serve ARGS` (stderr appended to `dir/server.log`) and
-/// returns its listening lines: the first one, or with `config_mode` all of
-/// them up to `edgedav ready`.
-fn spawn_server(
-    dir: &Path,
-    args: &[std::ffi::OsString],
-    config_mode: bool,
-) -> (Child, Vec<String>) {
-    let bin = binary();
+/// A fresh temporary directory holding `sentinel.txt`.
+fn scratch() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("edgedav-e2e-")
+        .tempdir()
+        .expect("tempdir");
+    std::fs::write(dir.path().join("sentinel.txt"), SENTINEL).unwrap();
+    dir
+}
+
+/// Starts a server (its output appended to `dir/server.log`) and returns
+/// the lines that said where it listens (see [`Ready`]).
+fn spawn_server(dir: &Path, launch: &Launch) -> (Child, Vec<String>) {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.join("server.log"))
         .unwrap();
-    let mut cmd = Command::new(&bin);
-    cmd.arg("serve")
-        .args(args)
+    let any_url = launch.ready == Ready::AnyUrl;
+    let mut cmd = Command::new(&launch.program);
+    cmd.args(&launch.args)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(log));
+        .stdout(Stdio::piped());
+    // The native host logs on stderr and says where it listens on stdout;
+    // other runtimes may say it on either.
+    if any_url {
+        cmd.stderr(Stdio::piped());
+    } else {
+        cmd.stderr(Stdio::from(log.try_clone().unwrap()));
+    }
     dies_with_the_tests(&mut cmd);
     let mut child = cmd
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
 
-    // Read stdout on a thread: lines go to the channel (until nobody
-    // listens), the rest is drained so the server never blocks on a full pipe.
-    let stdout = child.stdout.take().unwrap();
+    // Read the output on threads: lines go to the channel (until nobody
+    // listens) and, for other runtimes, to the log; the rest is drained so
+    // the server never blocks on a full pipe.
     let (tx, rx) = mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            let _ = tx.send(line);
-        }
-    });
+    let log = std::sync::Arc::new(std::sync::Mutex::new(log));
+    let stdout: Box<dyn std::io::Read + Send> = Box::new(child.stdout.take().unwrap());
+    let stderr = child
+        .stderr
+        .take()
+        .map(|e| Box::new(e) as Box<dyn std::io::Read + Send>);
+    for stream in std::iter::once(stdout).chain(stderr) {
+        let (tx, log) = (tx.clone(), log.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                if any_url {
+                    let _ = writeln!(log.lock().unwrap(), "{line}");
+                }
+                let _ = tx.send(line);
+            }
+        });
+    }
     let deadline = std::time::Instant::now() + STARTUP_TIMEOUT;
     let mut lines = Vec::new();
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         match rx.recv_timeout(left) {
-            Ok(line) if line.contains("listening on") => {
+            Ok(line) if any_url && line.contains("http://") => {
                 lines.push(line);
-                if !config_mode {
+                break;
+            }
+            Ok(line) if !any_url && line.contains("listening on") => {
+                lines.push(line);
+                if launch.ready == Ready::Listening {
                     break;
                 }
             }
-            Ok(line) if config_mode && line.trim() == "edgedav ready" => break,
+            Ok(line) if launch.ready == Ready::Config && line.trim() == "edgedav ready" => break,
             Ok(_) => {}
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
                 let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
                 panic!(
-                    "edgedav did not print its listening line(s) within {:?}\nstderr:\n{}",
+                    "{} did not say where it listens within {:?}\noutput:\n{}",
+                    launch.program.display(),
                     STARTUP_TIMEOUT,
                     tail(&log, 4000)
                 );

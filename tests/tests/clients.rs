@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use edgedav_tests::Server;
+use edgedav_tests::{Dav, Server};
 
 fn require(tool: &str) {
     let found = Command::new("sh")

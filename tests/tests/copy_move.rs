@@ -2,7 +2,7 @@
 
 use edgedav_tests::*;
 
-fn tree(s: &Server, root: &str) {
+fn tree(s: &impl Dav, root: &str) {
     s.create_dir(&format!("{root}/"));
     s.create_dir(&format!("{root}/sub/"));
     s.create(&format!("{root}/top.txt"), "top");
@@ -13,7 +13,7 @@ fn tree(s: &Server, root: &str) {
 
 #[test]
 fn copy_file_new_is_201_overwrite_is_204() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/src.txt", "source");
     s.copy_move("COPY", "/src.txt", "/dst.txt", &[])
         .expect(&[201], "COPY to a new name");
@@ -34,7 +34,7 @@ fn copy_file_new_is_201_overwrite_is_204() {
 
 #[test]
 fn copy_overwrite_f_on_existing_is_412() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/src.txt", "source");
     s.create("/dst.txt", "precious");
     s.copy_move("COPY", "/src.txt", "/dst.txt", &[("Overwrite", "F")])
@@ -46,7 +46,7 @@ fn copy_overwrite_f_on_existing_is_412() {
 
 #[test]
 fn copy_without_destination_is_400() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/src.txt", "x");
     s.req("COPY", "/src.txt")
         .exec()
@@ -59,7 +59,7 @@ fn copy_without_destination_is_400() {
 
 #[test]
 fn copy_to_another_server_is_502() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/src.txt", "x");
     s.req("COPY", "/src.txt")
         .header("Destination", "http://other-server.invalid/dst.txt")
@@ -74,7 +74,7 @@ fn copy_to_another_server_is_502() {
 
 #[test]
 fn copy_destination_as_path_only() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/src.txt", "x");
     s.req("COPY", "/src.txt")
         .header("Destination", "/by-path.txt")
@@ -85,7 +85,7 @@ fn copy_destination_as_path_only() {
 
 #[test]
 fn copy_percent_encoded_names() {
-    let s = Server::start();
+    let s = Handler::start();
     // "my file é.txt" → "copy ✓ ü.txt"
     s.create("/my%20file%20%C3%A9.txt", "unicode");
     s.copy_move(
@@ -125,7 +125,7 @@ fn copy_percent_encoded_names() {
 
 #[test]
 fn copy_collection_depth_infinity_by_default() {
-    let s = Server::start();
+    let s = Handler::start();
     tree(&s, "/c");
     s.copy_move("COPY", "/c/", "/c2/", &[])
         .expect(&[201], "COPY collection");
@@ -148,7 +148,7 @@ fn copy_collection_depth_infinity_by_default() {
 
 #[test]
 fn copy_collection_depth_0_copies_only_the_collection() {
-    let s = Server::start();
+    let s = Handler::start();
     tree(&s, "/c");
     s.copy_move("COPY", "/c/", "/empty/", &[("Depth", "0")])
         .expect(&[201], "COPY Depth 0");
@@ -162,7 +162,7 @@ fn copy_collection_depth_0_copies_only_the_collection() {
 
 #[test]
 fn copy_file_over_a_collection_replaces_it() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/f.txt", "file");
     tree(&s, "/c");
     s.copy_move("COPY", "/f.txt", "/c", &[])
@@ -173,7 +173,7 @@ fn copy_file_over_a_collection_replaces_it() {
 
 #[test]
 fn copy_collection_over_a_collection_replaces_it() {
-    let s = Server::start();
+    let s = Handler::start();
     tree(&s, "/a");
     s.create_dir("/b/");
     s.create("/b/old.txt", "old");
@@ -187,7 +187,7 @@ fn copy_collection_over_a_collection_replaces_it() {
 
 #[test]
 fn copy_onto_itself_is_403() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/self.txt", "x");
     s.copy_move("COPY", "/self.txt", "/self.txt", &[])
         .expect(&[403], "COPY onto itself");
@@ -198,7 +198,7 @@ fn copy_onto_itself_is_403() {
 
 #[test]
 fn copy_collection_into_itself_is_refused() {
-    let s = Server::start();
+    let s = Handler::start();
     tree(&s, "/c");
     let r = s.copy_move("COPY", "/c/", "/c/sub/inner/", &[]);
     // Copying a collection below itself would never end: 403 (or 409/502
@@ -211,7 +211,7 @@ fn copy_collection_into_itself_is_refused() {
 
 #[test]
 fn copy_missing_source_is_404() {
-    let s = Server::start();
+    let s = Handler::start();
     s.copy_move("COPY", "/ghost", "/x", &[])
         .expect(&[404], "COPY missing source");
     s.copy_move("MOVE", "/ghost", "/x", &[])
@@ -220,7 +220,7 @@ fn copy_missing_source_is_404() {
 
 #[test]
 fn copy_with_missing_destination_parent_is_409() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/src.txt", "x");
     s.copy_move("COPY", "/src.txt", "/no/such/dst.txt", &[])
         .expect(&[409], "COPY to a missing parent");
@@ -231,7 +231,7 @@ fn copy_with_missing_destination_parent_is_409() {
 
 #[test]
 fn copy_to_a_locked_destination_needs_the_token() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/src.txt", "new");
     s.create("/dst.txt", "old");
     let token = s.lock_ok("/dst.txt", "exclusive", Some("0"));
@@ -246,7 +246,7 @@ fn copy_to_a_locked_destination_needs_the_token() {
 
 #[test]
 fn copy_into_a_locked_collection_needs_the_token() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/src.txt", "x");
     s.create_dir("/locked/");
     let token = s.lock_ok("/locked/", "exclusive", Some("infinity"));
@@ -265,7 +265,7 @@ fn copy_into_a_locked_collection_needs_the_token() {
 
 #[test]
 fn copy_does_not_copy_the_lock() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/src.txt", "x");
     let _t = s.lock_ok("/src.txt", "exclusive", Some("0"));
     // COPY only reads the source: no token needed.
@@ -280,7 +280,7 @@ fn copy_does_not_copy_the_lock() {
 
 #[test]
 fn move_file() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/a.txt", "moving");
     s.copy_move("MOVE", "/a.txt", "/b.txt", &[])
         .expect(&[201], "MOVE to a new name");
@@ -296,7 +296,7 @@ fn move_file() {
 
 #[test]
 fn move_overwrite_f_on_existing_is_412() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/a.txt", "a");
     s.create("/b.txt", "b");
     s.copy_move("MOVE", "/a.txt", "/b.txt", &[("Overwrite", "F")])
@@ -307,7 +307,7 @@ fn move_overwrite_f_on_existing_is_412() {
 
 #[test]
 fn move_collection() {
-    let s = Server::start();
+    let s = Handler::start();
     tree(&s, "/c");
     s.copy_move("MOVE", "/c/", "/moved/", &[])
         .expect(&[201], "MOVE collection");
@@ -325,7 +325,7 @@ fn move_collection() {
 
 #[test]
 fn move_collection_over_existing_collection() {
-    let s = Server::start();
+    let s = Handler::start();
     tree(&s, "/a");
     s.create_dir("/b/");
     s.create("/b/old.txt", "old");
@@ -339,7 +339,7 @@ fn move_collection_over_existing_collection() {
 
 #[test]
 fn move_with_percent_encoded_names() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/with%20space.txt", "sp");
     s.req("MOVE", "/with%20space.txt")
         .header("Destination", s.url("/%E6%97%A5%E6%9C%AC%20%23hash.txt"))
@@ -356,7 +356,7 @@ fn move_with_percent_encoded_names() {
 
 #[test]
 fn move_locked_source_needs_the_token() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/a.txt", "a");
     let token = s.lock_ok("/a.txt", "exclusive", Some("0"));
     s.copy_move("MOVE", "/a.txt", "/b.txt", &[])
@@ -373,7 +373,7 @@ fn move_locked_source_needs_the_token() {
 
 #[test]
 fn move_to_locked_destination_is_423() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/a.txt", "a");
     s.create("/b.txt", "b");
     let _t = s.lock_ok("/b.txt", "exclusive", Some("0"));

@@ -4,7 +4,7 @@ use edgedav_tests::*;
 
 #[test]
 fn delete_file_is_204_and_gone() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/f.txt", "x");
     s.delete("/f.txt").expect(&[200, 204], "DELETE file");
     s.get("/f.txt").expect(&[404], "deleted file");
@@ -13,7 +13,7 @@ fn delete_file_is_204_and_gone() {
 
 #[test]
 fn delete_collection_is_recursive() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create_dir("/c/");
     s.create_dir("/c/sub/");
     s.create_dir("/c/sub/deeper/");
@@ -38,7 +38,7 @@ fn delete_collection_is_recursive() {
 
 #[test]
 fn delete_collection_without_trailing_slash() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create_dir("/d/");
     s.create("/d/x", "x");
     s.delete("/d")
@@ -48,7 +48,7 @@ fn delete_collection_without_trailing_slash() {
 
 #[test]
 fn delete_missing_is_404() {
-    let s = Server::start();
+    let s = Handler::start();
     s.delete("/nothing").expect(&[404], "DELETE missing");
     s.delete("/no/such/path/")
         .expect(&[404], "DELETE missing collection");
@@ -56,7 +56,7 @@ fn delete_missing_is_404() {
 
 #[test]
 fn delete_ignores_a_depth_infinity_header() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create_dir("/c/");
     s.create("/c/x", "x");
     s.req("DELETE", "/c/")
@@ -68,7 +68,7 @@ fn delete_ignores_a_depth_infinity_header() {
 
 #[test]
 fn delete_locked_file_needs_the_token() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/l.txt", "x");
     let token = s.lock_ok("/l.txt", "exclusive", Some("0"));
     s.delete("/l.txt")
@@ -86,7 +86,7 @@ fn delete_locked_file_needs_the_token() {
 
 #[test]
 fn delete_collection_with_a_locked_member_fails() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create_dir("/c/");
     s.create("/c/locked.txt", "keep me");
     s.create("/c/free.txt", "free");
@@ -111,7 +111,7 @@ fn delete_collection_with_a_locked_member_fails() {
 
 #[test]
 fn delete_collection_in_a_locked_collection_with_token() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create_dir("/c/");
     s.create("/c/x.txt", "x");
     let token = s.lock_ok("/c/", "exclusive", Some("infinity"));
@@ -127,7 +127,7 @@ fn delete_collection_in_a_locked_collection_with_token() {
 
 #[test]
 fn mkcol_creates_201() {
-    let s = Server::start();
+    let s = Handler::start();
     s.mkcol("/new/").expect(&[201], "MKCOL");
     let r = s.propfind("/new/", "0", None);
     r.expect(&[207], "PROPFIND new collection");
@@ -143,7 +143,7 @@ fn mkcol_creates_201() {
 
 #[test]
 fn mkcol_existing_is_405() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create_dir("/c/");
     s.mkcol("/c/")
         .expect(&[405], "MKCOL on an existing collection");
@@ -155,7 +155,7 @@ fn mkcol_existing_is_405() {
 
 #[test]
 fn mkcol_missing_parent_is_409() {
-    let s = Server::start();
+    let s = Handler::start();
     s.mkcol("/a/b/c/")
         .expect(&[409], "MKCOL with missing parents");
     s.get("/a/")
@@ -164,14 +164,14 @@ fn mkcol_missing_parent_is_409() {
 
 #[test]
 fn mkcol_below_a_file_is_409() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/f", "x");
     s.mkcol("/f/sub/").expect(&[409], "MKCOL below a file");
 }
 
 #[test]
 fn mkcol_with_a_body_is_415() {
-    let s = Server::start();
+    let s = Handler::start();
     s.req("MKCOL", "/withbody/")
         .header("Content-Type", "text/plain")
         .body("this is not an extended mkcol body")

@@ -7,7 +7,7 @@ use edgedav_tests::*;
 
 #[test]
 fn put_creates_201_then_overwrite_is_200_or_204() {
-    let s = Server::start();
+    let s = Handler::start();
     s.put("/a.txt", "first").expect(&[201], "PUT new file");
     assert_eq!(s.get("/a.txt").expect(&[200], "GET").text(), "first");
     // RFC 4918 §9.7.1: an existing resource modified → 200 or 204.
@@ -21,7 +21,7 @@ fn put_creates_201_then_overwrite_is_200_or_204() {
 
 #[test]
 fn put_empty_file() {
-    let s = Server::start();
+    let s = Handler::start();
     s.put("/empty", Vec::new()).expect(&[201], "PUT empty");
     let g = s.get("/empty");
     g.expect(&[200], "GET empty");
@@ -31,7 +31,7 @@ fn put_empty_file() {
 
 #[test]
 fn put_with_missing_parent_is_409() {
-    let s = Server::start();
+    let s = Handler::start();
     s.put("/no/such/dir/f.txt", "x")
         .expect(&[409], "PUT below a missing collection");
     s.get("/no").expect(&[404], "nothing was created");
@@ -39,7 +39,7 @@ fn put_with_missing_parent_is_409() {
 
 #[test]
 fn put_below_a_file_is_409() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/file", "x");
     s.put("/file/child.txt", "y")
         .expect(&[409], "PUT below a file");
@@ -51,7 +51,7 @@ fn put_chunked_with_expected_entity_length() {
     let data = pseudo_random(300_000, 7);
     // A body from a reader has no known length: reqwest sends it chunked.
     let body = Body::new(std::io::Cursor::new(data.clone()));
-    s.req("PUT", "/chunked.bin")
+    s.http("PUT", "/chunked.bin")
         .header("X-Expected-Entity-Length", data.len().to_string())
         .body(body)
         .exec()
@@ -80,7 +80,7 @@ fn put_5_mib_round_trips_exactly() {
     );
     // And a chunked upload of the same size replaces it.
     let data2 = pseudo_random(5 * 1024 * 1024, 43);
-    s.req("PUT", "/big.bin")
+    s.http("PUT", "/big.bin")
         .body(Body::new(std::io::Cursor::new(data2.clone())))
         .exec()
         .expect(&[200, 204], "chunked PUT over 5 MiB");
@@ -92,7 +92,7 @@ fn put_5_mib_round_trips_exactly() {
 
 #[test]
 fn put_if_match_wrong_etag_is_412_and_right_etag_succeeds() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/m.txt", "original");
     s.req("PUT", "/m.txt")
         .header("If-Match", "\"definitely-not-the-etag\"")
@@ -115,7 +115,7 @@ fn put_if_match_wrong_etag_is_412_and_right_etag_succeeds() {
 
 #[test]
 fn put_if_match_on_missing_resource_is_412() {
-    let s = Server::start();
+    let s = Handler::start();
     s.req("PUT", "/nope.txt")
         .header("If-Match", "*")
         .body("x")
@@ -126,7 +126,7 @@ fn put_if_match_on_missing_resource_is_412() {
 
 #[test]
 fn put_if_none_match_star_on_existing_is_412() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/n.txt", "keep");
     s.req("PUT", "/n.txt")
         .header("If-None-Match", "*")
@@ -143,7 +143,7 @@ fn put_if_none_match_star_on_existing_is_412() {
 
 #[test]
 fn put_on_a_collection_is_405_or_409() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create_dir("/dir/");
     s.put("/dir", "x")
         .expect(&[405, 409], "PUT on a collection");
@@ -159,7 +159,7 @@ fn put_on_a_collection_is_405_or_409() {
 
 #[test]
 fn put_changes_the_etag() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/e.txt", "one");
     let e1 = s.head("/e.txt").etag();
     s.put("/e.txt", "two").expect(&[200, 204], "overwrite");
@@ -171,7 +171,7 @@ fn put_changes_the_etag() {
 
 #[test]
 fn get_and_head_headers() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/h.txt", "hello world");
     let g = s.get("/h.txt");
     g.expect(&[200], "GET");
@@ -208,7 +208,7 @@ fn get_and_head_headers() {
 
 #[test]
 fn content_type_from_extension() {
-    let s = Server::start();
+    let s = Handler::start();
     for (name, ct) in [
         ("/p.html", "text/html"),
         ("/p.txt", "text/plain"),
@@ -231,7 +231,7 @@ fn content_type_from_extension() {
 
 #[test]
 fn get_range_first_bytes_is_206() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/r.txt", "hello world");
     let r = s.req("GET", "/r.txt").header("Range", "bytes=0-4").exec();
     r.expect(&[206], "Range bytes=0-4");
@@ -242,7 +242,7 @@ fn get_range_first_bytes_is_206() {
 
 #[test]
 fn get_range_open_and_suffix() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/r.txt", "hello world");
     let r = s.req("GET", "/r.txt").header("Range", "bytes=-3").exec();
     r.expect(&[206], "suffix range");
@@ -262,7 +262,7 @@ fn get_range_open_and_suffix() {
 
 #[test]
 fn get_range_in_a_large_file() {
-    let s = Server::start();
+    let s = Handler::start();
     let data = pseudo_random(1_000_000, 3);
     s.create("/big", data.clone());
     let r = s
@@ -279,7 +279,7 @@ fn get_range_in_a_large_file() {
 
 #[test]
 fn get_unsatisfiable_range_is_416() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/r.txt", "hello world");
     let r = s
         .req("GET", "/r.txt")
@@ -291,7 +291,7 @@ fn get_unsatisfiable_range_is_416() {
 
 #[test]
 fn get_if_none_match_is_304() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/c.txt", "cache me");
     let etag = s.get("/c.txt").etag();
     let r = s
@@ -315,7 +315,7 @@ fn get_if_none_match_is_304() {
 
 #[test]
 fn get_if_modified_since() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/c.txt", "cache me");
     let lm = s.get("/c.txt").must_header("Last-Modified");
     s.req("GET", "/c.txt")
@@ -337,7 +337,7 @@ fn get_if_modified_since() {
 
 #[test]
 fn if_unmodified_since_in_the_past_is_412() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/u.txt", "data");
     s.req("GET", "/u.txt")
         .header("If-Unmodified-Since", "Sat, 01 Jan 2000 00:00:00 GMT")
@@ -357,7 +357,7 @@ fn if_unmodified_since_in_the_past_is_412() {
 
 #[test]
 fn if_range() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/r.txt", "hello world");
     let etag = s.get("/r.txt").etag();
     let r = s
@@ -378,7 +378,7 @@ fn if_range() {
 
 #[test]
 fn get_collection_is_an_escaped_html_listing() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create_dir("/dir/");
     s.create("/dir/a%3Cb%26c.txt", "x");
     s.create_dir("/dir/sub/");
@@ -418,7 +418,7 @@ fn get_collection_is_an_escaped_html_listing() {
 
 #[test]
 fn get_root_listing() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/hello.txt", "x");
     let r = s.get("/");
     r.expect(&[200], "GET /");
@@ -427,7 +427,7 @@ fn get_root_listing() {
 
 #[test]
 fn get_and_head_missing_are_404() {
-    let s = Server::start();
+    let s = Handler::start();
     s.get("/missing.txt").expect(&[404], "GET missing");
     s.head("/missing.txt").expect(&[404], "HEAD missing");
     s.get("/missing/dir/")

@@ -2,7 +2,7 @@
 
 use edgedav_tests::*;
 
-fn put_if(s: &Server, path: &str, iff: &str, body: &str) -> Resp {
+fn put_if(s: &Handler, path: &str, iff: &str, body: &str) -> Resp {
     s.req("PUT", path)
         .header("If", iff)
         .body(body.to_string())
@@ -11,7 +11,7 @@ fn put_if(s: &Server, path: &str, iff: &str, body: &str) -> Resp {
 
 #[test]
 fn untagged_list_with_etag() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/f.txt", "x");
     let etag = s.head("/f.txt").etag();
     put_if(&s, "/f.txt", &format!("([{etag}])"), "1")
@@ -22,7 +22,7 @@ fn untagged_list_with_etag() {
 
 #[test]
 fn untagged_list_with_token_and_etag() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/f.txt", "x");
     let etag = s.head("/f.txt").etag();
     let token = s.lock_ok("/f.txt", "exclusive", Some("0"));
@@ -35,7 +35,7 @@ fn untagged_list_with_token_and_etag() {
 
 #[test]
 fn not_condition() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/f.txt", "x");
     // DAV:no-lock never matches a state token, so "Not <DAV:no-lock>" is true.
     put_if(&s, "/f.txt", "(Not <DAV:no-lock>)", "1").expect(&[200, 204], "(Not <DAV:no-lock>)");
@@ -48,7 +48,7 @@ fn not_condition() {
 
 #[test]
 fn lists_are_ored() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/f.txt", "x");
     let etag = s.head("/f.txt").etag();
     put_if(&s, "/f.txt", &format!("([\"stale\"]) ([{etag}])"), "1")
@@ -60,7 +60,7 @@ fn lists_are_ored() {
 fn lock_token_with_not_no_lock_submits_the_token() {
     // The classic litmus form: (<token>) (Not <DAV:no-lock>) — true, and it
     // submits the token.
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/f.txt", "x");
     let token = s.lock_ok("/f.txt", "exclusive", Some("0"));
     put_if(
@@ -76,7 +76,7 @@ fn lock_token_with_not_no_lock_submits_the_token() {
 
 #[test]
 fn tagged_lists() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/f.txt", "x");
     s.create("/other.txt", "o");
     let etag = s.head("/f.txt").etag();
@@ -109,7 +109,7 @@ fn tagged_lists() {
 
 #[test]
 fn token_of_another_resource_in_a_tagged_list_is_412() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/a.txt", "a");
     s.create("/b.txt", "b");
     let ta = s.lock_ok("/a.txt", "exclusive", Some("0"));
@@ -127,7 +127,7 @@ fn token_of_another_resource_in_a_tagged_list_is_412() {
 fn false_if_fails_every_method_with_412() {
     // RFC 4918 §10.4.1: the If header applies to every method; when it is
     // false the request fails with 412, reads included.
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/f.txt", "x");
     s.create_dir("/c/");
     let mut wrong = Vec::new();
@@ -189,7 +189,7 @@ fn false_if_fails_every_method_with_412() {
 
 #[test]
 fn unknown_token_on_unlocked_resource_is_412() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/f.txt", "x");
     put_if(
         &s,
@@ -202,7 +202,7 @@ fn unknown_token_on_unlocked_resource_is_412() {
 
 #[test]
 fn malformed_if_is_400() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/f.txt", "x");
     for bad in ["garbage", "(<urn:x>", "<http://x/> garbage", "()"] {
         put_if(&s, "/f.txt", bad, "x").expect(&[400], &format!("malformed If {bad:?}"));

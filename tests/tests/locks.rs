@@ -22,7 +22,7 @@ fn timeout_secs(al: &Xml) -> Option<u64> {
 
 #[test]
 fn exclusive_lock_returns_token_and_lockdiscovery() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/f.txt", "x");
     let r = s.lock("/f.txt", "exclusive", Some("0"));
     r.expect(&[200], "LOCK existing file");
@@ -87,7 +87,7 @@ fn exclusive_lock_returns_token_and_lockdiscovery() {
 
 #[test]
 fn second_exclusive_lock_is_423() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/f.txt", "x");
     s.lock_ok("/f.txt", "exclusive", Some("0"));
     s.lock("/f.txt", "exclusive", Some("0"))
@@ -98,7 +98,7 @@ fn second_exclusive_lock_is_423() {
 
 #[test]
 fn shared_locks_coexist() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/f.txt", "x");
     let t1 = s.lock_ok("/f.txt", "shared", Some("0"));
     let t2 = s.lock_ok("/f.txt", "shared", Some("0"));
@@ -121,7 +121,7 @@ fn shared_locks_coexist() {
 
 #[test]
 fn put_on_locked_file_needs_the_token() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/f.txt", "orig");
     let token = s.lock_ok("/f.txt", "exclusive", Some("0"));
     s.put("/f.txt", "no token")
@@ -147,7 +147,7 @@ fn put_on_locked_file_needs_the_token() {
 
 #[test]
 fn lock_refresh() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/f.txt", "x");
     let token = s.lock_ok("/f.txt", "exclusive", Some("0"));
     let r = s
@@ -173,7 +173,7 @@ fn lock_refresh() {
 
 #[test]
 fn lock_refresh_with_unknown_token_fails() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/f.txt", "x");
     s.lock_ok("/f.txt", "exclusive", Some("0"));
     s.req("LOCK", "/f.txt")
@@ -184,7 +184,7 @@ fn lock_refresh_with_unknown_token_fails() {
 
 #[test]
 fn lock_timeout_is_capped() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/f.txt", "x");
     for asked in ["Second-999999", "Infinite"] {
         let r = s
@@ -203,7 +203,7 @@ fn lock_timeout_is_capped() {
 
 #[test]
 fn lock_on_unmapped_url_creates_an_empty_file() {
-    let s = Server::start();
+    let s = Handler::start();
     let r = s.lock("/new.txt", "exclusive", Some("0"));
     r.expect(&[201], "LOCK on an unmapped URL");
     let token = r.lock_token();
@@ -227,14 +227,14 @@ fn lock_on_unmapped_url_creates_an_empty_file() {
 
 #[test]
 fn lock_on_unmapped_url_with_missing_parent_is_409() {
-    let s = Server::start();
+    let s = Handler::start();
     s.lock("/no/parent.txt", "exclusive", Some("0"))
         .expect(&[409], "LOCK below a missing collection");
 }
 
 #[test]
 fn unlock() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/f.txt", "x");
     let token = s.lock_ok("/f.txt", "exclusive", Some("0"));
     s.req("UNLOCK", "/f.txt")
@@ -255,7 +255,7 @@ fn unlock() {
 
 #[test]
 fn unlock_wrong_token_is_409_and_malformed_is_400() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/f.txt", "x");
     let token = s.lock_ok("/f.txt", "exclusive", Some("0"));
     s.req("UNLOCK", "/f.txt")
@@ -283,7 +283,7 @@ fn unlock_wrong_token_is_409_and_malformed_is_400() {
 
 #[test]
 fn depth_infinity_lock_covers_members() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create_dir("/c/");
     s.create_dir("/c/sub/");
     s.create("/c/sub/existing.txt", "x");
@@ -314,7 +314,7 @@ fn depth_infinity_lock_covers_members() {
 
 #[test]
 fn lock_without_depth_is_infinity() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create_dir("/c/");
     let r = s.lock("/c/", "exclusive", None);
     r.expect(&[200], "LOCK collection without Depth");
@@ -334,7 +334,7 @@ fn lock_without_depth_is_infinity() {
 
 #[test]
 fn depth_0_lock_on_a_collection() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create_dir("/c/");
     s.create("/c/member.txt", "x");
     let _t = s.lock_ok("/c/", "exclusive", Some("0"));
@@ -350,7 +350,7 @@ fn depth_0_lock_on_a_collection() {
 
 #[test]
 fn lock_in_a_collection_with_a_locked_member_conflicts() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create_dir("/c/");
     s.create("/c/m.txt", "x");
     s.lock_ok("/c/m.txt", "exclusive", Some("0"));
@@ -362,7 +362,7 @@ fn lock_in_a_collection_with_a_locked_member_conflicts() {
 
 #[test]
 fn lock_malformed_body_is_400() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/f.txt", "x");
     s.req("LOCK", "/f.txt")
         .header("Content-Type", "application/xml")
@@ -375,7 +375,7 @@ fn lock_malformed_body_is_400() {
 
 #[test]
 fn lock_without_body_or_if_is_400() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/f.txt", "x");
     // No body means refresh, which needs an If header naming the lock.
     s.req("LOCK", "/f.txt")

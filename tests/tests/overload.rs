@@ -363,7 +363,7 @@ fn a_body_refused_before_it_is_read_still_lets_the_client_read_the_status() {
         assert_eq!(r.status().as_u16(), 413, "round {i}");
         // 401: the host refuses before any instance sees the body.
         let r = s
-            .req("PUT", "/f")
+            .http("PUT", "/f")
             .body(big.clone())
             .send()
             .unwrap_or_else(|e| panic!("round {i}: PUT: {e:?}"));

@@ -63,7 +63,7 @@ fn check_file_props(r: &MsResponse, len: u64, etag: &str) {
 
 #[test]
 fn propfind_depth_0_on_root() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/a.txt", "x");
     let r = s.propfind("/", "0", Some(ALLPROP));
     r.expect(&[207], "PROPFIND / Depth 0");
@@ -85,7 +85,7 @@ fn propfind_depth_0_on_root() {
 
 #[test]
 fn propfind_depth_1_on_root() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/a.txt", "hello");
     s.create_dir("/d/");
     s.create("/d/inner.txt", "not listed at depth 1");
@@ -113,7 +113,7 @@ fn propfind_depth_1_on_root() {
 
 #[test]
 fn propfind_on_a_file_shows_all_live_properties() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/f.txt", "12345");
     let etag = s.head("/f.txt").etag();
     for depth in ["0", "1"] {
@@ -129,7 +129,7 @@ fn propfind_on_a_file_shows_all_live_properties() {
 
 #[test]
 fn propfind_named_live_properties() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/f.txt", "12345");
     let etag = s.head("/f.txt").etag();
     let names: Vec<(&str, &str)> = ALL_LIVE.iter().map(|n| (DAV, *n)).collect();
@@ -142,7 +142,7 @@ fn propfind_named_live_properties() {
 
 #[test]
 fn propfind_without_body_is_allprop() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/f.txt", "abc");
     let etag = s.head("/f.txt").etag();
     let r = s.propfind("/f.txt", "0", None);
@@ -160,7 +160,7 @@ fn propfind_without_body_is_allprop() {
 
 #[test]
 fn propfind_propname() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/f.txt", "abc");
     let r = s.propfind("/f.txt", "0", Some(PROPNAME));
     r.expect(&[207], "PROPFIND propname");
@@ -185,7 +185,7 @@ fn propfind_propname() {
 
 #[test]
 fn propfind_unknown_property_is_404_in_its_propstat() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/f.txt", "abc");
     let r = s.props(
         "/f.txt",
@@ -202,7 +202,7 @@ fn propfind_unknown_property_is_404_in_its_propstat() {
 
 #[test]
 fn propfind_depth_infinity_is_403_finite_depth() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create_dir("/a/");
     let r = s.propfind("/", "infinity", Some(ALLPROP));
     r.expect(&[403], "PROPFIND Depth infinity");
@@ -288,7 +288,7 @@ fn propfind_depth_infinity_over_the_limit_is_refused_or_truncated() {
 
 #[test]
 fn propfind_malformed_xml_is_400() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/f.txt", "x");
     for body in [
         "<D:propfind xmlns:D=\"DAV:\"><D:prop><D:getetag></D:propfind>",
@@ -302,7 +302,7 @@ fn propfind_malformed_xml_is_400() {
 
 #[test]
 fn propfind_wrong_root_element_is_400() {
-    let s = Server::start();
+    let s = Handler::start();
     let body = r#"<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"/>"#;
     s.propfind("/", "0", Some(body))
         .expect(&[400], "PROPFIND with a non-propfind body");
@@ -310,7 +310,7 @@ fn propfind_wrong_root_element_is_400() {
 
 #[test]
 fn propfind_missing_resource_is_404() {
-    let s = Server::start();
+    let s = Handler::start();
     s.propfind("/nope", "0", None)
         .expect(&[404], "PROPFIND missing");
     s.propfind("/nope/", "1", Some(ALLPROP))
@@ -319,7 +319,7 @@ fn propfind_missing_resource_is_404() {
 
 #[test]
 fn propfind_quota_properties() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/f.txt", "0123456789");
     let r = s.props(
         "/",
@@ -336,7 +336,7 @@ fn propfind_quota_properties() {
 
 #[test]
 fn propfind_does_not_list_internal_files() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/f.txt", "x");
     // Creates the dead-property store if there is one.
     s.proppatch(

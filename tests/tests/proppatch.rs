@@ -38,7 +38,7 @@ fn all_statuses(r: &Resp) -> Vec<(String, u16)> {
 
 #[test]
 fn proppatch_set_then_propfind_shows_values() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/f.txt", "x");
     let r = s.proppatch("/f.txt", set_author_and_meta());
     r.expect(&[207], "PROPPATCH set");
@@ -78,7 +78,7 @@ fn proppatch_set_then_propfind_shows_values() {
 
 #[test]
 fn proppatch_remove() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/f.txt", "x");
     s.proppatch("/f.txt", set_author_and_meta())
         .expect(&[207], "set");
@@ -104,7 +104,7 @@ fn proppatch_remove() {
 #[test]
 fn proppatch_remove_missing_property_is_ok() {
     // RFC 4918 §14.23: removing a property that does not exist is not an error.
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/f.txt", "x");
     let r = s.proppatch(
         "/f.txt",
@@ -116,7 +116,7 @@ fn proppatch_remove_missing_property_is_ok() {
 
 #[test]
 fn proppatch_set_and_remove_in_order() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/f.txt", "x");
     // Instructions are processed in document order: set, remove, set again.
     let r = s.proppatch(
@@ -135,7 +135,7 @@ fn proppatch_set_and_remove_in_order() {
 
 #[test]
 fn proppatch_is_atomic() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/f.txt", "x");
     let r = s.proppatch(
         "/f.txt",
@@ -171,7 +171,7 @@ fn proppatch_is_atomic() {
 
 #[test]
 fn proppatch_protected_live_properties() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/f.txt", "x");
     for prop in [
         "getcontentlength",
@@ -194,7 +194,7 @@ fn proppatch_protected_live_properties() {
 
 #[test]
 fn proppatch_windows_properties() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/doc.txt", "x");
     // What the Windows WebDAV redirector sends after an upload.
     let r = s.proppatch(
@@ -214,7 +214,7 @@ fn proppatch_windows_properties() {
 
 #[test]
 fn proppatch_on_a_collection() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create_dir("/c/");
     s.proppatch("/c/", set_author_and_meta())
         .expect(&[207], "PROPPATCH collection");
@@ -228,7 +228,7 @@ fn proppatch_on_a_collection() {
 
 #[test]
 fn dead_properties_follow_copy_and_move() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/a.txt", "x");
     s.proppatch("/a.txt", set_author_and_meta())
         .expect(&[207], "set");
@@ -251,7 +251,7 @@ fn dead_properties_follow_copy_and_move() {
 
 #[test]
 fn dead_properties_follow_collection_copy_and_move() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create_dir("/c/");
     s.create("/c/m.txt", "x");
     s.proppatch("/c/", set_author_and_meta())
@@ -270,7 +270,7 @@ fn dead_properties_follow_collection_copy_and_move() {
 
 #[test]
 fn dead_properties_do_not_survive_delete() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/a.txt", "x");
     s.proppatch("/a.txt", set_author_and_meta())
         .expect(&[207], "set");
@@ -286,14 +286,14 @@ fn dead_properties_do_not_survive_delete() {
 
 #[test]
 fn proppatch_missing_resource_is_404() {
-    let s = Server::start();
+    let s = Handler::start();
     s.proppatch("/nope", set_author_and_meta())
         .expect(&[404], "PROPPATCH missing");
 }
 
 #[test]
 fn proppatch_malformed_is_400() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/f.txt", "x");
     s.proppatch("/f.txt", "<D:propertyupdate xmlns:D=\"DAV:\"><D:set>")
         .expect(&[400], "malformed PROPPATCH");
@@ -306,7 +306,7 @@ fn proppatch_malformed_is_400() {
 
 #[test]
 fn proppatch_locked_resource_needs_the_token() {
-    let s = Server::start();
+    let s = Handler::start();
     s.create("/f.txt", "x");
     let token = s.lock_ok("/f.txt", "exclusive", Some("0"));
     s.proppatch("/f.txt", set_author_and_meta())

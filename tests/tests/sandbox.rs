@@ -230,7 +230,7 @@ anonymous_user = "guest"
 fn count(s: &Server, user: Option<&str>) -> u32 {
     let request = match user {
         Some(user) => s.req_as(user, "pw", "GET", "/count"),
-        None => s.req("GET", "/count"),
+        None => s.http("GET", "/count"),
     };
     let r = Resp::read("GET /count".into(), request.send().unwrap());
     assert_eq!(r.status, 200);

@@ -9,9 +9,8 @@ fn fs_files_collections_and_sidecar_properties_live_in_the_preopened_directory()
     else {
         return;
     };
-    let dir = scratch();
-    let root = dir.path().join("root");
-    let w = start(&env, &dir, "files");
+    let w = Server::deploy(&env.fs());
+    let root = w.root();
 
     w.req("MKCOL", "/docs").exec().expect(&[201], "MKCOL");
     assert!(root.join("docs").is_dir());
@@ -99,61 +98,31 @@ fn fs_sidecar_is_shared_with_the_native_host() {
     let Some(env) = edge_env("fs_sidecar_is_shared_with_the_native_host") else {
         return;
     };
-    let dir = scratch();
-    let root = dir.path().join("root");
-    {
-        let w = start(&env, &dir, "share");
-        w.req("PUT", "/shared.txt")
-            .body("data")
-            .exec()
-            .expect(&[201], "PUT");
-        let patch = r#"<D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:edge"><D:set><D:prop><Z:tag>from-wasmtime</Z:tag></D:prop></D:set></D:propertyupdate>"#;
-        w.req("PROPPATCH", "/shared.txt")
-            .body(patch)
-            .exec()
-            .expect(&[207], "PROPPATCH");
-    }
+    let mut w = Server::deploy(&env.fs());
+    w.req("PUT", "/shared.txt")
+        .body("data")
+        .exec()
+        .expect(&[201], "PUT");
+    let patch = r#"<D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:edge"><D:set><D:prop><Z:tag>from-wasmtime</Z:tag></D:prop></D:set></D:propertyupdate>"#;
+    w.req("PROPPATCH", "/shared.txt")
+        .body(patch)
+        .exec()
+        .expect(&[207], "PROPPATCH");
     // The native host on the same directory sees the property.
-    let mut child = Command::new(binary())
-        .arg("serve")
-        .arg("--root")
-        .arg(&root)
-        .arg("--listen")
-        .arg("127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .map(|u| u.trim_end_matches('/').to_owned());
-    let result = std::panic::catch_unwind(|| {
-        let base = base.unwrap_or_else(|| panic!("no URL in {line:?}"));
-        let r = Client::new()
-            .request(
-                reqwest::Method::from_bytes(b"PROPFIND").unwrap(),
-                format!("{base}/shared.txt"),
-            )
-            .header("Depth", "0")
-            .body(propfind_prop(&[("urn:edge", "tag")]))
-            .exec();
-        r.expect(&[207], "native PROPFIND");
-        assert_eq!(
-            r.multistatus()[0].prop_ok("urn:edge", "tag").all_text(),
-            "from-wasmtime"
-        );
-    });
-    let _ = child.kill();
-    let _ = child.wait();
-    result.unwrap();
+    w.redeploy(&Deployment::Native);
+    let r = w.propfind(
+        "/shared.txt",
+        "0",
+        Some(&propfind_prop(&[("urn:edge", "tag")])),
+    );
+    r.expect(&[207], "native PROPFIND");
+    assert_eq!(
+        r.multistatus()[0].prop_ok("urn:edge", "tag").all_text(),
+        "from-wasmtime"
+    );
 }
 
-pub(super) fn lock(w: &Edge, path: &str, scope: &str) -> Resp {
+pub(super) fn lock(w: &Server, path: &str, scope: &str) -> Resp {
     w.req("LOCK", path)
         .header("Timeout", "Second-600")
         .header("Content-Type", "application/xml")
@@ -166,10 +135,9 @@ fn fs_locks_hold_across_instances_and_restarts() {
     let Some(env) = edge_env("fs_locks_hold_across_instances_and_restarts") else {
         return;
     };
-    let dir = scratch();
+    let mut w = Server::deploy(&env.fs());
     let token;
     {
-        let w = start(&env, &dir, "locks1");
         w.req("PUT", "/f.txt")
             .body("v1")
             .exec()
@@ -196,9 +164,9 @@ fn fs_locks_hold_across_instances_and_restarts() {
             .exec();
         refreshed.expect(&[200], "LOCK refresh");
     }
-    assert!(dir.path().join("root/.edgedav/locks.json").is_file());
+    assert!(w.root().join(".edgedav/locks.json").is_file());
     // A new server process on the same directory: the lock survived.
-    let w = start(&env, &dir, "locks2");
+    w.restart();
     w.req("PUT", "/f.txt")
         .body("v3")
         .exec()
@@ -235,7 +203,7 @@ fn fs_locks_hold_across_instances_and_restarts() {
 
 /// Many clients LOCK the same resource at the same instant, in separate
 /// instances: exactly one may win.
-pub(super) fn lock_race(w: &Edge) {
+pub(super) fn lock_race(w: &Server) {
     const CLIENTS: usize = 16;
     // One connection per client, opened before the race starts.
     let clients: Vec<Client> = (0..CLIENTS)
@@ -282,11 +250,10 @@ fn fs_concurrent_exclusive_locks_are_granted_once() {
     let Some(env) = edge_env("fs_concurrent_exclusive_locks_are_granted_once") else {
         return;
     };
-    let dir = scratch();
-    let w = start(&env, &dir, "race");
+    let w = Server::deploy(&env.fs());
     lock_race(&w);
     // No mutex file is left behind.
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("root/.edgedav"))
+    let leftovers: Vec<_> = std::fs::read_dir(w.root().join(".edgedav"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .filter(|n| n.ends_with(".mutex") || n.starts_with(".edgedav-upload-"))
@@ -299,8 +266,7 @@ fn fs_big_files_round_trip() {
     let Some(env) = edge_env("fs_big_files_round_trip") else {
         return;
     };
-    let dir = scratch();
-    let w = start(&env, &dir, "big");
+    let w = Server::deploy(&env.fs());
     let data: Vec<u8> = (0..6 * 1024 * 1024 + 123)
         .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();

@@ -16,11 +16,8 @@
 //! * `EDGEDAV_SPIN_TESTHOST`: examples/spin-testhost, which serves the Spin
 //!   composition as Spin would (Spin itself cannot be built here).
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::Command;
 
 use edgedav_tests::*;
 

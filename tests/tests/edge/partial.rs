@@ -2,16 +2,11 @@
 
 use super::*;
 
-/// Partial updates against a server at `base`: PUT with Content-Range and
-/// PATCH with X-Update-Range, their error cases, and a file uploaded in
-/// pieces that cross 256 KiB boundaries.
-pub(super) fn partial_updates(client: &Client, base: &str) {
-    let req = |method: &str, path: &str| {
-        client.request(
-            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
-            format!("{base}{path}"),
-        )
-    };
+/// Partial updates on any deployment: PUT with Content-Range and PATCH
+/// with X-Update-Range, their error cases, and a file uploaded in pieces
+/// that cross 256 KiB boundaries.
+pub(super) fn partial_updates(s: &impl Dav) {
+    let req = |method: &str, path: &str| s.req(method, path);
     let get = |path: &str| {
         let r = req("GET", path).exec();
         r.expect(&[200], "GET");
@@ -132,8 +127,7 @@ pub(super) fn partial_updates(client: &Client, base: &str) {
 
 #[test]
 fn native_host_partial_updates() {
-    let s = Server::start();
-    partial_updates(s.client(), &s.base);
+    partial_updates(&Server::start());
 }
 
 #[test]
@@ -141,10 +135,9 @@ fn fs_composition_partial_updates() {
     let Some(env) = edge_env("fs_composition_partial_updates") else {
         return;
     };
-    let dir = scratch();
-    let w = start(&env, &dir, "partial");
-    partial_updates(&w.client, &w.base);
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("root"))
+    let w = Server::deploy(&env.fs());
+    partial_updates(&w);
+    let leftovers: Vec<_> = std::fs::read_dir(w.root())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .filter(|n| n.starts_with(".edgedav-upload-"))

@@ -2,7 +2,7 @@
 
 use super::*;
 
-pub(super) fn propfind_one(w: &Edge, path: &str, ns: &str, name: &str) -> Resp {
+pub(super) fn propfind_one(w: &Server, path: &str, ns: &str, name: &str) -> Resp {
     w.req("PROPFIND", path)
         .header("Depth", "0")
         .body(propfind_prop(&[(ns, name)]))
@@ -10,7 +10,7 @@ pub(super) fn propfind_one(w: &Edge, path: &str, ns: &str, name: &str) -> Resp {
 }
 
 /// WebDAV round trips any storage binding must get right.
-pub(super) fn dav_round_trips(w: &Edge) {
+pub(super) fn dav_round_trips(w: &Server) {
     w.req("MKCOL", "/docs").exec().expect(&[201], "MKCOL");
     w.req("MKCOL", "/docs").exec().expect(&[405], "MKCOL again");
     w.req("MKCOL", "/no/such")
@@ -117,7 +117,7 @@ pub(super) fn dav_round_trips(w: &Edge) {
 }
 
 /// A collection with more members than one listing page (1000) is listed whole.
-pub(super) fn big_listing(w: &Edge) {
+pub(super) fn big_listing(w: &Server) {
     const N: usize = 1005;
     w.req("MKCOL", "/many").exec().expect(&[201], "MKCOL");
     std::thread::scope(|scope| {
@@ -156,8 +156,7 @@ fn fs_composition_round_trips_and_big_listings() {
     let Some(env) = edge_env("fs_composition_round_trips_and_big_listings") else {
         return;
     };
-    let dir = scratch();
-    let w = start(&env, &dir, "roundtrips");
+    let w = Server::deploy(&env.fs());
     dav_round_trips(&w);
     big_listing(&w);
 }

@@ -10,8 +10,7 @@ fn spin_composition_round_trips_and_big_listings() {
     let Some(env) = edge_env("spin_composition_round_trips_and_big_listings") else {
         return;
     };
-    let dir = scratch();
-    let w = start_spin(&env, &dir, "spin-roundtrips");
+    let w = Server::deploy(&env.spin());
     dav_round_trips(&w);
     big_listing(&w);
 }
@@ -21,9 +20,8 @@ fn spin_composition_partial_updates() {
     let Some(env) = edge_env("spin_composition_partial_updates") else {
         return;
     };
-    let dir = scratch();
-    let w = start_spin(&env, &dir, "spin-partial");
-    partial_updates(&w.client, &w.base);
+    let w = Server::deploy(&env.spin());
+    partial_updates(&w);
 }
 
 #[test]
@@ -31,8 +29,7 @@ fn spin_composition_big_files_are_chunked() {
     let Some(env) = edge_env("spin_composition_big_files_are_chunked") else {
         return;
     };
-    let dir = scratch();
-    let w = start_spin(&env, &dir, "spin-big");
+    let mut w = Server::deploy(&env.spin());
     let data: Vec<u8> = (0..3 * 1024 * 1024 + 77)
         .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
         .collect();
@@ -60,8 +57,8 @@ fn spin_composition_big_files_are_chunked() {
         .exec()
         .expect(&[201], "COPY");
     w.req("DELETE", "/copy.bin").exec().expect(&[204], "DELETE");
-    drop(w);
-    let db = db_counts(&env, &dir.path().join("spin.sqlite"));
+    w.stop();
+    let db = db_counts(&env, &w.dir().join("spin.sqlite"));
     assert_eq!(db, (1, 0), "(chunks, staged uploads) left in the database");
 }
 
@@ -93,10 +90,9 @@ fn spin_composition_locks_are_granted_once_and_survive_restarts() {
     let Some(env) = edge_env("spin_composition_locks_are_granted_once_and_survive_restarts") else {
         return;
     };
-    let dir = scratch();
+    let mut w = Server::deploy(&env.spin());
     let token;
     {
-        let w = start_spin(&env, &dir, "spin-locks1");
         lock_race(&w);
         w.req("PUT", "/f.txt")
             .body("v1")
@@ -131,7 +127,8 @@ fn spin_composition_locks_are_granted_once_and_survive_restarts() {
             .exec()
             .expect(&[423], "PUT into a deep-locked collection");
     }
-    let w = start_spin(&env, &dir, "spin-locks2");
+    // A new server process on the same database: the lock survived.
+    w.restart();
     w.req("PUT", "/f.txt")
         .body("v3")
         .exec()
