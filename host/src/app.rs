@@ -252,8 +252,8 @@ async fn reload(
     app: &App,
     certs: &[(usize, Arc<ReloadableCert>)],
     started_with: &[(SocketAddr, Option<TlsConfig>)],
-) -> Result<(), String> {
-    let config = config::load(path).map_err(|e| e.to_string())?;
+) -> crate::error::Result<()> {
+    let config = config::load(path)?;
     let listens: Vec<SocketAddr> = config.bindings.iter().map(|b| b.listen).collect();
     let before: Vec<SocketAddr> = started_with.iter().map(|(l, _)| *l).collect();
     if listens != before {

@@ -14,6 +14,7 @@
 
 mod app;
 mod config;
+mod error;
 mod gate;
 mod locks;
 mod metrics;

@@ -74,7 +74,7 @@ pub(super) fn validate(config: &Config, main_users: usize) -> Result<(), Invalid
                     return Err((key(k), format!("{} does not exist", file.display())));
                 }
             }
-            crate::net::tls::load_certified_key(tls).map_err(|e| (key("tls"), e))?;
+            crate::net::tls::load_certified_key(tls).map_err(|e| (key("tls"), e.to_string()))?;
         }
         if let Some(name) = &b.anonymous_user
             && !config.users.iter().any(|u| &u.name == name)
@@ -131,11 +131,15 @@ pub(super) fn validate_user(user: &UserConfig) -> Result<(), Invalid> {
         );
     }
     if let Some(hash) = &user.password_hash {
-        crate::gate::users::check_phc(hash).map_err(|e| ("password_hash".to_owned(), e))?;
+        crate::gate::users::check_phc(hash)
+            .map_err(|e| ("password_hash".to_owned(), e.to_string()))?;
     }
-    user.home.validate().map_err(|e| ("home".to_owned(), e))?;
+    user.home
+        .validate()
+        .map_err(|e| ("home".to_owned(), e.to_string()))?;
     for (dir, list) in &user.permissions {
-        let normal = normalise_dir(dir).map_err(|e| (format!("permissions.{dir}"), e))?;
+        let normal =
+            normalise_dir(dir).map_err(|e| (format!("permissions.{dir}"), e.to_string()))?;
         if &normal != dir {
             return err(
                 &format!("permissions.{dir}"),

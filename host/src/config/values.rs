@@ -49,8 +49,8 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
 }
 
 impl FromStr for IpNet {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = crate::error::Error;
+    fn from_str(s: &str) -> crate::error::Result<Self> {
         let (addr, prefix) = match s.split_once('/') {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),
@@ -74,7 +74,7 @@ impl FromStr for IpNet {
     }
 }
 
-pub(super) fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(super) fn parse_duration(s: &str) -> crate::error::Result<Duration> {
     let s = s.trim();
     let split = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -90,19 +90,21 @@ pub(super) fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => 3600.0,
         "d" => 86400.0,
         other => {
-            return Err(format!(
+            return Err(crate::error::invalid!(
                 "invalid duration {s:?}: unknown unit {other:?} (use ms, s, m, h or d)"
             ));
         }
     };
     let secs = value * scale;
     if !(0.0..=1e10).contains(&secs) {
-        return Err(format!("invalid duration {s:?}: out of range"));
+        return Err(crate::error::invalid!(
+            "invalid duration {s:?}: out of range"
+        ));
     }
     Ok(Duration::from_secs_f64(secs))
 }
 
-pub(super) fn parse_size(s: &str) -> Result<u64, String> {
+pub(super) fn parse_size(s: &str) -> crate::error::Result<u64> {
     let s = s.trim();
     let split = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -122,14 +124,14 @@ pub(super) fn parse_size(s: &str) -> Result<u64, String> {
         "gib" | "g" => 1024.0 * 1024.0 * 1024.0,
         "tib" | "t" => 1024.0f64.powi(4),
         other => {
-            return Err(format!(
+            return Err(crate::error::invalid!(
                 "invalid size {s:?}: unknown unit {other:?} (use B, KB, MB, GB, TB, KiB, MiB, GiB or TiB)"
             ));
         }
     };
     let bytes = value * scale;
     if !bytes.is_finite() || bytes < 0.0 || bytes >= u64::MAX as f64 {
-        return Err(format!("invalid size {s:?}: out of range"));
+        return Err(crate::error::invalid!("invalid size {s:?}: out of range"));
     }
     Ok(bytes.round() as u64)
 }
@@ -137,8 +139,8 @@ pub(super) fn parse_size(s: &str) -> Result<u64, String> {
 /// Accepts a string parsed by `parse` or a non-negative number.
 struct StrOrNumber<T> {
     what: &'static str,
-    parse: fn(&str) -> Result<T, String>,
-    from_number: fn(f64) -> Result<T, String>,
+    parse: fn(&str) -> crate::error::Result<T>,
+    from_number: fn(f64) -> crate::error::Result<T>,
 }
 
 impl<T> Visitor<'_> for StrOrNumber<T> {

@@ -199,14 +199,16 @@ pub fn parent(path: &str) -> &str {
 
 /// Normalises a configured directory: absolute, no `.`/`..`/empty segments,
 /// no trailing slash.
-pub fn normalise_dir(dir: &str) -> Result<String, String> {
+pub fn normalise_dir(dir: &str) -> crate::error::Result<String> {
     if !dir.starts_with('/') {
-        return Err(format!("{dir:?} is not an absolute path (start it with /)"));
+        return Err(crate::error::invalid!(
+            "{dir:?} is not an absolute path (start it with /)"
+        ));
     }
     let mut out = String::new();
     for segment in dir.split('/').filter(|s| !s.is_empty()) {
         if segment == "." || segment == ".." {
-            return Err(format!("{dir:?} contains . or .. segments"));
+            return Err(crate::error::invalid!("{dir:?} contains . or .. segments"));
         }
         out.push('/');
         out.push_str(segment);

@@ -48,7 +48,10 @@ pub struct Users {
 impl Users {
     /// Opens every user's home (scanning the usage of homes with a quota
     /// the first time) and builds the table.
-    pub async fn build(configs: &[UserConfig], homes: &HomeRegistry) -> Result<Users, String> {
+    pub async fn build(
+        configs: &[UserConfig],
+        homes: &HomeRegistry,
+    ) -> crate::error::Result<Users> {
         let mut by_name = HashMap::new();
         let mut opened = Vec::new();
         for config in configs {
@@ -127,7 +130,7 @@ impl Users {
 
 /// The usage counters of a home, scanned the first time a user with a
 /// quota needs them.
-async fn usage_of(home: &Arc<Home>, user: &str) -> Result<Arc<Usage>, String> {
+async fn usage_of(home: &Arc<Home>, user: &str) -> crate::error::Result<Arc<Usage>> {
     if let Some(usage) = home.usage.lock().unwrap_or_else(|p| p.into_inner()).clone() {
         return Ok(usage);
     }

@@ -22,7 +22,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use crate::config::TlsConfig;
 
 /// Reads a certificate chain and its key, and checks that they match.
-pub fn load_certified_key(config: &TlsConfig) -> Result<Arc<CertifiedKey>, String> {
+pub fn load_certified_key(config: &TlsConfig) -> crate::error::Result<Arc<CertifiedKey>> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&config.cert_file)
         .and_then(|certs| certs.collect::<Result<_, _>>())
         .map_err(|e| {
@@ -32,7 +32,7 @@ pub fn load_certified_key(config: &TlsConfig) -> Result<Arc<CertifiedKey>, Strin
             )
         })?;
     if certs.is_empty() {
-        return Err(format!(
+        return Err(crate::error::invalid!(
             "{} holds no PEM certificate",
             config.cert_file.display()
         ));
@@ -72,7 +72,7 @@ impl fmt::Debug for ReloadableCert {
 }
 
 impl ReloadableCert {
-    pub fn load(config: &TlsConfig) -> Result<Arc<Self>, String> {
+    pub fn load(config: &TlsConfig) -> crate::error::Result<Arc<Self>> {
         Ok(Arc::new(Self {
             current: ArcSwap::new(load_certified_key(config)?),
         }))
@@ -91,7 +91,10 @@ impl ResolvesServerCert for ReloadableCert {
 }
 
 /// A rustls server configuration using `cert`.
-pub fn server_config(cert: Arc<ReloadableCert>, http2: bool) -> Result<Arc<ServerConfig>, String> {
+pub fn server_config(
+    cert: Arc<ReloadableCert>,
+    http2: bool,
+) -> crate::error::Result<Arc<ServerConfig>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

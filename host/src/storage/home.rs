@@ -71,14 +71,17 @@ impl HomeSpec {
     }
 
     /// Checks the spec without touching the store (for `check-config`).
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> crate::error::Result<()> {
         match self {
             HomeSpec::Local { path } => {
                 if path.as_os_str().is_empty() {
                     return Err("the home path is empty".into());
                 }
                 if path.is_file() {
-                    return Err(format!("{} is a file, not a directory", path.display()));
+                    return Err(crate::error::invalid!(
+                        "{} is a file, not a directory",
+                        path.display()
+                    ));
                 }
                 Ok(())
             }

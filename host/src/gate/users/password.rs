@@ -86,12 +86,12 @@ pub fn hash_password(password: &str) -> String {
 }
 
 /// Checks that `hash` is a PHC string of an argon2id hash.
-pub fn check_phc(hash: &str) -> Result<(), String> {
+pub fn check_phc(hash: &str) -> crate::error::Result<()> {
     let parsed = PasswordHash::new(hash).map_err(|e| {
         format!("not a PHC hash string ({e}); make one with `edgedav hash-password`")
     })?;
     if parsed.algorithm.as_str() != "argon2id" {
-        return Err(format!(
+        return Err(crate::error::invalid!(
             "the algorithm is {}, expected argon2id; make one with `edgedav hash-password`",
             parsed.algorithm
         ));
@@ -103,7 +103,7 @@ pub fn check_phc(hash: &str) -> Result<(), String> {
     // let a burst of logins exhaust the machine.
     let params = Params::try_from(&parsed).map_err(|e| format!("bad argon2 parameters ({e})"))?;
     if params.m_cost() > MAX_MEMORY_KIB {
-        return Err(format!(
+        return Err(crate::error::invalid!(
             "the hash costs {} KiB of memory per login, more than the {MAX_MEMORY_KIB} KiB \
              edgedav allows; make one with `edgedav hash-password`",
             params.m_cost()
@@ -131,7 +131,12 @@ mod tests {
         assert!(check_phc("$argon2i$v=19$m=16,t=2,p=1$c29tZXNhbHQ$aGFzaGhhc2g").is_err());
         assert!(check_phc("hunter2").is_err());
         let greedy = "$argon2id$v=19$m=4194304,t=1,p=1$c29tZXNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
-        assert!(check_phc(greedy).unwrap_err().contains("KiB of memory"));
+        assert!(
+            check_phc(greedy)
+                .unwrap_err()
+                .to_string()
+                .contains("KiB of memory")
+        );
     }
 
     /// Hashes made elsewhere (other parameters, another variant) verify
