@@ -1,6 +1,7 @@
 //! The filesystem composition under stock `wasmtime serve`: files, sidecars, locks, big files.
 
 use super::*;
+use crate::locks::{lock_race, locks_hold_across_instances_and_restarts};
 
 #[test]
 fn fs_files_collections_and_sidecar_properties_live_in_the_preopened_directory() {
@@ -122,127 +123,14 @@ fn fs_sidecar_is_shared_with_the_native_host() {
     );
 }
 
-pub(super) fn lock(w: &Server, path: &str, scope: &str) -> Resp {
-    w.req("LOCK", path)
-        .header("Timeout", "Second-600")
-        .header("Content-Type", "application/xml")
-        .body(lockinfo(scope, "mailto:edge@example.org"))
-        .exec()
-}
-
 #[test]
 fn fs_locks_hold_across_instances_and_restarts() {
     let Some(env) = edge_env("fs_locks_hold_across_instances_and_restarts") else {
         return;
     };
     let mut w = Server::deploy(&env.fs());
-    let token;
-    {
-        w.req("PUT", "/f.txt")
-            .body("v1")
-            .exec()
-            .expect(&[201], "PUT");
-        // Every request runs in a fresh instance: the lock must still be
-        // there for the next one.
-        let r = lock(&w, "/f.txt", "exclusive");
-        r.expect(&[200], "LOCK");
-        token = r.lock_token();
-        w.req("PUT", "/f.txt")
-            .body("v2")
-            .exec()
-            .expect(&[423], "PUT without the token");
-        lock(&w, "/f.txt", "shared").expect(&[423], "shared LOCK over an exclusive one");
-        w.req("PUT", "/f.txt")
-            .header("If", format!("(<{token}>)"))
-            .body("v2")
-            .exec()
-            .expect(&[204], "PUT with the token");
-        let refreshed = w
-            .req("LOCK", "/f.txt")
-            .header("If", format!("(<{token}>)"))
-            .header("Timeout", "Second-100")
-            .exec();
-        refreshed.expect(&[200], "LOCK refresh");
-    }
+    locks_hold_across_instances_and_restarts(&mut w);
     assert!(w.root().join(".edgedav/locks.json").is_file());
-    // A new server process on the same directory: the lock survived.
-    w.restart();
-    w.req("PUT", "/f.txt")
-        .body("v3")
-        .exec()
-        .expect(&[423], "PUT without the token after a restart");
-    w.req("UNLOCK", "/f.txt")
-        .header(
-            "Lock-Token",
-            "<urn:uuid:00000000-0000-4000-8000-000000000000>",
-        )
-        .exec()
-        .expect(&[409, 412, 403, 400], "UNLOCK with an unknown token");
-    w.req("UNLOCK", "/f.txt")
-        .header("Lock-Token", format!("<{token}>"))
-        .exec()
-        .expect(&[204], "UNLOCK");
-    w.req("PUT", "/f.txt")
-        .body("v3")
-        .exec()
-        .expect(&[204], "PUT after UNLOCK");
-    assert_eq!(w.req("GET", "/f.txt").exec().body, b"v3");
-    // Depth-infinity locks cover members created later.
-    w.req("MKCOL", "/d").exec().expect(&[201], "MKCOL");
-    let r = w
-        .req("LOCK", "/d")
-        .header("Depth", "infinity")
-        .body(lockinfo("exclusive", "x"))
-        .exec();
-    r.expect(&[200], "deep LOCK");
-    w.req("PUT", "/d/new")
-        .body("x")
-        .exec()
-        .expect(&[423], "PUT into a deep-locked collection");
-}
-
-/// Many clients LOCK the same resource at the same instant, in separate
-/// instances: exactly one may win.
-pub(super) fn lock_race(w: &Server) {
-    const CLIENTS: usize = 16;
-    // One connection per client, opened before the race starts.
-    let clients: Vec<Client> = (0..CLIENTS)
-        .map(|_| {
-            let c = Client::builder().pool_max_idle_per_host(1).build().unwrap();
-            c.request(reqwest::Method::OPTIONS, format!("{}/", w.base))
-                .exec()
-                .expect(&[200], "OPTIONS");
-            c
-        })
-        .collect();
-    for round in 0..40 {
-        let path = format!("/race-{round}");
-        let start = std::sync::Barrier::new(CLIENTS);
-        let statuses: Vec<u16> = std::thread::scope(|scope| {
-            let handles: Vec<_> = clients
-                .iter()
-                .map(|c| {
-                    let (start, url) = (&start, format!("{}{path}", w.base));
-                    scope.spawn(move || {
-                        start.wait();
-                        c.request(reqwest::Method::from_bytes(b"LOCK").unwrap(), url)
-                            .header("Timeout", "Second-600")
-                            .body(lockinfo("exclusive", "mailto:edge@example.org"))
-                            .exec()
-                            .status
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).collect()
-        });
-        let granted = statuses.iter().filter(|s| matches!(s, 200 | 201)).count();
-        let refused = statuses.iter().filter(|s| **s == 423).count();
-        assert_eq!(
-            (granted, refused),
-            (1, CLIENTS - 1),
-            "round {round}: statuses {statuses:?}"
-        );
-    }
 }
 
 #[test]

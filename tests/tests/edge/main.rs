@@ -97,6 +97,7 @@ fn digest(bytes: &[u8]) -> String {
 mod artifacts;
 mod fs;
 mod harness;
+mod locks;
 mod partial;
 mod round_trips;
 mod spin;

@@ -1,7 +1,7 @@
 //! The Spin composition under the Spin test host: round trips, partial updates, chunked big files, locks.
 
 use super::*;
-use crate::fs::{lock, lock_race};
+use crate::locks::{lock_race, locks_hold_across_instances_and_restarts};
 use crate::partial::partial_updates;
 use crate::round_trips::{big_listing, dav_round_trips};
 
@@ -91,55 +91,6 @@ fn spin_composition_locks_are_granted_once_and_survive_restarts() {
         return;
     };
     let mut w = Server::deploy(&env.spin());
-    let token;
-    {
-        lock_race(&w);
-        w.req("PUT", "/f.txt")
-            .body("v1")
-            .exec()
-            .expect(&[201], "PUT");
-        let r = lock(&w, "/f.txt", "exclusive");
-        r.expect(&[200], "LOCK");
-        token = r.lock_token();
-        w.req("PUT", "/f.txt")
-            .body("v2")
-            .exec()
-            .expect(&[423], "PUT without the token");
-        w.req("PUT", "/f.txt")
-            .header("If", format!("(<{token}>)"))
-            .body("v2")
-            .exec()
-            .expect(&[204], "PUT with the token");
-        w.req("MKCOL", "/d").exec().expect(&[201], "MKCOL");
-        w.req("LOCK", "/d")
-            .header("Depth", "infinity")
-            .body(lockinfo("shared", "x"))
-            .exec()
-            .expect(&[200], "deep shared LOCK");
-        w.req("LOCK", "/d")
-            .header("Depth", "infinity")
-            .body(lockinfo("shared", "y"))
-            .exec()
-            .expect(&[200], "second shared LOCK");
-        lock(&w, "/d", "exclusive").expect(&[423], "exclusive LOCK over shared ones");
-        w.req("PUT", "/d/new")
-            .body("x")
-            .exec()
-            .expect(&[423], "PUT into a deep-locked collection");
-    }
-    // A new server process on the same database: the lock survived.
-    w.restart();
-    w.req("PUT", "/f.txt")
-        .body("v3")
-        .exec()
-        .expect(&[423], "PUT without the token after a restart");
-    w.req("UNLOCK", "/f.txt")
-        .header("Lock-Token", format!("<{token}>"))
-        .exec()
-        .expect(&[204], "UNLOCK");
-    w.req("PUT", "/f.txt")
-        .body("v3")
-        .exec()
-        .expect(&[204], "PUT after UNLOCK");
-    assert_eq!(w.req("GET", "/f.txt").exec().body, b"v3");
+    lock_race(&w);
+    locks_hold_across_instances_and_restarts(&mut w);
 }
