@@ -52,7 +52,9 @@ ensure_toolchain() {
 # litmus suite, two real clients (rclone, cadaver) used by
 # tests/tests/clients.rs, Chromium and Node.js for the web interface's browser
 # test (tests/tests/webui.rs), systemd-analyze for the service unit's check,
-# and wrk, lighttpd and nginx for the benchmark's smoke run.
+# wrk, lighttpd and nginx for the benchmark's smoke run, and PostgreSQL for
+# cluster mode (tests/tests/cluster.rs starts its own servers from its
+# binaries; the package's own cluster is not used).
 ensure_packages() {
     local missing=() tool package
     for tool in curl:curl litmus:litmus rclone:rclone cadaver:cadaver chromium:chromium \
@@ -63,8 +65,13 @@ ensure_packages() {
     for package in lighttpd-mod-webdav libnginx-mod-http-dav-ext; do
         dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
     done
+    compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
     if ((${#missing[@]} != 0)); then
         log "installing ${missing[*]}"
+        # Debian's postgresql would create and start a cluster of its own.
+        as_root mkdir -p /etc/postgresql-common
+        [ -e /etc/postgresql-common/createcluster.conf ] ||
+            echo 'create_main_cluster = false' | as_root tee /etc/postgresql-common/createcluster.conf >/dev/null
         as_root apt-get update
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
     fi

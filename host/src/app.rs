@@ -20,6 +20,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{error, info, warn};
 use wasmtime::error::Context;
 
+use crate::cluster::{Cluster, bans};
 use crate::config::{self, BindingConfig, Config, SandboxConfig, TlsConfig};
 use crate::gate::access::{AuthMode, Endpoint};
 use crate::gate::limits::{Defender, RateLimiter};
@@ -40,6 +41,8 @@ pub struct App {
     /// The queue for component instances.
     pub admission: Admission,
     pub locks: Arc<LockTable>,
+    /// The cluster's database, in cluster mode.
+    pub cluster: Option<Arc<Cluster>>,
     pub homes: HomeRegistry,
     /// The current users; replaced whole on reload.
     pub users: ArcSwap<Users>,
@@ -104,10 +107,19 @@ pub async fn serve(path: Option<&Path>, config: Config) -> wasmtime::Result<()> 
         }
         None => None,
     };
+    let cluster = match &config.cluster {
+        Some(cluster) => Some(Cluster::connect(cluster).await?),
+        None => None,
+    };
+    let locks = match &cluster {
+        Some(cluster) => LockTable::shared(cluster.clone()),
+        None => LockTable::default(),
+    };
     let app = Arc::new(App {
         runtime,
         admission: admission(&config.sandbox),
-        locks: Arc::new(LockTable::default()),
+        locks: Arc::new(locks),
+        cluster,
         homes,
         users: ArcSwap::from_pointee(users),
         open,
@@ -141,7 +153,7 @@ pub async fn serve(path: Option<&Path>, config: Config) -> wasmtime::Result<()> 
         let defender = binding
             .defender
             .as_ref()
-            .map(|d| Arc::new(Defender::new(d)));
+            .map(|d| Arc::new(Defender::new(i, d)));
         defenders.extend(defender.clone());
         let endpoint = Arc::new(Endpoint {
             app: app.clone(),
@@ -164,6 +176,13 @@ pub async fn serve(path: Option<&Path>, config: Config) -> wasmtime::Result<()> 
             max_connections_per_ip: binding.max_connections_per_ip,
         });
     }
+    if let Some(cluster) = &app.cluster {
+        let defenders = defenders.clone();
+        cluster.probe(move |_, client| {
+            let defenders = defenders.clone();
+            async move { bans::adopt(&client, &defenders).await }
+        });
+    }
     let admin = match &config.admin {
         Some(admin) => {
             let tcp = server::bind(admin.listen)
@@ -173,7 +192,11 @@ pub async fn serve(path: Option<&Path>, config: Config) -> wasmtime::Result<()> 
                 "edgedav admin listening on http://{}",
                 tcp.local_addr()?
             ));
-            Some(Admin { tcp, defenders })
+            Some(Admin {
+                tcp,
+                defenders,
+                cluster: app.cluster.clone(),
+            })
         }
         None => None,
     };

@@ -13,6 +13,7 @@
 //! description a configuration file gives a user's `home`.
 
 mod app;
+mod cluster;
 mod config;
 mod error;
 mod gate;

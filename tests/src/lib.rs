@@ -21,11 +21,13 @@ pub use reqwest::header::HeaderMap;
 
 mod dav;
 mod http;
+mod postgres;
 mod server;
 mod xml;
 
 pub use self::dav::*;
 pub use self::http::*;
+pub use self::postgres::*;
 pub use self::server::*;
 pub use self::xml::*;
 

@@ -68,6 +68,8 @@ pub struct Config {
     #[serde(default)]
     pub sandbox: SandboxConfig,
     pub admin: Option<AdminConfig>,
+    /// Several hosts over one store (see [`ClusterConfig`]).
+    pub cluster: Option<ClusterConfig>,
     #[serde(default)]
     pub bindings: Vec<BindingConfig>,
     #[serde(default)]
@@ -201,6 +203,37 @@ pub struct AdminConfig {
     /// Address of the admin listener (plain HTTP; keep it private). It serves
     /// `GET /metrics` (Prometheus) and `GET /healthz`.
     pub listen: SocketAddr,
+}
+
+/// Cluster mode: every host of a cluster reads the same configuration and
+/// shares its locks and defender bans through one PostgreSQL (or
+/// CockroachDB) database. Without this section everything stays in the
+/// process.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE` (or libpq's
+    /// `key=value` form). The connection is not encrypted: keep the database
+    /// on a private network (`sslmode=require` is refused).
+    pub database_url: String,
+    /// Connections this host keeps to the database.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: u32,
+    /// This host's name in logs and in the database; default: the
+    /// machine's host name.
+    pub node_name: Option<String>,
+    /// The longest a statement (or a connection attempt) may take before
+    /// the database counts as unreachable.
+    #[serde(default = "default_statement_timeout")]
+    pub statement_timeout: Dur,
+}
+
+fn default_pool_size() -> u32 {
+    8
+}
+
+fn default_statement_timeout() -> Dur {
+    Dur(Duration::from_secs(5))
 }
 
 #[derive(Debug, Deserialize, Clone)]

@@ -160,3 +160,47 @@ fn bad_values_are_refused() {
     .unwrap_err();
     assert_eq!(e.key, "sandbox.instance_wait", "{e}");
 }
+
+#[test]
+fn cluster_settings_are_checked() {
+    let with = |cluster: &str| format!("[cluster]\n{cluster}\n{}", minimal(""));
+    let ok = load_text(&with(
+        "database_url = \"postgres://edgedav@db.internal:5432/edgedav\"\nnode_name = \"a\"",
+    ))
+    .unwrap();
+    let cluster = ok.cluster.unwrap();
+    assert_eq!(cluster.pool_size, 8);
+    assert_eq!(cluster.statement_timeout.0, Duration::from_secs(5));
+
+    for (text, key, reason) in [
+        (
+            "database_url = \"http://x\"",
+            "cluster.database_url",
+            "PostgreSQL",
+        ),
+        (
+            "database_url = \"postgres://a@b/c?sslmode=require\"",
+            "cluster.database_url",
+            "TLS",
+        ),
+        (
+            "database_url = \"postgres://a@b/c\"\npool_size = 0",
+            "cluster.pool_size",
+            "between",
+        ),
+        (
+            "database_url = \"postgres://a@b/c\"\nstatement_timeout = \"1ms\"",
+            "cluster.statement_timeout",
+            "between",
+        ),
+        (
+            "database_url = \"postgres://a@b/c\"\nnode_name = \"\"",
+            "cluster.node_name",
+            "empty",
+        ),
+    ] {
+        let e = load_text(&with(text)).unwrap_err();
+        assert_eq!(e.key, key, "{text}: {e}");
+        assert!(e.reason.contains(reason), "{text}: {e}");
+    }
+}

@@ -34,6 +34,9 @@ pub(super) fn validate(config: &Config, main_users: usize) -> Result<(), Invalid
     if config.sandbox.max_instances_per_ip == 0 {
         return err("sandbox.max_instances_per_ip", "must be at least 1".into());
     }
+    if let Some(cluster) = &config.cluster {
+        crate::cluster::check(cluster).map_err(|(k, e)| (format!("cluster.{k}"), e.to_string()))?;
+    }
     let mut seen_listen = Vec::new();
     if let Some(admin) = &config.admin {
         seen_listen.push(admin.listen);

@@ -23,6 +23,7 @@ use tracing::{debug, warn};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::app::App;
+use crate::cluster::bans;
 use crate::config::{BanAction, IpNet};
 use crate::gate::auth::{self, CHALLENGE, Credentials};
 use crate::gate::limits::{Defender, RateLimiter, Throttle};
@@ -136,6 +137,18 @@ impl Endpoint {
             return Ok(finish(response, None, log, &outcome));
         }
 
+        // Without the cluster's database there is no lock state: only the
+        // methods that need none are served (see `crate::cluster`).
+        if let Some(cluster) = &self.app.cluster
+            && !cluster.is_up()
+            && !matches!(
+                *request.method(),
+                Method::GET | Method::HEAD | Method::OPTIONS
+            )
+        {
+            return Ok(finish(database_unreachable(), None, log, &outcome));
+        }
+
         let identity = match self.identify(&request, remote).await {
             Ok(identity) => identity,
             Err(response) => return Ok(finish(response, None, log, &outcome)),
@@ -239,6 +252,17 @@ impl Endpoint {
                 }
             },
         };
+        // A 500 while the cluster's database is down came from a lock call
+        // that could not reach it: a transient condition, so 503 (see
+        // `crate::cluster`).
+        let response = match &self.app.cluster {
+            Some(cluster)
+                if response.status() == StatusCode::INTERNAL_SERVER_ERROR && !cluster.is_up() =>
+            {
+                database_unreachable()
+            }
+            _ => response,
+        };
         // A body cut for being too slow: whatever the guest made of it, the
         // client is told, and the connection is closed.
         let response = if outcome.cut() {
@@ -281,6 +305,14 @@ impl Endpoint {
                 {
                     m.bans.fetch_add(1, Relaxed);
                     warn!(remote = %remote, "banned after repeated failed logins");
+                    if let Some(cluster) = &self.app.cluster {
+                        tokio::spawn(bans::publish(
+                            cluster.clone(),
+                            defender.binding,
+                            remote,
+                            defender.ban_time(),
+                        ));
+                    }
                 }
                 Err(challenge())
             }
@@ -332,6 +364,18 @@ fn challenge() -> Response<HyperOutgoingBody> {
         hyper::header::WWW_AUTHENTICATE,
         hyper::header::HeaderValue::from_static(CHALLENGE),
     );
+    response
+}
+
+/// 503 with `Retry-After`: the cluster's database cannot be reached.
+fn database_unreachable() -> Response<HyperOutgoingBody> {
+    let mut response = simple(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the cluster database is unreachable: only GET, HEAD and OPTIONS are served\n",
+    );
+    response
+        .headers_mut()
+        .insert("retry-after", RETRY_AFTER_SECS.into());
     response
 }
 

@@ -3,8 +3,10 @@
 //!
 //! All three are token buckets or counters behind a mutex, in memory: they
 //! protect one process and reset on restart (a ban does not survive a
-//! restart). Tables keyed by IP are pruned as they grow, so a flood of
-//! distinct addresses cannot grow them without bound.
+//! restart). In cluster mode the defender's bans are also shared with the
+//! other hosts ([`crate::cluster::bans`]); counts and rates stay per host.
+//! Tables keyed by IP are pruned as they grow, so a flood of distinct
+//! addresses cannot grow them without bound.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -65,6 +67,8 @@ impl RateLimiter {
 
 /// Bans IPs that fail to log in too often.
 pub struct Defender {
+    /// The binding (index in the configuration) it guards.
+    pub binding: usize,
     max_failures: usize,
     window: Duration,
     ban_time: Duration,
@@ -79,8 +83,9 @@ struct Host {
 }
 
 impl Defender {
-    pub fn new(config: &DefenderConfig) -> Self {
+    pub fn new(binding: usize, config: &DefenderConfig) -> Self {
         Self {
+            binding,
             max_failures: config.max_failures as usize,
             window: config.window.0,
             ban_time: config.ban_time.0,
@@ -133,6 +138,22 @@ impl Defender {
             true
         } else {
             false
+        }
+    }
+
+    /// How long a ban lasts.
+    pub fn ban_time(&self) -> Duration {
+        self.ban_time
+    }
+
+    /// Bans `ip` for `left` from now, unless it is banned longer already (a
+    /// ban another host of the cluster took).
+    pub fn adopt(&self, ip: IpAddr, left: Duration) {
+        let until = Instant::now() + left;
+        let mut hosts = self.hosts();
+        let host = hosts.entry(ip).or_default();
+        if host.banned_until.is_none_or(|current| current < until) {
+            host.banned_until = Some(until);
         }
     }
 
@@ -207,12 +228,15 @@ mod tests {
 
     #[test]
     fn defender_bans_after_max_failures() {
-        let defender = Defender::new(&DefenderConfig {
-            max_failures: 3,
-            window: Dur(Duration::from_secs(60)),
-            ban_time: Dur(Duration::from_secs(60)),
-            action: BanAction::Forbid,
-        });
+        let defender = Defender::new(
+            0,
+            &DefenderConfig {
+                max_failures: 3,
+                window: Dur(Duration::from_secs(60)),
+                ban_time: Dur(Duration::from_secs(60)),
+                action: BanAction::Forbid,
+            },
+        );
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         assert!(!defender.record_failure(ip));
         assert!(!defender.record_failure(ip));

@@ -46,6 +46,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
+use crate::cluster::Cluster;
 use crate::config::BanAction;
 use crate::gate::access::Endpoint;
 use crate::gate::limits::Defender;
@@ -68,6 +69,8 @@ pub struct Listener {
 pub struct Admin {
     pub tcp: TcpListener,
     pub defenders: Vec<Arc<Defender>>,
+    /// The cluster's database, whose reachability `/healthz` reports.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 /// Serves every listener until `shutdown` completes, then drains open
@@ -262,6 +265,7 @@ impl Drop for ActiveConnection {
 
 async fn admin_loop(admin: Admin, mut stopped: watch::Receiver<bool>, alive: mpsc::Sender<()>) {
     let defenders = Arc::new(admin.defenders);
+    let cluster = admin.cluster;
     let mut backoff = AcceptBackoff::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -269,13 +273,17 @@ async fn admin_loop(admin: Admin, mut stopped: watch::Receiver<bool>, alive: mps
             _ = stopped.changed() => break,
         };
         let defenders = defenders.clone();
+        let cluster = cluster.clone();
         let alive = alive.clone();
         let mut stopped = stopped.clone();
         tokio::spawn(async move {
             let _alive = alive;
             let service = service_fn(move |request: Request<Incoming>| {
                 let defenders = defenders.clone();
-                async move { Ok::<_, Infallible>(admin_response(&request, &defenders)) }
+                let cluster = cluster.clone();
+                async move {
+                    Ok::<_, Infallible>(admin_response(&request, &defenders, cluster.as_deref()))
+                }
             });
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -295,6 +303,7 @@ async fn admin_loop(admin: Admin, mut stopped: watch::Receiver<bool>, alive: mps
 fn admin_response(
     request: &Request<Incoming>,
     defenders: &[Arc<Defender>],
+    cluster: Option<&Cluster>,
 ) -> Response<Full<Bytes>> {
     let (status, content_type, body) = match (request.method().as_str(), request.uri().path()) {
         ("GET", "/metrics") => {
@@ -305,7 +314,18 @@ fn admin_response(
                 metrics::get().render(banned),
             )
         }
-        ("GET", "/healthz") => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
+        // Reads keep working without the cluster's database, so the host
+        // stays healthy; the body says whether the database answers.
+        ("GET", "/healthz") => (
+            StatusCode::OK,
+            "text/plain",
+            match cluster {
+                Some(cluster) if cluster.is_up() => "ok\ndatabase: up\n",
+                Some(_) => "ok\ndatabase: unreachable\n",
+                None => "ok\n",
+            }
+            .to_owned(),
+        ),
         _ => (
             StatusCode::NOT_FOUND,
             "text/plain",

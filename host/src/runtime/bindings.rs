@@ -198,7 +198,7 @@ impl edgedav::dav::storage::HostWriter for DavView<'_> {
 
 impl edgedav::dav::locks::Host for DavView<'_> {
     async fn acquire(&mut self, request: LockRequest) -> Answer<ActiveLock, LockError> {
-        Ok(self.locks.acquire(request))
+        Ok(self.locks.acquire(request).await)
     }
 
     async fn refresh(
@@ -206,19 +206,18 @@ impl edgedav::dav::locks::Host for DavView<'_> {
         token: String,
         timeout: Option<u32>,
     ) -> Answer<ActiveLock, LockError> {
-        Ok(self.locks.refresh(&token, timeout))
+        Ok(self.locks.refresh(&token, timeout).await)
     }
 
     async fn release(&mut self, token: String) -> Answer<(), LockError> {
-        Ok(self.locks.release(&token))
+        Ok(self.locks.release(&token).await)
     }
 
-    /// The host's lock table is in memory and cannot fail.
     async fn covering(&mut self, path: String) -> Answer<Vec<ActiveLock>, LockError> {
-        Ok(Ok(self.locks.covering(&path)))
+        Ok(self.locks.covering(&path).await)
     }
 
     async fn within(&mut self, path: String) -> Answer<Vec<ActiveLock>, LockError> {
-        Ok(Ok(self.locks.within(&path)))
+        Ok(self.locks.within(&path).await)
     }
 }

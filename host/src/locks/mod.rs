@@ -1,9 +1,11 @@
-//! In-memory WebDAV lock table behind the `edgedav:dav/locks` interface.
+//! The WebDAV lock table behind the `edgedav:dav/locks` interface.
 //!
-//! The handler is stateless, so lock state lives here, in one process: a
-//! `Mutex<HashMap>` keyed by token, which makes conflict checks atomic with
-//! the insertion of the new lock. Locks do not survive a restart, which RFC
-//! 4918 allows (clients refresh or re-lock).
+//! The handler is stateless, so lock state lives in the host: in this
+//! process ([`memory`]: locks do not survive a restart, which RFC 4918
+//! allows; clients refresh or re-lock), or, in cluster mode, in the
+//! cluster's database ([`crate::cluster::locks`]), shared by every host.
+//! Either way a conflict check is atomic with the insertion of the new lock,
+//! and the conflict rules are `edgedav_rules::locks`'.
 //!
 //! Every lock expires: a granted timeout is at most
 //! [`edgedav_rules::locks::MAX_TIMEOUT_SECS`]
@@ -21,151 +23,120 @@
 //! by a fresh random token on every call, so another user can never submit
 //! them (the handler still sees the lock, and answers 423).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use edgedav_rules::locks::{Extent, granted_secs};
 
 use crate::gate::perms::{PermSet, Permissions};
-use crate::runtime::bindings::edgedav::dav::locks::{ActiveLock, LockError, LockRequest, Scope};
+use crate::runtime::bindings::edgedav::dav::locks::{ActiveLock, LockError, LockRequest};
 use crate::storage::home::LockScope;
 
-#[derive(Default)]
-pub struct LockTable {
-    locks: Mutex<HashMap<String, Lock>>,
+mod memory;
+
+use crate::cluster::Cluster;
+use crate::cluster::locks::SharedLocks;
+
+/// Where locks live.
+pub enum LockTable {
+    /// In this process.
+    Memory(memory::MemoryLocks),
+    /// In the cluster's database.
+    Shared(SharedLocks),
 }
 
-struct Lock {
-    /// The store the resource lives in ([`LockScope::store`]).
-    store: Arc<str>,
-    /// Full name of the locked resource in its store.
-    root: String,
-    scope: Scope,
-    deep: bool,
-    owner: Option<String>,
-    /// The user who took the lock (none: the unauthenticated zero-config server).
-    holder: Option<Arc<str>>,
-    expires: Instant,
+impl Default for LockTable {
+    fn default() -> Self {
+        LockTable::Memory(memory::MemoryLocks::default())
+    }
 }
 
-impl Lock {
-    fn active(&self, token: &str, now: Instant) -> ActiveLock {
-        let left = self.expires.saturating_duration_since(now);
-        // Round up so a live lock never reports 0 seconds left.
-        let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
-        ActiveLock {
-            token: token.to_owned(),
-            root: self.root.clone(),
-            scope: self.scope,
-            deep: self.deep,
-            owner: self.owner.clone(),
-            timeout: Some(secs.try_into().unwrap_or(u32::MAX)),
+/// Which locks a selection wants (full names).
+#[derive(Clone, Copy)]
+pub enum Which<'a> {
+    /// Locks on the path and deep locks on its ancestors.
+    Covering(&'a str),
+    /// Locks on the path or anything below it.
+    Within(&'a str),
+}
+
+impl Which<'_> {
+    /// Whether a lock of this extent is selected.
+    pub fn selects(&self, lock: &Extent<'_>) -> bool {
+        match *self {
+            Which::Covering(path) => lock.covers(path),
+            Which::Within(path) => lock.within(path),
         }
     }
+}
 
-    fn extent(&self) -> Extent<'_> {
-        Extent {
-            root: &self.root,
-            deep: self.deep,
-            exclusive: matches!(self.scope, Scope::Exclusive),
-        }
-    }
+/// A lock as a table reports it, with whether the asking user holds it.
+pub type Found = (ActiveLock, bool);
 
-    /// Whether this lock and a requested one (full root in `store`) may not
-    /// both be held.
-    fn conflicts_with(&self, store: &str, root: &str, request: &LockRequest) -> bool {
-        let requested = Extent {
-            root,
-            deep: request.deep,
-            exclusive: matches!(request.scope, Scope::Exclusive),
-        };
-        &*self.store == store && self.extent().conflicts_with(&requested)
-    }
+/// Why a lock was not granted.
+pub enum Refused {
+    Conflicts(Vec<Found>),
+    Failed(LockError),
 }
 
 impl LockTable {
+    pub fn shared(cluster: Arc<Cluster>) -> Self {
+        LockTable::Shared(SharedLocks::new(cluster))
+    }
+
     /// Takes a new lock on `root` (a full name in `store`) unless a
-    /// conflicting one exists; conflicts come with whether `holder` holds them.
-    fn acquire(
+    /// conflicting one exists.
+    async fn acquire(
         &self,
-        store: &Arc<str>,
+        store: &str,
         root: String,
         request: LockRequest,
         holder: Option<Arc<str>>,
-    ) -> Result<ActiveLock, Vec<(ActiveLock, bool)>> {
-        let now = Instant::now();
-        let mut locks = self.live(now);
-        let conflicts: Vec<_> = locks
-            .iter()
-            .filter(|(_, lock)| lock.conflicts_with(store, &root, &request))
-            .map(|(token, lock)| (lock.active(token, now), lock.holder == holder))
-            .collect();
-        if !conflicts.is_empty() {
-            return Err(conflicts);
+    ) -> Result<ActiveLock, Refused> {
+        match self {
+            LockTable::Memory(m) => m.acquire(store, root, request, holder),
+            LockTable::Shared(s) => s.acquire(store, root, request, holder).await,
         }
-        let token = format!("urn:uuid:{}", uuid::Uuid::new_v4());
-        let lock = Lock {
-            store: store.clone(),
-            root,
-            scope: request.scope,
-            deep: request.deep,
-            owner: request.owner,
-            holder,
-            expires: now + granted(request.timeout),
-        };
-        let active = lock.active(&token, now);
-        locks.insert(token, lock);
-        Ok(active)
     }
 
-    /// Applies `change` to the lock with `token` if `holder` in `store` may.
-    fn with_own_lock<T>(
+    /// Restarts the timeout of `holder`'s lock `token`.
+    async fn refresh(
         &self,
         store: &str,
         holder: &Option<Arc<str>>,
         token: &str,
-        change: impl FnOnce(&mut HashMap<String, Lock>, Instant) -> T,
-    ) -> Result<T, LockError> {
-        let now = Instant::now();
-        let mut locks = self.live(now);
-        match locks.get(token) {
-            Some(lock) if &*lock.store == store => {
-                if lock.holder != *holder {
-                    return Err(LockError::Forbidden);
-                }
-            }
-            _ => return Err(LockError::NoSuchLock),
+        timeout: Option<u32>,
+    ) -> Result<ActiveLock, LockError> {
+        match self {
+            LockTable::Memory(m) => m.refresh(store, holder, token, timeout),
+            LockTable::Shared(s) => s.refresh(store, holder, token, timeout).await,
         }
-        Ok(change(&mut locks, now))
     }
 
-    /// Live locks of `store` that `keep` selects, with whether `holder` holds them.
-    fn select(
+    /// Removes `holder`'s lock `token`.
+    async fn release(
         &self,
         store: &str,
         holder: &Option<Arc<str>>,
-        keep: impl Fn(&Lock) -> bool,
-    ) -> Vec<(ActiveLock, bool)> {
-        let now = Instant::now();
-        let locks = self.live(now);
-        locks
-            .iter()
-            .filter(|(_, lock)| &*lock.store == store && keep(lock))
-            .map(|(token, lock)| (lock.active(token, now), lock.holder == *holder))
-            .collect()
+        token: &str,
+    ) -> Result<(), LockError> {
+        match self {
+            LockTable::Memory(m) => m.release(store, holder, token),
+            LockTable::Shared(s) => s.release(store, holder, token).await,
+        }
     }
 
-    /// The table, with expired locks purged.
-    fn live(&self, now: Instant) -> std::sync::MutexGuard<'_, HashMap<String, Lock>> {
-        // A panic while holding the lock cannot leave the map inconsistent:
-        // every mutation is a single insert, remove or field store.
-        let mut locks = self
-            .locks
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        locks.retain(|_, lock| lock.expires > now);
-        locks
+    /// The live locks of `store` that `which` selects.
+    async fn select(
+        &self,
+        store: &str,
+        holder: &Option<Arc<str>>,
+        which: Which<'_>,
+    ) -> Result<Vec<Found>, LockError> {
+        match self {
+            LockTable::Memory(m) => Ok(m.select(store, holder, which)),
+            LockTable::Shared(s) => s.select(store, holder, which).await,
+        }
     }
 }
 
@@ -231,7 +202,7 @@ impl LockView {
     }
 
     /// Takes a new lock unless a conflicting one exists.
-    pub fn acquire(&self, mut request: LockRequest) -> Result<ActiveLock, LockError> {
+    pub async fn acquire(&self, mut request: LockRequest) -> Result<ActiveLock, LockError> {
         let held = self.perms.for_entry(&request.root);
         if !held.intersects(PermSet::UPLOAD.or(PermSet::OVERWRITE)) {
             return Err(LockError::Forbidden);
@@ -241,70 +212,68 @@ impl LockView {
         match self
             .table
             .acquire(&self.scope.store, root, request, self.holder.clone())
+            .await
         {
             Ok(lock) => Ok(self.present(lock, true)),
-            Err(conflicts) => Err(LockError::Conflict(
+            Err(Refused::Conflicts(conflicts)) => Err(LockError::Conflict(
                 conflicts
                     .into_iter()
                     .map(|(lock, own)| self.present(lock, own))
                     .collect(),
             )),
+            Err(Refused::Failed(e)) => Err(e),
         }
     }
 
     /// Restarts the timeout of one of the user's locks.
-    pub fn refresh(&self, token: &str, timeout: Option<u32>) -> Result<ActiveLock, LockError> {
-        let lock =
-            self.table
-                .with_own_lock(&self.scope.store, &self.holder, token, |locks, now| {
-                    let lock = locks.get_mut(token).expect("checked by with_own_lock");
-                    lock.expires = now + granted(timeout);
-                    lock.active(token, now)
-                })?;
+    pub async fn refresh(
+        &self,
+        token: &str,
+        timeout: Option<u32>,
+    ) -> Result<ActiveLock, LockError> {
+        let lock = (self.table)
+            .refresh(&self.scope.store, &self.holder, token, timeout)
+            .await?;
         Ok(self.present(lock, true))
     }
 
     /// Removes one of the user's locks.
-    pub fn release(&self, token: &str) -> Result<(), LockError> {
-        self.table
-            .with_own_lock(&self.scope.store, &self.holder, token, |locks, _| {
-                locks.remove(token);
-            })
+    pub async fn release(&self, token: &str) -> Result<(), LockError> {
+        (self.table)
+            .release(&self.scope.store, &self.holder, token)
+            .await
     }
 
     /// Locks taken on `path` and deep locks on its ancestors.
-    pub fn covering(&self, path: &str) -> Vec<ActiveLock> {
-        let full = self.full(path);
-        self.table
-            .select(&self.scope.store, &self.holder, |lock| {
-                lock.extent().covers(&full)
-            })
-            .into_iter()
-            .map(|(lock, own)| self.present(lock, own))
-            .collect()
+    pub async fn covering(&self, path: &str) -> Result<Vec<ActiveLock>, LockError> {
+        self.select(Which::Covering(&self.full(path))).await
     }
 
     /// Locks taken on `path` or anything below it.
-    pub fn within(&self, path: &str) -> Vec<ActiveLock> {
-        let full = self.full(path);
-        self.table
-            .select(&self.scope.store, &self.holder, |lock| {
-                lock.extent().within(&full)
-            })
+    pub async fn within(&self, path: &str) -> Result<Vec<ActiveLock>, LockError> {
+        self.select(Which::Within(&self.full(path))).await
+    }
+
+    async fn select(&self, which: Which<'_>) -> Result<Vec<ActiveLock>, LockError> {
+        let found = (self.table)
+            .select(&self.scope.store, &self.holder, which)
+            .await?;
+        Ok(found
             .into_iter()
             .map(|(lock, own)| self.present(lock, own))
-            .collect()
+            .collect())
     }
 }
 
 /// The timeout granted for a requested one (the shared cap).
-fn granted(requested: Option<u32>) -> Duration {
+pub(crate) fn granted(requested: Option<u32>) -> Duration {
     Duration::from_secs(granted_secs(requested).into())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::bindings::edgedav::dav::locks::Scope;
     use edgedav_rules::locks::MAX_TIMEOUT_SECS;
 
     fn request(root: &str, scope: Scope, deep: bool) -> LockRequest {
@@ -338,166 +307,200 @@ mod tests {
         locks.into_iter().map(|l| l.root).collect()
     }
 
-    #[test]
-    fn exclusive_conflicts_with_everything_on_the_same_root() {
+    #[tokio::test]
+    async fn exclusive_conflicts_with_everything_on_the_same_root() {
         let table = view();
-        let first = table.acquire(request("/a", Scope::Shared, false)).unwrap();
+        let first = table
+            .acquire(request("/a", Scope::Shared, false))
+            .await
+            .unwrap();
         assert!(first.token.starts_with("urn:uuid:"));
         let Err(LockError::Conflict(blocking)) =
-            table.acquire(request("/a", Scope::Exclusive, false))
+            table.acquire(request("/a", Scope::Exclusive, false)).await
         else {
             panic!("exclusive lock granted over a shared one");
         };
         assert_eq!(blocking.len(), 1);
         assert_eq!(blocking[0].token, first.token);
-        table.acquire(request("/a", Scope::Shared, false)).unwrap();
+        table
+            .acquire(request("/a", Scope::Shared, false))
+            .await
+            .unwrap();
     }
 
-    #[test]
-    fn depth_decides_overlap() {
+    #[tokio::test]
+    async fn depth_decides_overlap() {
         let table = view();
         table
             .acquire(request("/a", Scope::Exclusive, false))
+            .await
             .unwrap();
         // A shallow lock on /a does not cover /a/b.
         table
             .acquire(request("/a/b", Scope::Exclusive, false))
+            .await
             .unwrap();
         // A deep request on / would cover both.
-        assert!(table.acquire(request("/", Scope::Exclusive, true)).is_err());
+        assert!(
+            table
+                .acquire(request("/", Scope::Exclusive, true))
+                .await
+                .is_err()
+        );
         // A deep lock covers descendants.
         table
             .acquire(request("/c", Scope::Exclusive, true))
+            .await
             .unwrap();
         assert!(
             table
                 .acquire(request("/c/d/e", Scope::Shared, false))
+                .await
                 .is_err()
         );
         table
             .acquire(request("/cd", Scope::Exclusive, false))
+            .await
             .unwrap();
     }
 
-    #[test]
-    fn covering_and_within() {
+    #[tokio::test]
+    async fn covering_and_within() {
         let table = view();
-        table.acquire(request("/", Scope::Shared, true)).unwrap();
-        table.acquire(request("/a", Scope::Shared, false)).unwrap();
+        table
+            .acquire(request("/", Scope::Shared, true))
+            .await
+            .unwrap();
+        table
+            .acquire(request("/a", Scope::Shared, false))
+            .await
+            .unwrap();
         table
             .acquire(request("/a/b", Scope::Shared, false))
+            .await
             .unwrap();
-        table.acquire(request("/x", Scope::Shared, true)).unwrap();
-        assert_eq!(roots(table.covering("/a/b")), ["/", "/a/b"]);
-        assert_eq!(roots(table.covering("/a")), ["/", "/a"]);
-        assert_eq!(roots(table.within("/a")), ["/a", "/a/b"]);
-        assert_eq!(roots(table.within("/")).len(), 4);
+        table
+            .acquire(request("/x", Scope::Shared, true))
+            .await
+            .unwrap();
+        assert_eq!(roots(table.covering("/a/b").await.unwrap()), ["/", "/a/b"]);
+        assert_eq!(roots(table.covering("/a").await.unwrap()), ["/", "/a"]);
+        assert_eq!(roots(table.within("/a").await.unwrap()), ["/a", "/a/b"]);
+        assert_eq!(roots(table.within("/").await.unwrap()).len(), 4);
     }
 
-    #[test]
-    fn timeouts_are_capped_and_refreshed() {
+    #[tokio::test]
+    async fn timeouts_are_capped_and_refreshed() {
         let table = view();
         let mut infinite = request("/a", Scope::Exclusive, false);
         infinite.timeout = None;
-        let lock = table.acquire(infinite).unwrap();
+        let lock = table.acquire(infinite).await.unwrap();
         assert_eq!(lock.timeout, Some(MAX_TIMEOUT_SECS));
-        let refreshed = table.refresh(&lock.token, Some(10)).unwrap();
+        let refreshed = table.refresh(&lock.token, Some(10)).await.unwrap();
         assert_eq!(refreshed.timeout, Some(10));
         assert!(matches!(
-            table.refresh("urn:uuid:nope", None),
+            table.refresh("urn:uuid:nope", None).await,
             Err(LockError::NoSuchLock)
         ));
     }
 
-    #[test]
-    fn expired_locks_vanish() {
+    #[tokio::test]
+    async fn expired_locks_vanish() {
         let table = view();
         let lock = table
             .acquire(request("/a", Scope::Exclusive, true))
+            .await
             .unwrap();
-        table
-            .table
-            .locks
-            .lock()
-            .unwrap()
-            .get_mut(&lock.token)
-            .unwrap()
-            .expires = Instant::now();
-        assert!(table.covering("/a").is_empty());
+        let LockTable::Memory(memory) = &*table.table else {
+            unreachable!("tests use the memory table")
+        };
+        memory.expire(&lock.token);
+        assert!(table.covering("/a").await.unwrap().is_empty());
         table
             .acquire(request("/a/b", Scope::Exclusive, false))
+            .await
             .unwrap();
         assert!(matches!(
-            table.release(&lock.token),
+            table.release(&lock.token).await,
             Err(LockError::NoSuchLock)
         ));
     }
 
-    #[test]
-    fn release_frees_the_root() {
+    #[tokio::test]
+    async fn release_frees_the_root() {
         let table = view();
         let lock = table
             .acquire(request("/a", Scope::Exclusive, false))
+            .await
             .unwrap();
-        table.release(&lock.token).unwrap();
+        table.release(&lock.token).await.unwrap();
         table
             .acquire(request("/a", Scope::Exclusive, false))
+            .await
             .unwrap();
     }
 
-    #[test]
-    fn users_cannot_use_each_others_locks() {
+    #[tokio::test]
+    async fn users_cannot_use_each_others_locks() {
         let table = Arc::new(LockTable::default());
         let alice = view_as(&table, "/srv/shared", Some("alice"));
         let bob = view_as(&table, "/srv/shared", Some("bob"));
         let lock = alice
             .acquire(request("/doc", Scope::Exclusive, false))
+            .await
             .unwrap();
         // Bob sees the lock, never its token.
-        let seen = bob.covering("/doc");
+        let seen = bob.covering("/doc").await.unwrap();
         assert_eq!(seen.len(), 1);
         assert_eq!(seen[0].root, "/doc");
         assert_ne!(seen[0].token, lock.token);
-        assert_ne!(bob.covering("/doc")[0].token, seen[0].token);
-        assert_eq!(alice.covering("/doc")[0].token, lock.token);
+        assert_ne!(bob.covering("/doc").await.unwrap()[0].token, seen[0].token);
+        assert_eq!(alice.covering("/doc").await.unwrap()[0].token, lock.token);
         assert!(matches!(
-            bob.release(&lock.token),
+            bob.release(&lock.token).await,
             Err(LockError::Forbidden)
         ));
         assert!(matches!(
-            bob.refresh(&lock.token, None),
+            bob.refresh(&lock.token, None).await,
             Err(LockError::Forbidden)
         ));
-        let Err(LockError::Conflict(blocking)) = bob.acquire(request("/doc", Scope::Shared, false))
+        let Err(LockError::Conflict(blocking)) =
+            bob.acquire(request("/doc", Scope::Shared, false)).await
         else {
             panic!("bob locked alice's resource");
         };
         assert_ne!(blocking[0].token, lock.token);
-        alice.release(&lock.token).unwrap();
+        alice.release(&lock.token).await.unwrap();
     }
 
-    #[test]
-    fn homes_map_to_one_namespace() {
+    #[tokio::test]
+    async fn homes_map_to_one_namespace() {
         let table = Arc::new(LockTable::default());
         let admin = view_as(&table, "/srv", Some("admin"));
         let carol = view_as(&table, "/srv/carol", Some("carol"));
         let other = view_as(&table, "/srv/dave", Some("dave"));
         let lock = admin
             .acquire(request("/carol", Scope::Exclusive, true))
+            .await
             .unwrap();
         assert_eq!(lock.root, "/carol");
         // The admin's deep lock on Carol's home covers all of it, seen as "/".
-        assert_eq!(roots(carol.covering("/x/y")), ["/"]);
+        assert_eq!(roots(carol.covering("/x/y").await.unwrap()), ["/"]);
         assert!(
             carol
                 .acquire(request("/x", Scope::Exclusive, false))
+                .await
                 .is_err()
         );
-        assert!(other.covering("/x").is_empty());
+        assert!(other.covering("/x").await.unwrap().is_empty());
         other
             .acquire(request("/x", Scope::Exclusive, false))
+            .await
             .unwrap();
-        assert_eq!(roots(admin.within("/")), ["/carol", "/dave/x"]);
+        assert_eq!(
+            roots(admin.within("/").await.unwrap()),
+            ["/carol", "/dave/x"]
+        );
         // A different store never conflicts.
         let elsewhere = LockView::new(
             table.clone(),
@@ -510,15 +513,16 @@ mod tests {
         );
         elsewhere
             .acquire(request("/x", Scope::Exclusive, false))
+            .await
             .unwrap();
         assert!(matches!(
-            elsewhere.release(&lock.token),
+            elsewhere.release(&lock.token).await,
             Err(LockError::NoSuchLock)
         ));
     }
 
-    #[test]
-    fn read_only_users_cannot_lock() {
+    #[tokio::test]
+    async fn read_only_users_cannot_lock() {
         let table = Arc::new(LockTable::default());
         let reader = LockView::new(
             table,
@@ -530,7 +534,7 @@ mod tests {
             Arc::new(Permissions::all().read_only()),
         );
         assert!(matches!(
-            reader.acquire(request("/a", Scope::Shared, false)),
+            reader.acquire(request("/a", Scope::Shared, false)).await,
             Err(LockError::Forbidden)
         ));
     }

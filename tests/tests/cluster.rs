@@ -1,0 +1,211 @@
+//! Cluster mode: three hosts over one store share their locks and defender
+//! bans through one PostgreSQL (each test starts its own, see
+//! `edgedav_tests::Postgres`), and do without it for reads while it is down.
+
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use edgedav_tests::*;
+
+/// Three hosts with one configuration: the database, one user whose home is
+/// one shared directory, a defender that bans after two failed logins.
+struct Cluster {
+    hosts: Vec<Server>,
+    pg: Postgres,
+    _home: tempfile::TempDir,
+}
+
+fn cluster(test: &str) -> Option<Cluster> {
+    let Some(bin) = Postgres::binaries() else {
+        skip(&format!(
+            "SKIPPED {test}: PostgreSQL is not installed (apt-get install postgresql, \
+             or set EDGEDAV_PG_BIN)"
+        ));
+        return None;
+    };
+    let pg = Postgres::start(bin);
+    let home = tempfile::Builder::new()
+        .prefix("edgedav-cluster-")
+        .tempdir()
+        .unwrap();
+    let hash = hash_password("pw");
+    let hosts = ["a", "b", "c"]
+        .iter()
+        .map(|node| {
+            Server::start_config(&format!(
+                r#"
+[cluster]
+database_url = "{url}"
+node_name = "{node}"
+
+[[bindings]]
+listen = "127.0.0.1:0"
+defender = {{ max_failures = 2, window = "1m", ban_time = "1h", action = "forbid" }}
+
+[[users]]
+name = "alice"
+password_hash = "{hash}"
+home = {{ backend = "local", path = "{home}" }}
+
+[[users]]
+name = "bob"
+password_hash = "{hash}"
+home = {{ backend = "local", path = "{home}" }}
+"#,
+                url = pg.url(),
+                home = home.path().display(),
+            ))
+        })
+        .collect();
+    Some(Cluster {
+        hosts,
+        pg,
+        _home: home,
+    })
+}
+
+fn lock(s: &Server, user: &str, path: &str, depth: &str) -> Resp {
+    s.req_as(user, "pw", "LOCK", path)
+        .header("Timeout", "Second-600")
+        .header("Depth", depth)
+        .body(lockinfo("exclusive", "mailto:cluster@example.org"))
+        .exec()
+}
+
+fn put(s: &Server, path: &str, body: &str, token: Option<&str>) -> Resp {
+    let mut rb = s.req_as("alice", "pw", "PUT", path).body(body.to_owned());
+    if let Some(token) = token {
+        rb = rb.header("If", format!("(<{token}>)"));
+    }
+    rb.exec()
+}
+
+/// Polls `check` until it holds, for at most `limit` (for what another
+/// host learns on its next probe of the database, once a second).
+fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_lock_taken_through_one_host_holds_on_the_others() {
+    let Some(c) = cluster("a_lock_taken_through_one_host_holds_on_the_others") else {
+        return;
+    };
+    let [a, b, cc] = &c.hosts[..] else {
+        unreachable!()
+    };
+    put(a, "/f.txt", "v1", None).expect(&[201], "PUT");
+    let r = lock(a, "alice", "/f.txt", "0");
+    r.expect(&[200], "LOCK through A");
+    let token = r.lock_token();
+    put(b, "/f.txt", "v2", None).expect(&[423], "PUT through B without the token");
+    put(b, "/f.txt", "v2", Some(&token)).expect(&[204], "PUT through B with the token");
+    // Another user cannot release it, through any host (the token is not
+    // among the locks they see: 409, as on one host).
+    b.req_as("bob", "pw", "UNLOCK", "/f.txt")
+        .header("Lock-Token", format!("<{token}>"))
+        .exec()
+        .expect(&[409], "UNLOCK by another user");
+    put(cc, "/f.txt", "v2", None).expect(&[423], "still locked through C");
+    cc.req_as("alice", "pw", "UNLOCK", "/f.txt")
+        .header("Lock-Token", format!("<{token}>"))
+        .exec()
+        .expect(&[204], "UNLOCK through C");
+    put(b, "/f.txt", "v3", None).expect(&[204], "PUT through B after UNLOCK");
+    assert_eq!(a.req_as("alice", "pw", "GET", "/f.txt").exec().text(), "v3");
+
+    // A depth-infinity lock through A covers members locked through B.
+    a.req_as("alice", "pw", "MKCOL", "/d")
+        .exec()
+        .expect(&[201], "MKCOL");
+    lock(a, "alice", "/d", "infinity").expect(&[200], "deep LOCK through A");
+    lock(b, "alice", "/d/m.txt", "0").expect(&[423], "LOCK of a member through B");
+    put(cc, "/d/new.txt", "x", None).expect(&[423], "PUT into it through C");
+    // And PROPFIND through C shows the lock taken through A.
+    let r = cc
+        .req_as("alice", "pw", "PROPFIND", "/d")
+        .header("Depth", "0")
+        .body(propfind_prop(&[("DAV:", "lockdiscovery")]))
+        .exec();
+    r.expect(&[207], "PROPFIND lockdiscovery");
+    assert!(r.text().contains("infinity"), "{}", r.text());
+}
+
+#[test]
+fn concurrent_locks_through_three_hosts_grant_exactly_one() {
+    let Some(c) = cluster("concurrent_locks_through_three_hosts_grant_exactly_one") else {
+        return;
+    };
+    const CLIENTS: usize = 60;
+    put(&c.hosts[0], "/race.txt", "x", None).expect(&[201], "PUT");
+    let start = Barrier::new(CLIENTS);
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..CLIENTS)
+            .map(|i| {
+                let (host, start) = (&c.hosts[i % 3], &start);
+                scope.spawn(move || {
+                    start.wait();
+                    lock(host, "alice", "/race.txt", "0").status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let granted = statuses.iter().filter(|s| **s == 200).count();
+    let refused = statuses.iter().filter(|s| **s == 423).count();
+    assert_eq!((granted, refused), (1, CLIENTS - 1), "{statuses:?}");
+}
+
+#[test]
+fn a_ban_on_one_host_holds_on_the_others() {
+    let Some(c) = cluster("a_ban_on_one_host_holds_on_the_others") else {
+        return;
+    };
+    let (a, b) = (&c.hosts[0], &c.hosts[1]);
+    let wrong = |s: &Server| s.req_as("alice", "wrong", "GET", "/").exec().status;
+    assert_eq!(wrong(a), 401);
+    assert_eq!(wrong(a), 401, "the second failure bans");
+    assert_eq!(
+        a.req_as("alice", "pw", "GET", "/").exec().status,
+        403,
+        "banned on A"
+    );
+    eventually(Duration::from_secs(15), "the ban reaching B", || {
+        b.req_as("alice", "pw", "GET", "/").exec().status == 403
+    });
+}
+
+#[test]
+fn without_the_database_reads_work_writes_wait_and_hosts_recover() {
+    let Some(c) = cluster("without_the_database_reads_work_writes_wait_and_hosts_recover") else {
+        return;
+    };
+    let [a, b, _] = &c.hosts[..] else {
+        unreachable!()
+    };
+    put(a, "/f.txt", "kept", None).expect(&[201], "PUT");
+    let token = lock(a, "alice", "/f.txt", "0").lock_token();
+    c.pg.stop();
+    // The first write after the database went away finds out (503 either
+    // way); from then on every host refuses writes up front.
+    for host in [a, b] {
+        eventually(Duration::from_secs(15), "a host noticing", || {
+            let r = lock(host, "alice", "/other.txt", "0");
+            r.status == 503 && r.header("Retry-After").is_some()
+        });
+        put(host, "/f.txt", "lost?", Some(&token)).expect(&[503], "PUT without the database");
+        let r = host.req_as("alice", "pw", "GET", "/f.txt").exec();
+        r.expect(&[200], "GET without the database");
+        assert_eq!(r.text(), "kept");
+    }
+    c.pg.start_again();
+    eventually(Duration::from_secs(15), "recovery", || {
+        put(b, "/f.txt", "v2", None).status == 423
+    });
+    // The lock survived in the database.
+    put(b, "/f.txt", "v2", Some(&token)).expect(&[204], "PUT with the token after recovery");
+}
