@@ -20,7 +20,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{error, info, warn};
 use wasmtime::error::Context;
 
-use crate::cluster::{Cluster, bans};
+use crate::cluster::{Cluster, bans, usage};
 use crate::config::{self, BindingConfig, Config, SandboxConfig, TlsConfig};
 use crate::gate::access::{AuthMode, Endpoint};
 use crate::gate::limits::{Defender, RateLimiter};
@@ -96,8 +96,12 @@ pub async fn serve(path: Option<&Path>, config: Config) -> wasmtime::Result<()> 
         },
         limits,
     )?;
+    let cluster = match &config.cluster {
+        Some(cluster) => Some(Cluster::connect(cluster).await?),
+        None => None,
+    };
     let homes = HomeRegistry::default();
-    let users = Users::build(&config.users, &homes)
+    let users = Users::build(&config.users, &homes, cluster.as_ref())
         .await
         .map_err(wasmtime::Error::msg)?;
     let open = match &config.open {
@@ -105,10 +109,6 @@ pub async fn serve(path: Option<&Path>, config: Config) -> wasmtime::Result<()> 
             info!(home = ?spec, "serving without authentication");
             Some(homes.open(spec).await.context("opening the store")?)
         }
-        None => None,
-    };
-    let cluster = match &config.cluster {
-        Some(cluster) => Some(Cluster::connect(cluster).await?),
         None => None,
     };
     let locks = match &cluster {
@@ -178,9 +178,12 @@ pub async fn serve(path: Option<&Path>, config: Config) -> wasmtime::Result<()> 
     }
     if let Some(cluster) = &app.cluster {
         let defenders = defenders.clone();
-        cluster.probe(move |_, client| {
+        cluster.probe(move |cluster, client| {
             let defenders = defenders.clone();
-            async move { bans::adopt(&client, &defenders).await }
+            async move {
+                usage::heartbeat(&client, &cluster.instance).await;
+                bans::adopt(&client, &defenders).await;
+            }
         });
     }
     let admin = match &config.admin {
@@ -292,7 +295,7 @@ async fn reload(
             }
         }
     }
-    let users = Users::build(&config.users, &app.homes).await?;
+    let users = Users::build(&config.users, &app.homes, app.cluster.as_ref()).await?;
     for (cert, key) in new_keys {
         cert.set(key);
     }

@@ -7,13 +7,18 @@ use std::time::{Duration, Instant};
 
 use edgedav_tests::*;
 
-/// Three hosts with one configuration: the database, one user whose home is
-/// one shared directory, a defender that bans after two failed logins.
+/// Three hosts with one configuration: the database, two users whose home
+/// is one shared directory and one with a quota of her own, a defender that
+/// bans after two failed logins.
 struct Cluster {
     hosts: Vec<Server>,
     pg: Postgres,
     _home: tempfile::TempDir,
+    quota_home: tempfile::TempDir,
 }
+
+/// Carol's quota.
+const QUOTA: u64 = 3_000_000;
 
 fn cluster(test: &str) -> Option<Cluster> {
     let Some(bin) = Postgres::binaries() else {
@@ -26,6 +31,10 @@ fn cluster(test: &str) -> Option<Cluster> {
     let pg = Postgres::start(bin);
     let home = tempfile::Builder::new()
         .prefix("edgedav-cluster-")
+        .tempdir()
+        .unwrap();
+    let quota_home = tempfile::Builder::new()
+        .prefix("edgedav-cluster-quota-")
         .tempdir()
         .unwrap();
     let hash = hash_password("pw");
@@ -51,9 +60,16 @@ home = {{ backend = "local", path = "{home}" }}
 name = "bob"
 password_hash = "{hash}"
 home = {{ backend = "local", path = "{home}" }}
+
+[[users]]
+name = "carol"
+password_hash = "{hash}"
+home = {{ backend = "local", path = "{quota_home}" }}
+quota_bytes = {QUOTA}
 "#,
                 url = pg.url(),
                 home = home.path().display(),
+                quota_home = quota_home.path().display(),
             ))
         })
         .collect();
@@ -61,6 +77,7 @@ home = {{ backend = "local", path = "{home}" }}
         hosts,
         pg,
         _home: home,
+        quota_home,
     })
 }
 
@@ -158,6 +175,60 @@ fn concurrent_locks_through_three_hosts_grant_exactly_one() {
     let granted = statuses.iter().filter(|s| **s == 200).count();
     let refused = statuses.iter().filter(|s| **s == 423).count();
     assert_eq!((granted, refused), (1, CLIENTS - 1), "{statuses:?}");
+}
+
+#[test]
+fn parallel_uploads_through_three_hosts_never_exceed_a_quota() {
+    let Some(c) = cluster("parallel_uploads_through_three_hosts_never_exceed_a_quota") else {
+        return;
+    };
+    const UPLOADS: usize = 30;
+    const SIZE: usize = 256 * 1024;
+    let start = Barrier::new(UPLOADS);
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..UPLOADS)
+            .map(|i| {
+                let (host, start) = (&c.hosts[i % 3], &start);
+                scope.spawn(move || {
+                    let body = pseudo_random(SIZE, i as u64 + 1);
+                    start.wait();
+                    host.req_as("carol", "pw", "PUT", &format!("/f{i}.bin"))
+                        .body(body)
+                        .exec()
+                        .status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let stored: u64 = std::fs::read_dir(c.quota_home.path())
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().unwrap().is_file())
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    let created = statuses.iter().filter(|s| **s == 201).count();
+    let refused = statuses.iter().filter(|s| **s == 507).count();
+    assert_eq!(created + refused, UPLOADS, "{statuses:?}");
+    assert!(
+        stored <= QUOTA,
+        "{stored} bytes stored over a quota of {QUOTA}"
+    );
+    assert_eq!(stored, (created * SIZE) as u64);
+    assert!(created >= 1 && refused >= 1, "{statuses:?}");
+    // Every host agrees on what is left.
+    for host in &c.hosts {
+        let r = host
+            .req_as("carol", "pw", "PROPFIND", "/")
+            .header("Depth", "0")
+            .body(propfind_prop(&[("DAV:", "quota-used-bytes")]))
+            .exec();
+        r.expect(&[207], "PROPFIND quota-used-bytes");
+        let used = r.multistatus()[0]
+            .prop_ok("DAV:", "quota-used-bytes")
+            .all_text();
+        assert_eq!(used, stored.to_string());
+    }
 }
 
 #[test]

@@ -49,7 +49,7 @@ impl SharedLocks {
         if e.code().is_none() {
             return self.failed(e);
         }
-        LockError::Io(format!("the lock table: {e}"))
+        LockError::Io(format!("the lock table: {}", super::describe(&e)))
     }
 
     pub async fn acquire(

@@ -3,7 +3,8 @@
 //! same wire protocol, and the SQL here keeps to what both run).
 //!
 //! * **Shared:** WebDAV locks ([`locks`]: a LOCK through one host holds on
-//!   every host) and defender bans ([`bans`]). Rate limits stay per host.
+//!   every host), quota usage and reservations ([`usage`]) and defender bans
+//!   ([`bans`]). Rate limits stay per host.
 //! * **The database decides time:** lock expiry and bans compare with the
 //!   database's `now()`, never a host's clock.
 //! * **Schema** created and migrated by each host at start ([`schema`]):
@@ -28,6 +29,7 @@ use crate::error::{Error, invalid};
 pub mod bans;
 pub mod locks;
 mod schema;
+pub mod usage;
 
 /// How often the database is probed (and shared bans read).
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
@@ -37,6 +39,10 @@ pub struct Cluster {
     pool: Pool,
     /// This host's name.
     pub node: String,
+    /// This process among the cluster's: its name and a random suffix (its
+    /// quota reservations are its own, and a restarted host does not
+    /// inherit those of the process it replaces).
+    pub instance: String,
     /// Whether the last statement or probe reached the database.
     up: AtomicBool,
 }
@@ -110,8 +116,10 @@ impl Cluster {
             .build()
             .map_err(|e| invalid!("the database pool: {e}"))?;
         let node = config.node_name.clone().unwrap_or_else(host_name);
+        let instance = format!("{node}/{}", uuid::Uuid::new_v4());
         let cluster = Arc::new(Self {
             pool,
+            instance,
             node,
             up: AtomicBool::new(false),
         });
@@ -181,6 +189,15 @@ impl Cluster {
                 }
             }
         });
+    }
+}
+
+/// A database error with the server's own message (tokio-postgres says
+/// only "db error").
+pub fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
     }
 }
 

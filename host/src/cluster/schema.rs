@@ -11,9 +11,10 @@ use deadpool_postgres::Object;
 use deadpool_postgres::tokio_postgres::Error;
 
 /// `(version, statements)`, in order; never edit one that shipped.
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    "CREATE TABLE IF NOT EXISTS edgedav_locks (
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        "CREATE TABLE IF NOT EXISTS edgedav_locks (
          token TEXT PRIMARY KEY,
          store TEXT NOT NULL,
          root TEXT NOT NULL,
@@ -31,7 +32,24 @@ const MIGRATIONS: &[(i32, &str)] = &[(
          until TIMESTAMPTZ NOT NULL,
          PRIMARY KEY (binding, ip)
      );",
-)];
+    ),
+    (
+        2,
+        "CREATE TABLE IF NOT EXISTS edgedav_usage (
+         home TEXT PRIMARY KEY,
+         bytes BIGINT NOT NULL,
+         files BIGINT NOT NULL
+     );
+     CREATE TABLE IF NOT EXISTS edgedav_reservations (
+         home TEXT NOT NULL,
+         node TEXT NOT NULL,
+         bytes BIGINT NOT NULL,
+         files BIGINT NOT NULL,
+         heartbeat TIMESTAMPTZ NOT NULL,
+         PRIMARY KEY (home, node)
+     );",
+    ),
+];
 
 /// Applies the migrations this database lacks.
 pub async fn migrate(client: &Object) -> Result<(), Error> {

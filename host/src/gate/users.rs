@@ -15,12 +15,14 @@ mod password;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::cluster::Cluster;
+use crate::cluster::usage::SharedUsage;
 use crate::config::UserConfig;
 use crate::gate::limits::Throttle;
 use crate::gate::perms::Permissions;
 use crate::storage::guard::Policy;
 use crate::storage::home::{Home, HomeRegistry};
-use crate::storage::quota::{Quota, Usage};
+use crate::storage::quota::{self, Quota, Usage};
 
 use login::Logins;
 pub use password::{check_phc, hash_password};
@@ -51,6 +53,7 @@ impl Users {
     pub async fn build(
         configs: &[UserConfig],
         homes: &HomeRegistry,
+        cluster: Option<&Arc<Cluster>>,
     ) -> crate::error::Result<Users> {
         let mut by_name = HashMap::new();
         let mut opened = Vec::new();
@@ -67,7 +70,7 @@ impl Users {
             // of such a home must keep its usage up to date, with a quota
             // or not.
             if quota.is_limited() {
-                usage_of(&home, &config.name).await?;
+                usage_of(&home, &config.name, cluster).await?;
             }
             opened.push((config, home, quota));
         }
@@ -129,18 +132,32 @@ impl Users {
 }
 
 /// The usage counters of a home, scanned the first time a user with a
-/// quota needs them.
-async fn usage_of(home: &Arc<Home>, user: &str) -> crate::error::Result<Arc<Usage>> {
+/// quota needs them (in cluster mode, the first time any host of the
+/// cluster needs them: they are kept in its database).
+async fn usage_of(
+    home: &Arc<Home>,
+    user: &str,
+    cluster: Option<&Arc<Cluster>>,
+) -> crate::error::Result<Arc<Usage>> {
     if let Some(usage) = home.usage.lock().unwrap_or_else(|p| p.into_inner()).clone() {
         return Ok(usage);
     }
     let started = std::time::Instant::now();
-    let usage = Arc::new(
-        Usage::scan(&*home.backend)
-            .await
-            .map_err(|e| format!("user {user:?}: scanning the home for its quota: {e:?}"))?,
-    );
-    let used = usage.used();
+    let scanned = |e| format!("user {user:?}: the quota usage of the home: {e:?}");
+    let usage = match cluster {
+        Some(cluster) => {
+            let key = format!("{}|{}", home.scope.store, home.scope.prefix);
+            let scan = quota::measure(&*home.backend, "/");
+            Usage::Shared(
+                SharedUsage::open(cluster.clone(), key, scan)
+                    .await
+                    .map_err(scanned)?,
+            )
+        }
+        None => Usage::scan(&*home.backend).await.map_err(scanned)?,
+    };
+    let usage = Arc::new(usage);
+    let used = usage.used().await.map_err(scanned)?;
     tracing::info!(
         user,
         bytes = used.bytes,

@@ -86,13 +86,20 @@ impl Guarded {
         Ok(Some(total))
     }
 
-    /// Applies the change between two measurements of the same paths.
-    fn account(&self, before: Option<Amount>, after: Option<Amount>) {
+    /// Applies the change between two measurements of the same paths. The
+    /// change is done by then: a failure to count it (the cluster's
+    /// database gone meanwhile) is logged, not reported as the operation's.
+    async fn account(&self, before: Option<Amount>, after: Option<Amount>) {
         if let (Some(usage), Some(before), Some(after)) = (&self.usage, before, after) {
-            usage.apply(
-                i128::from(after.bytes) - i128::from(before.bytes),
-                i128::from(after.files) - i128::from(before.files),
-            );
+            let counted = usage
+                .apply(
+                    i128::from(after.bytes) - i128::from(before.bytes),
+                    i128::from(after.files) - i128::from(before.files),
+                )
+                .await;
+            if let Err(e) = counted {
+                tracing::warn!(error = ?e, "quota usage not updated after a change");
+            }
         }
     }
 
@@ -167,19 +174,17 @@ impl Backend for Guarded {
                 .expected_size
                 .map_or(0, |size| size.saturating_sub(old_size.unwrap_or(0)));
             let new_file = u64::from(old_size.is_none());
-            if !usage.fits(
-                Amount {
-                    bytes: growth,
-                    files: new_file,
-                },
-                &self.policy.quota,
-            ) || !usage.try_reserve(
-                Amount {
-                    bytes: 0,
-                    files: new_file,
-                },
-                &self.policy.quota,
-            ) {
+            let growth = Amount {
+                bytes: growth,
+                files: new_file,
+            };
+            let slot = Amount {
+                bytes: 0,
+                files: new_file,
+            };
+            if !usage.fits(growth, &self.policy.quota).await?
+                || !usage.try_reserve(slot, &self.policy.quota).await?
+            {
                 return Err(Error::NoSpace);
             }
             reserved.files = new_file;
@@ -218,7 +223,7 @@ impl Backend for Guarded {
         let result = self.inner.delete(path).await;
         if result.is_ok() {
             let after = self.measure_all(&[path]).await.ok().flatten();
-            self.account(before, after);
+            self.account(before, after).await;
         }
         result
     }
@@ -264,7 +269,7 @@ impl Backend for Guarded {
                 bytes: incoming.bytes.saturating_sub(before.bytes),
                 files: incoming.files.saturating_sub(before.files),
             };
-            if !usage.fits(growth, &self.policy.quota) {
+            if !usage.fits(growth, &self.policy.quota).await? {
                 return Err(Error::NoSpace);
             }
         }
@@ -274,7 +279,7 @@ impl Backend for Guarded {
             .await;
         if result.is_ok() {
             let after = self.measure_all(&[destination]).await.ok().flatten();
-            self.account(before, after);
+            self.account(before, after).await;
         }
         result
     }
@@ -313,7 +318,7 @@ impl Backend for Guarded {
                 .await
                 .ok()
                 .flatten();
-            self.account(measured, after);
+            self.account(measured, after).await;
         }
         result
     }
@@ -338,7 +343,7 @@ impl Backend for Guarded {
         let Some(usage) = &self.usage else {
             return self.inner.space_usage(path).await;
         };
-        let used = usage.used().bytes;
+        let used = usage.used().await?.bytes;
         let available = match self.policy.quota.max_bytes {
             Some(max) => Some(max.saturating_sub(used)),
             None => self.inner.space_usage(path).await?.available,
@@ -378,16 +383,14 @@ impl FileWriter for GuardedWriter {
             let needed = end.saturating_sub(self.old_size.unwrap_or(0));
             let more = needed.saturating_sub(self.reserved.bytes);
             if more > 0 {
-                if !usage.try_reserve(
-                    Amount {
-                        bytes: more,
-                        files: 0,
-                    },
-                    &self.policy.quota,
-                ) {
+                let more = Amount {
+                    bytes: more,
+                    files: 0,
+                };
+                if !usage.try_reserve(more, &self.policy.quota).await? {
                     return Err(Error::NoSpace);
                 }
-                self.reserved.bytes += more;
+                self.reserved.bytes += more.bytes;
             }
         }
         self.written = written;
@@ -405,8 +408,7 @@ impl FileWriter for GuardedWriter {
             .ok_or_else(|| Error::Io("writer already committed".into()))?;
         let committed = inner.commit().await?;
         if let Some(usage) = &self.usage {
-            usage.release(self.reserved);
-            self.reserved = Amount::default();
+            let reserved = std::mem::take(&mut self.reserved);
             // The commit, not the stat made when the upload began, says
             // whether a file was added (another writer may have won).
             let old_size = if committed.created {
@@ -414,10 +416,13 @@ impl FileWriter for GuardedWriter {
             } else {
                 self.old_size.unwrap_or(0)
             };
-            usage.apply(
-                i128::from(committed.metadata.size) - i128::from(old_size),
-                i128::from(committed.created),
-            );
+            usage
+                .settle(
+                    reserved,
+                    i128::from(committed.metadata.size) - i128::from(old_size),
+                    i128::from(committed.created),
+                )
+                .await?;
         }
         Ok(committed)
     }

@@ -12,9 +12,14 @@
 //! the file they replace, so concurrent uploads cannot together overshoot a
 //! quota; a reservation is settled on commit and released when the upload is
 //! dropped.
+//!
+//! In cluster mode the counters and reservations of a home live in the
+//! cluster's database instead ([`crate::cluster::usage`]), so uploads
+//! through different hosts cannot together overshoot it either.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
+use crate::cluster::usage::SharedUsage;
 use crate::storage::{Backend, Error, NodeKind, Result};
 
 /// A user's limits (none: unlimited).
@@ -38,79 +43,132 @@ pub struct Amount {
 }
 
 /// Usage counters of one home.
-#[derive(Debug, Default)]
-pub struct Usage {
-    state: Mutex<State>,
+#[derive(Debug)]
+pub enum Usage {
+    /// In this process.
+    Local(Mutex<State>),
+    /// In the cluster's database.
+    Shared(SharedUsage),
 }
 
 #[derive(Debug, Default)]
-struct State {
+pub struct State {
     used: Amount,
     reserved: Amount,
+}
+
+impl Default for Usage {
+    fn default() -> Self {
+        Usage::Local(Mutex::default())
+    }
 }
 
 impl Usage {
     /// Counts everything in `backend` (the scan on start).
     pub async fn scan(backend: &dyn Backend) -> Result<Usage> {
         let used = measure(backend, "/").await?;
-        Ok(Usage {
-            state: Mutex::new(State {
-                used,
-                reserved: Amount::default(),
-            }),
-        })
-    }
-
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        Ok(Usage::Local(Mutex::new(State {
+            used,
+            reserved: Amount::default(),
+        })))
     }
 
     /// What is used (committed content only).
-    pub fn used(&self) -> Amount {
-        self.state().used
+    pub async fn used(&self) -> Result<Amount> {
+        match self {
+            Usage::Local(state) => Ok(lock(state).used),
+            Usage::Shared(shared) => shared.used().await,
+        }
     }
 
     /// Whether `more` would still fit, counting reservations.
-    pub fn fits(&self, more: Amount, quota: &Quota) -> bool {
-        let s = self.state();
-        fits(&s, more, quota)
+    pub async fn fits(&self, more: Amount, quota: &Quota) -> Result<bool> {
+        match self {
+            Usage::Local(state) => {
+                let s = lock(state);
+                Ok(fits(s.used, s.reserved, more, quota))
+            }
+            Usage::Shared(shared) => shared.fits(more, quota).await,
+        }
     }
 
     /// Reserves `more` if it fits.
-    pub fn try_reserve(&self, more: Amount, quota: &Quota) -> bool {
-        let mut s = self.state();
-        if !fits(&s, more, quota) {
-            return false;
+    pub async fn try_reserve(&self, more: Amount, quota: &Quota) -> Result<bool> {
+        match self {
+            Usage::Local(state) => {
+                let mut s = lock(state);
+                if !fits(s.used, s.reserved, more, quota) {
+                    return Ok(false);
+                }
+                s.reserved.bytes += more.bytes;
+                s.reserved.files += more.files;
+                Ok(true)
+            }
+            Usage::Shared(shared) => shared.try_reserve(more, quota).await,
         }
-        s.reserved.bytes += more.bytes;
-        s.reserved.files += more.files;
-        true
     }
 
-    /// Gives back a reservation.
-    pub fn release(&self, reserved: Amount) {
-        let mut s = self.state();
-        s.reserved.bytes = s.reserved.bytes.saturating_sub(reserved.bytes);
-        s.reserved.files = s.reserved.files.saturating_sub(reserved.files);
+    /// Gives back a reservation (from a drop, so it cannot wait: the
+    /// database is told in the background, and a reservation it never
+    /// hears of expires with this host).
+    pub fn release(self: &Arc<Self>, reserved: Amount) {
+        if reserved == Amount::default() {
+            return;
+        }
+        match &**self {
+            Usage::Local(state) => {
+                let mut s = lock(state);
+                s.reserved.bytes = s.reserved.bytes.saturating_sub(reserved.bytes);
+                s.reserved.files = s.reserved.files.saturating_sub(reserved.files);
+            }
+            Usage::Shared(_) => {
+                let usage = self.clone();
+                tokio::spawn(async move {
+                    if let Usage::Shared(shared) = &*usage {
+                        let _ = shared.settle(reserved, 0, 0).await;
+                    }
+                });
+            }
+        }
     }
 
     /// Applies a change of the stored content.
-    pub fn apply(&self, bytes: i128, files: i128) {
-        let mut s = self.state();
-        s.used.bytes = add(s.used.bytes, bytes);
-        s.used.files = add(s.used.files, files);
+    pub async fn apply(&self, bytes: i128, files: i128) -> Result<()> {
+        self.settle(Amount::default(), bytes, files).await
+    }
+
+    /// Gives back a reservation and applies a change of the stored content
+    /// at once (a commit).
+    pub async fn settle(&self, reserved: Amount, bytes: i128, files: i128) -> Result<()> {
+        match self {
+            Usage::Local(state) => {
+                let mut s = lock(state);
+                s.reserved.bytes = s.reserved.bytes.saturating_sub(reserved.bytes);
+                s.reserved.files = s.reserved.files.saturating_sub(reserved.files);
+                s.used.bytes = add(s.used.bytes, bytes);
+                s.used.files = add(s.used.files, files);
+                Ok(())
+            }
+            Usage::Shared(shared) => shared.settle(reserved, bytes, files).await,
+        }
     }
 }
 
-fn fits(s: &State, more: Amount, quota: &Quota) -> bool {
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Whether `more` fits beside what is used and reserved (nothing more
+/// always fits, even over quota).
+pub fn fits(used: Amount, reserved: Amount, more: Amount, quota: &Quota) -> bool {
     let within = |used: u64, reserved: u64, more: u64, max: Option<u64>| {
         more == 0 || max.is_none_or(|max| used.saturating_add(reserved).saturating_add(more) <= max)
     };
-    within(s.used.bytes, s.reserved.bytes, more.bytes, quota.max_bytes)
-        && within(s.used.files, s.reserved.files, more.files, quota.max_files)
+    within(used.bytes, reserved.bytes, more.bytes, quota.max_bytes)
+        && within(used.files, reserved.files, more.files, quota.max_files)
 }
 
-fn add(value: u64, delta: i128) -> u64 {
+pub fn add(value: u64, delta: i128) -> u64 {
     (i128::from(value) + delta).clamp(0, i128::from(u64::MAX)) as u64
 }
 
@@ -165,51 +223,76 @@ pub async fn measure(backend: &dyn Backend, path: &str) -> Result<Amount> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn reservations_count_against_the_quota() {
-        let usage = Usage::default();
+    #[tokio::test]
+    async fn reservations_count_against_the_quota() {
+        let usage = Arc::new(Usage::default());
         let quota = Quota {
             max_bytes: Some(100),
             max_files: Some(2),
         };
-        usage.apply(60, 1);
-        assert!(usage.try_reserve(
-            Amount {
-                bytes: 30,
-                files: 1
-            },
-            &quota
-        ));
-        assert!(!usage.fits(
-            Amount {
-                bytes: 11,
-                files: 0
-            },
-            &quota
-        ));
-        assert!(!usage.fits(Amount { bytes: 0, files: 1 }, &quota));
-        assert!(usage.fits(
-            Amount {
-                bytes: 10,
-                files: 0
-            },
-            &quota
-        ));
+        usage.apply(60, 1).await.unwrap();
+        assert!(
+            usage
+                .try_reserve(
+                    Amount {
+                        bytes: 30,
+                        files: 1
+                    },
+                    &quota
+                )
+                .await
+                .unwrap()
+        );
+        assert!(
+            !usage
+                .fits(
+                    Amount {
+                        bytes: 11,
+                        files: 0
+                    },
+                    &quota
+                )
+                .await
+                .unwrap()
+        );
+        assert!(
+            !usage
+                .fits(Amount { bytes: 0, files: 1 }, &quota)
+                .await
+                .unwrap()
+        );
+        assert!(
+            usage
+                .fits(
+                    Amount {
+                        bytes: 10,
+                        files: 0
+                    },
+                    &quota
+                )
+                .await
+                .unwrap()
+        );
         usage.release(Amount {
             bytes: 30,
             files: 1,
         });
-        assert!(usage.fits(
-            Amount {
-                bytes: 40,
-                files: 1
-            },
-            &quota
-        ));
-        usage.apply(-100, -5);
-        assert_eq!(usage.used(), Amount::default());
+        assert!(
+            usage
+                .fits(
+                    Amount {
+                        bytes: 40,
+                        files: 1
+                    },
+                    &quota
+                )
+                .await
+                .unwrap()
+        );
+        usage.apply(-100, -5).await.unwrap();
+        assert_eq!(usage.used().await.unwrap(), Amount::default());
         // Nothing more always fits, even over quota.
-        usage.apply(500, 0);
-        assert!(usage.fits(Amount::default(), &quota));
+        usage.apply(500, 0).await.unwrap();
+        assert!(usage.fits(Amount::default(), &quota).await.unwrap());
     }
 }
