@@ -29,6 +29,8 @@ source "$REPO/scripts/s3-litmus.sh"
 source "$REPO/scripts/litmus-auth.sh"
 # shellcheck source=edge.sh
 source "$REPO/scripts/edge.sh"
+# shellcheck source=cluster-litmus.sh
+source "$REPO/scripts/cluster-litmus.sh"
 CLEANUP_HOOKS+=(garage_stop)
 
 # Everything builds and tests in release (EDGEDAV_BIN defaults to
@@ -130,12 +132,13 @@ main() {
     phase "fuzz: handler parsers"
     FUZZ_SECONDS=${FUZZ_SECONDS:-10} "$REPO/scripts/fuzz.sh" || failures+=("fuzz")
 
-    phase "litmus: local, auth, S3, fs, Spin"
+    phase "litmus: local, auth, S3, fs, Spin, cluster"
     litmus_local_disk
     litmus_auth
     litmus_s3
     edge_litmus_fs
     edge_litmus_spin
+    litmus_cluster
 
     # The benchmark is not a test, but its smoke mode keeps it working.
     phase "bench smoke"

@@ -13,7 +13,7 @@ use edgedav_tests::*;
 struct Cluster {
     hosts: Vec<Server>,
     pg: Postgres,
-    _home: tempfile::TempDir,
+    home: tempfile::TempDir,
     quota_home: tempfile::TempDir,
 }
 
@@ -76,7 +76,7 @@ quota_bytes = {QUOTA}
     Some(Cluster {
         hosts,
         pg,
-        _home: home,
+        home,
         quota_home,
     })
 }
@@ -229,6 +229,71 @@ fn parallel_uploads_through_three_hosts_never_exceed_a_quota() {
             .all_text();
         assert_eq!(used, stored.to_string());
     }
+}
+
+#[test]
+fn a_host_killed_mid_upload_loses_nothing_and_its_locks_hold() {
+    use std::io::Write;
+    let Some(c) = cluster("a_host_killed_mid_upload_loses_nothing_and_its_locks_hold") else {
+        return;
+    };
+    let [a, b, cc] = &c.hosts[..] else {
+        unreachable!()
+    };
+    put(a, "/doc.txt", "v1", None).expect(&[201], "PUT");
+    let token = lock(a, "alice", "/doc.txt", "0").lock_token();
+    // An upload through A, 1 MiB of its announced 10 MB sent, and a
+    // replacement of doc.txt under the lock, half sent.
+    let mut uploads = Vec::new();
+    for (path, extra) in [
+        ("/big.bin", String::new()),
+        ("/doc.txt", format!("If: (<{token}>)\r\n")),
+    ] {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", a.port)).unwrap();
+        write!(
+            stream,
+            "PUT {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic YWxpY2U6cHc=\r\n\
+             {extra}Content-Length: 10000000\r\n\r\n"
+        )
+        .unwrap();
+        stream.write_all(&pseudo_random(1 << 20, 9)).unwrap();
+        uploads.push(stream);
+    }
+    // Killed once both are being written into their staged files.
+    let staging = c.home.path().join(".edgedav/uploads");
+    eventually(Duration::from_secs(30), "both uploads staged", || {
+        std::fs::read_dir(&staging).is_ok_and(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.metadata().ok())
+                .filter(|m| m.len() > 0)
+                .count()
+                >= 2
+        })
+    });
+    a.signal(libc::SIGKILL);
+    drop(uploads);
+    // B and C keep serving; neither upload is visible, whole or in part.
+    b.req_as("alice", "pw", "GET", "/big.bin")
+        .exec()
+        .expect(&[404], "GET of the upload cut by the crash");
+    let r = cc.req_as("alice", "pw", "GET", "/doc.txt").exec();
+    r.expect(&[200], "GET through C");
+    assert_eq!(r.text(), "v1");
+    let listing = cc
+        .req_as("alice", "pw", "PROPFIND", "/")
+        .header("Depth", "1")
+        .exec();
+    listing.expect(&[207], "PROPFIND");
+    let names: Vec<String> = listing.multistatus().iter().map(|m| m.path()).collect();
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains("big.bin") || n.contains(".edgedav")),
+        "{names:?}"
+    );
+    // A's lock holds through the others.
+    put(b, "/doc.txt", "v2", None).expect(&[423], "PUT without the token");
+    put(cc, "/doc.txt", "v2", Some(&token)).expect(&[204], "PUT with the token");
 }
 
 #[test]
