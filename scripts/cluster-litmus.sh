@@ -3,8 +3,9 @@
 # one store, sharing locks, quota usage and bans through one PostgreSQL,
 # behind nginx balancing round-robin (every request goes to the next host,
 # so a LOCK, the PUT that uses its token and the UNLOCK land on different
-# hosts). The store is S3 on the Garage that scripts/garage.sh started (its
-# EDGEDAV_S3_* variables), else one directory shared by the hosts.
+# hosts). The store is one bucket of a three-node Garage cluster
+# (replication factor 3, see garage_cluster_start), each host talking to
+# its own node.
 #
 #   ./scripts/cluster-litmus.sh      # standalone; the last line is
 #                                    # `litmus (cluster): N passed, M failed`
@@ -17,6 +18,8 @@ set -euo pipefail
 
 # shellcheck source=lib.sh
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
+# shellcheck source=garage.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/garage.sh"
 
 CLUSTER_PG_PID_DIR=
 
@@ -112,15 +115,14 @@ EOF
 
 # litmus_cluster: adds its results to LITMUS_PASSED/LITMUS_FAILED.
 litmus_cluster() {
-    local work user=litmus password="litmus-pass-$$-$RANDOM" hash home n
+    local work user=litmus password="litmus-pass-$$-$RANDOM" hash n
     cluster_pg_start
+    garage_cluster_start
+    CLEANUP_HOOKS+=(garage_cluster_stop)
+    # The S3 backend reads the standard AWS credential chain.
+    export AWS_ACCESS_KEY_ID=$GARAGE_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$GARAGE_SECRET_KEY
     new_tmpdir work litmus-cluster
     hash=$(printf '%s' "$password" | "$EDGEDAV_BIN" hash-password)
-    if [ -n "${EDGEDAV_S3_ENDPOINT:-}" ]; then
-        home="{ backend = \"s3\", bucket = \"$EDGEDAV_S3_BUCKET\", prefix = \"cluster-litmus-$$\", endpoint = \"$EDGEDAV_S3_ENDPOINT\", region = \"$EDGEDAV_S3_REGION\", path_style = true }"
-    else
-        home="{ backend = \"local\", path = \"$work/home\" }"
-    fi
     for n in 1 2 3; do
         cat >"$work/host$n.toml" <<TOML
 [cluster]
@@ -133,7 +135,7 @@ listen = "127.0.0.1:0"
 [[users]]
 name = "$user"
 password_hash = "$hash"
-home = $home
+home = { backend = "s3", bucket = "$GARAGE_BUCKET", prefix = "litmus", endpoint = "${GARAGE_CLUSTER_S3[n - 1]}", region = "$GARAGE_REGION", path_style = true }
 quota_bytes = 1000000000
 TOML
         "$EDGEDAV_BIN" check-config "$work/host$n.toml" >/dev/null
@@ -147,6 +149,7 @@ TOML
     # Every host answered its share (the access log has a line per request;
     # round-robin gives each a third).
     local served=() total=0
+    garage_cluster_stop
     for n in 1 2 3; do
         local log_var="HOST${n}_LOG"
         served[n]=$(grep -c 'edgedav::access' "${!log_var}" || true)

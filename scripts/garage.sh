@@ -139,3 +139,91 @@ garage_stop() {
     GARAGE_DIR=
     unset EDGEDAV_S3_ENDPOINT EDGEDAV_S3_BUCKET EDGEDAV_S3_REGION
 }
+
+# ---------------------------------------------------------------- cluster
+
+# garage_cluster_start: three Garage nodes on 127.0.0.1, replication factor
+# 3 (one zone each), with the test bucket and key. Sets GARAGE_CLUSTER_S3
+# (the three nodes' S3 endpoints, in order) and GARAGE_CLUSTER_DIR; stop
+# with garage_cluster_stop. Does not touch the single node of garage_start.
+garage_cluster_start() {
+    command -v garage >/dev/null 2>&1 || garage_ensure_installed || return 1
+    local n s3 rpc admin dir ids=() id i
+    GARAGE_CLUSTER_DIR=$(mktemp -d "${TMPDIR:-/tmp}/edgedav-garage-cluster.XXXXXX")
+    GARAGE_CLUSTER_PIDS=()
+    GARAGE_CLUSTER_S3=()
+    GARAGE_CLUSTER_ADMIN=()
+    for n in 1 2 3; do
+        read -r s3 rpc admin <<<"$(garage_free_ports 3)"
+        dir="$GARAGE_CLUSTER_DIR/node$n"
+        mkdir -p "$dir"
+        cat >"$dir/garage.toml" <<EOF
+metadata_dir = "$dir/meta"
+data_dir = "$dir/data"
+db_engine = "sqlite"
+replication_factor = 3
+rpc_bind_addr = "127.0.0.1:$rpc"
+rpc_public_addr = "127.0.0.1:$rpc"
+rpc_secret = "$(printf '%064d' 8)"
+
+[s3_api]
+s3_region = "$GARAGE_REGION"
+api_bind_addr = "127.0.0.1:$s3"
+root_domain = ".s3.garage.localhost"
+
+[admin]
+api_bind_addr = "127.0.0.1:$admin"
+EOF
+        RUST_LOG=${GARAGE_LOG:-warn} garage -c "$dir/garage.toml" server >"$dir/garage.log" 2>&1 &
+        GARAGE_CLUSTER_PIDS+=("$!")
+        GARAGE_CLUSTER_S3+=("http://127.0.0.1:$s3")
+        GARAGE_CLUSTER_ADMIN+=("http://127.0.0.1:$admin")
+    done
+    local cli=(garage -c "$GARAGE_CLUSTER_DIR/node1/garage.toml")
+    for n in 1 2 3; do
+        for ((i = 0; i < GARAGE_STARTUP_TIMEOUT * 10; i++)); do
+            id=$(garage -c "$GARAGE_CLUSTER_DIR/node$n/garage.toml" node id -q 2>/dev/null) && break
+            sleep 0.1
+        done
+        [ -n "$id" ] || { garage_cluster_failed "node $n did not start"; return 1; }
+        ids+=("$id")
+    done
+    "${cli[@]}" node connect "${ids[1]}" >/dev/null
+    "${cli[@]}" node connect "${ids[2]}" >/dev/null
+    for n in 0 1 2; do
+        "${cli[@]}" layout assign -z "zone$((n + 1))" -c 1G "${ids[n]%%@*}" >/dev/null
+    done
+    "${cli[@]}" layout apply --version 1 >/dev/null
+    for ((i = 0; i < GARAGE_STARTUP_TIMEOUT * 10; i++)); do
+        [ "$(curl -s -o /dev/null -w '%{http_code}' "${GARAGE_CLUSTER_ADMIN[0]}/health")" = 200 ] && break
+        sleep 0.1
+    done
+    ((i < GARAGE_STARTUP_TIMEOUT * 10)) || { garage_cluster_failed "the cluster did not become healthy"; return 1; }
+    "${cli[@]}" key import --yes -n edgedav "$GARAGE_ACCESS_KEY" "$GARAGE_SECRET_KEY" >/dev/null
+    "${cli[@]}" bucket create "$GARAGE_BUCKET" >/dev/null
+    "${cli[@]}" bucket allow --read --write --owner "$GARAGE_BUCKET" --key edgedav >/dev/null
+    garage_log "three nodes (replication factor 3), S3 on ${GARAGE_CLUSTER_S3[*]}, data in $GARAGE_CLUSTER_DIR"
+}
+
+garage_cluster_failed() {
+    local n
+    echo "garage cluster: $1; the nodes' logs:" >&2
+    for n in 1 2 3; do
+        tail -n 20 "$GARAGE_CLUSTER_DIR/node$n/garage.log" >&2 || true
+    done
+    garage_cluster_stop
+}
+
+# Stops the nodes of garage_cluster_start and removes their data.
+garage_cluster_stop() {
+    local pid
+    for pid in "${GARAGE_CLUSTER_PIDS[@]+"${GARAGE_CLUSTER_PIDS[@]}"}"; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    GARAGE_CLUSTER_PIDS=()
+    if [ -n "${GARAGE_CLUSTER_DIR:-}" ] && [ -d "$GARAGE_CLUSTER_DIR" ]; then
+        rm -rf "$GARAGE_CLUSTER_DIR"
+    fi
+    GARAGE_CLUSTER_DIR=
+}

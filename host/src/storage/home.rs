@@ -117,7 +117,11 @@ impl HomeSpec {
                     log_requests: false,
                 };
                 let backend = S3Backend::connect(&options).await?;
-                let store = format!("s3:{}/{bucket}", endpoint.as_deref().unwrap_or("aws"));
+                // The bucket names the store, not the endpoint: hosts of a
+                // cluster may reach one bucket through different endpoints
+                // (the nearest node of a replicated store) and must see one
+                // another's locks and usage.
+                let store = format!("s3:{bucket}");
                 let prefix = prefix.as_deref().unwrap_or("").trim_matches('/');
                 let prefix = if prefix.is_empty() {
                     String::new()
