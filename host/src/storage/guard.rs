@@ -383,14 +383,27 @@ impl FileWriter for GuardedWriter {
             let needed = end.saturating_sub(self.old_size.unwrap_or(0));
             let more = needed.saturating_sub(self.reserved.bytes);
             if more > 0 {
-                let more = Amount {
-                    bytes: more,
-                    files: 0,
-                };
-                if !usage.try_reserve(more, &self.policy.quota).await? {
+                // Ahead by a step where reserving is costly; near the quota,
+                // just what is needed.
+                let ahead = more.max(usage.reservation_step());
+                let mut granted = 0;
+                for ask in [ahead, more] {
+                    let amount = Amount {
+                        bytes: ask,
+                        files: 0,
+                    };
+                    if usage.try_reserve(amount, &self.policy.quota).await? {
+                        granted = ask;
+                        break;
+                    }
+                    if ask == more {
+                        break;
+                    }
+                }
+                if granted == 0 {
                     return Err(Error::NoSpace);
                 }
-                self.reserved.bytes += more.bytes;
+                self.reserved.bytes += granted;
             }
         }
         self.written = written;

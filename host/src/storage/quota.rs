@@ -122,13 +122,28 @@ impl Usage {
                 s.reserved.files = s.reserved.files.saturating_sub(reserved.files);
             }
             Usage::Shared(_) => {
+                // Outside a runtime (the host shutting down) the reservation
+                // is left to expire with this host's heartbeat.
+                let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                    return;
+                };
                 let usage = self.clone();
-                tokio::spawn(async move {
+                runtime.spawn(async move {
                     if let Usage::Shared(shared) = &*usage {
                         let _ = shared.settle(reserved, 0, 0).await;
                     }
                 });
             }
+        }
+    }
+
+    /// How far ahead an upload reserves: a reservation in the database is a
+    /// transaction, so a streaming upload asks for steps of this much rather
+    /// than for each chunk (in memory, exactly what it needs).
+    pub fn reservation_step(&self) -> u64 {
+        match self {
+            Usage::Local(_) => 0,
+            Usage::Shared(_) => 4 << 20,
         }
     }
 
