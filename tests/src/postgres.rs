@@ -83,6 +83,33 @@ impl Postgres {
         )
     }
 
+    /// Runs one SQL statement with `psql`; its output, unaligned, without
+    /// headers (a count: just the number).
+    pub fn query(&self, sql: &str) -> String {
+        let out = Command::new(self.bin.join("psql"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "edgedav",
+                "-d",
+                "postgres",
+                "-XAt",
+                "-c",
+                sql,
+            ])
+            .arg("-p")
+            .arg(self.port.to_string())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "psql {sql:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
     /// Stops the server (fast shutdown: connections are cut).
     pub fn stop(&self) {
         self.pg_ctl(&["-m", "fast", "stop"]);

@@ -21,6 +21,12 @@ struct Cluster {
 const QUOTA: u64 = 3_000_000;
 
 fn cluster(test: &str) -> Option<Cluster> {
+    cluster_with(test, None)
+}
+
+/// [`cluster`], with alice's and bob's home given (a TOML inline table)
+/// instead of the shared directory.
+fn cluster_with(test: &str, shared_home: Option<String>) -> Option<Cluster> {
     let Some(bin) = Postgres::binaries() else {
         skip(&format!(
             "SKIPPED {test}: PostgreSQL is not installed (apt-get install postgresql, \
@@ -38,6 +44,12 @@ fn cluster(test: &str) -> Option<Cluster> {
         .tempdir()
         .unwrap();
     let hash = hash_password("pw");
+    let shared_home = shared_home.unwrap_or_else(|| {
+        format!(
+            "{{ backend = \"local\", path = \"{}\" }}",
+            home.path().display()
+        )
+    });
     let hosts = ["a", "b", "c"]
         .iter()
         .map(|node| {
@@ -54,12 +66,12 @@ defender = {{ max_failures = 2, window = "1m", ban_time = "1h", action = "forbid
 [[users]]
 name = "alice"
 password_hash = "{hash}"
-home = {{ backend = "local", path = "{home}" }}
+home = {shared_home}
 
 [[users]]
 name = "bob"
 password_hash = "{hash}"
-home = {{ backend = "local", path = "{home}" }}
+home = {shared_home}
 
 [[users]]
 name = "carol"
@@ -68,7 +80,6 @@ home = {{ backend = "local", path = "{quota_home}" }}
 quota_bytes = {QUOTA}
 "#,
                 url = pg.url(),
-                home = home.path().display(),
                 quota_home = quota_home.path().display(),
             ))
         })
@@ -344,4 +355,94 @@ fn without_the_database_reads_work_writes_wait_and_hosts_recover() {
     });
     // The lock survived in the database.
     put(b, "/f.txt", "v2", Some(&token)).expect(&[204], "PUT with the token after recovery");
+}
+
+#[test]
+fn dead_properties_of_an_s3_home_live_in_the_database() {
+    let test = "dead_properties_of_an_s3_home_live_in_the_database";
+    let Some(endpoint) = std::env::var("EDGEDAV_S3_ENDPOINT").ok() else {
+        skip(&format!(
+            "SKIPPED {test}: EDGEDAV_S3_ENDPOINT is not set (scripts/garage.sh)"
+        ));
+        return;
+    };
+    let bucket = std::env::var("EDGEDAV_S3_BUCKET").unwrap_or_else(|_| "edgedav".into());
+    let region = std::env::var("EDGEDAV_S3_REGION").unwrap_or_else(|_| "garage".into());
+    let prefix = format!("cluster-props-{}", std::process::id());
+    let home = format!(
+        "{{ backend = \"s3\", bucket = \"{bucket}\", prefix = \"{prefix}\", \
+         endpoint = \"{endpoint}\", region = \"{region}\", path_style = true }}"
+    );
+    let Some(c) = cluster_with(test, Some(home)) else {
+        return;
+    };
+    let [a, b, cc] = &c.hosts[..] else {
+        unreachable!()
+    };
+    let rows = || c.pg.query("SELECT count(*) FROM edgedav_properties");
+    a.req_as("alice", "pw", "MKCOL", "/d")
+        .exec()
+        .expect(&[201], "MKCOL");
+    for i in 0..20 {
+        put(a, &format!("/d/f{i:02}.txt"), "x", None).expect(&[201], "PUT");
+    }
+    let tag = |value: &str| {
+        format!(
+            r#"<D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:cluster"><D:set><D:prop><Z:tag>{value}</Z:tag></D:prop></D:set></D:propertyupdate>"#
+        )
+    };
+    for i in (0..20).step_by(2) {
+        b.req_as("alice", "pw", "PROPPATCH", &format!("/d/f{i:02}.txt"))
+            .body(tag(&format!("v{i}")))
+            .exec()
+            .expect(&[207], "PROPPATCH through B");
+    }
+    assert_eq!(rows(), "10", "one row per resource with properties");
+    // Depth 1 allprop through C: every tagged member shows its tag.
+    let r = cc
+        .req_as("alice", "pw", "PROPFIND", "/d")
+        .header("Depth", "1")
+        .exec();
+    r.expect(&[207], "PROPFIND allprop");
+    let ms = r.multistatus();
+    for i in 0..20 {
+        let member = find_response(&ms, &format!("/d/f{i:02}.txt")).expect("listed");
+        let tag = member.prop("urn:cluster", "tag").map(|(_, x)| x.all_text());
+        let expected = (i % 2 == 0).then(|| format!("v{i}"));
+        assert_eq!(tag, expected, "f{i:02}");
+    }
+    // MOVE carries them, DELETE removes them.
+    a.req_as("alice", "pw", "MOVE", "/d/f00.txt")
+        .header("Destination", a.url("/d/moved.txt"))
+        .exec()
+        .expect(&[201], "MOVE");
+    let moved = b
+        .req_as("alice", "pw", "PROPFIND", "/d/moved.txt")
+        .header("Depth", "0")
+        .body(propfind_prop(&[("urn:cluster", "tag")]))
+        .exec();
+    moved.expect(&[207], "PROPFIND of the moved file");
+    assert_eq!(
+        moved.multistatus()[0]
+            .prop_ok("urn:cluster", "tag")
+            .all_text(),
+        "v0"
+    );
+    cc.req_as("alice", "pw", "DELETE", "/d/f02.txt")
+        .exec()
+        .expect(&[204], "DELETE");
+    assert_eq!(rows(), "9");
+    // Properties left by a resource that is gone never show on a new one.
+    c.pg.query(
+        "INSERT INTO edgedav_properties (store, path, parent, props) \
+         SELECT store, '/d/f02.txt', parent, props FROM edgedav_properties \
+         WHERE path = '/d/moved.txt'",
+    );
+    put(b, "/d/f02.txt", "new", None).expect(&[201], "PUT over a stale row");
+    let fresh = cc
+        .req_as("alice", "pw", "PROPFIND", "/d/f02.txt")
+        .header("Depth", "0")
+        .exec();
+    fresh.expect(&[207], "PROPFIND");
+    assert!(!fresh.text().contains("urn:cluster"), "{}", fresh.text());
 }

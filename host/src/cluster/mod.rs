@@ -3,8 +3,9 @@
 //! same wire protocol, and the SQL here keeps to what both run).
 //!
 //! * **Shared:** WebDAV locks ([`locks`]: a LOCK through one host holds on
-//!   every host), quota usage and reservations ([`usage`]) and defender bans
-//!   ([`bans`]). Rate limits stay per host.
+//!   every host), quota usage and reservations ([`usage`]), defender bans
+//!   ([`bans`]) and the dead properties of S3 homes ([`properties`]). Rate
+//!   limits stay per host.
 //! * **The database decides time:** lock expiry and bans compare with the
 //!   database's `now()`, never a host's clock.
 //! * **Schema** created and migrated by each host at start ([`schema`]):
@@ -28,6 +29,7 @@ use crate::error::{Error, invalid};
 
 pub mod bans;
 pub mod locks;
+pub mod properties;
 mod schema;
 pub mod usage;
 

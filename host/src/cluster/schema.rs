@@ -49,6 +49,18 @@ const MIGRATIONS: &[(i32, &str)] = &[
          PRIMARY KEY (home, node)
      );",
     ),
+    (
+        3,
+        "CREATE TABLE IF NOT EXISTS edgedav_properties (
+         store TEXT NOT NULL,
+         path TEXT NOT NULL,
+         parent TEXT NOT NULL,
+         props TEXT NOT NULL,
+         PRIMARY KEY (store, path)
+     );
+     CREATE INDEX IF NOT EXISTS edgedav_properties_by_parent
+         ON edgedav_properties (store, parent);",
+    ),
 ];
 
 /// Applies the migrations this database lacks.

@@ -24,6 +24,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::app::App;
 use crate::cluster::bans;
+use crate::cluster::properties::PropertiesInDatabase;
 use crate::config::{BanAction, IpNet};
 use crate::gate::auth::{self, CHALLENGE, Credentials};
 use crate::gate::limits::{Defender, RateLimiter, Throttle};
@@ -35,8 +36,9 @@ use crate::net::connection::RETRY_AFTER_SECS;
 use crate::net::traffic::{AccessLog, BodyOutcome, BodyRate, RequestBody, ResponseBody};
 use crate::runtime::admission::Busy;
 use crate::runtime::{StorageBinding, Tenant};
+use crate::storage::Backend;
 use crate::storage::guard::{DenyAll, Guarded};
-use crate::storage::home::LockScope;
+use crate::storage::home::{Home, LockScope};
 
 /// How a binding authenticates.
 pub enum AuthMode {
@@ -84,6 +86,22 @@ enum Identity {
 }
 
 impl Endpoint {
+    /// A request's view of a home: in cluster mode, an S3 home keeps its
+    /// dead properties in the cluster's database (see
+    /// [`crate::cluster::properties`]).
+    fn home_backend(&self, home: &Home) -> Arc<dyn Backend> {
+        match &self.app.cluster {
+            Some(cluster) if home.scope.store.starts_with("s3:") => {
+                Arc::new(PropertiesInDatabase::new(
+                    home.backend.clone(),
+                    cluster.clone(),
+                    format!("{}|{}", home.scope.store, home.scope.prefix),
+                ))
+            }
+            _ => home.backend.clone(),
+        }
+    }
+
     pub async fn serve(
         &self,
         request: Request<Incoming>,
@@ -161,7 +179,7 @@ impl Endpoint {
                     .as_ref()
                     .expect("open bindings exist only with an open store");
                 let binding = StorageBinding {
-                    backend: open.backend.clone(),
+                    backend: self.home_backend(open),
                     locks: LockView::new(
                         self.app.locks.clone(),
                         open.scope.clone(),
@@ -181,7 +199,7 @@ impl Endpoint {
                 };
                 let binding = StorageBinding {
                     backend: Arc::new(Guarded::new(
-                        user.home.backend.clone(),
+                        self.home_backend(&user.home),
                         policy.clone(),
                         user.usage.clone(),
                     )),

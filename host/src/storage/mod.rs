@@ -12,7 +12,7 @@ mod conformance;
 pub mod guard;
 pub mod home;
 pub mod local;
-mod props;
+pub mod props;
 pub mod quota;
 pub mod s3;
 mod staging;
