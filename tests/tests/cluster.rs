@@ -439,6 +439,19 @@ fn dead_properties_of_an_s3_home_live_in_the_database() {
          WHERE path = '/d/moved.txt'",
     );
     put(b, "/d/f02.txt", "new", None).expect(&[201], "PUT over a stale row");
+    // And a listing of their collection removes rows of resources that are
+    // gone.
+    c.pg.query(
+        "INSERT INTO edgedav_properties (store, path, parent, props) \
+         SELECT store, '/d/ghost.txt', parent, props FROM edgedav_properties \
+         WHERE path = '/d/moved.txt'",
+    );
+    assert_eq!(rows(), "10");
+    cc.req_as("alice", "pw", "PROPFIND", "/d")
+        .header("Depth", "1")
+        .exec()
+        .expect(&[207], "PROPFIND Depth 1");
+    assert_eq!(rows(), "9", "the orphan row is gone");
     let fresh = cc
         .req_as("alice", "pw", "PROPFIND", "/d/f02.txt")
         .header("Depth", "0")

@@ -17,8 +17,9 @@
 //!   no longer exist (a deleted or moved source): they are not shown, since
 //!   a missing resource answers 404 before its properties are asked for,
 //!   and creating a resource at a path (PUT, MKCOL, a COPY or MOVE
-//!   destination) clears any rows left there once it is created. A crash in
-//!   the middle of a COPY or MOVE can leave the destination without the
+//!   destination) clears any rows left there once it is created; a listing
+//!   of their collection that fits one page removes them. A crash in the
+//!   middle of a COPY or MOVE can leave the destination without the
 //!   source's properties (the request was never acknowledged).
 
 use std::collections::HashMap;
@@ -151,32 +152,55 @@ impl Backend for PropertiesInDatabase {
         self.inner.stat(path).await
     }
 
-    /// The page, with one query for the properties of all its members.
+    /// The page, with one query for the properties of all its members. A
+    /// listing that fits one page also tells which rows under the
+    /// collection belong to resources that are gone (left by a crash
+    /// between an S3 step and its database step): they are removed.
     async fn list_members(&self, path: &str, cursor: Option<String>, limit: u32) -> Result<Page> {
+        let whole = cursor.is_none();
         let mut page = self.inner.list_members(path, cursor, limit).await?;
-        let paths: Vec<String> = (page.entries.iter())
-            .map(|e| edgedav_rules::path::child_path(path, &e.name))
-            .collect();
+        let whole = whole && page.next.is_none();
         let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT path, props FROM edgedav_properties \
-                 WHERE store = $1 AND parent = $2 AND path = ANY($3)",
-                &[&self.store, &path, &paths],
-            )
-            .await
-            .map_err(|e| self.failed(e))?;
+        let rows = if whole {
+            client
+                .query(
+                    "SELECT path, props FROM edgedav_properties WHERE store = $1 AND parent = $2",
+                    &[&self.store, &path],
+                )
+                .await
+        } else {
+            let paths: Vec<String> = (page.entries.iter())
+                .map(|e| edgedav_rules::path::child_path(path, &e.name))
+                .collect();
+            client
+                .query(
+                    "SELECT path, props FROM edgedav_properties \
+                     WHERE store = $1 AND parent = $2 AND path = ANY($3)",
+                    &[&self.store, &path, &paths],
+                )
+                .await
+        }
+        .map_err(|e| self.failed(e))?;
         let index: HashMap<String, usize> = (page.entries.iter().enumerate())
             .map(|(i, e)| (e.name.clone(), i))
             .collect();
-        let mut listed = self.listed.lock().unwrap_or_else(|p| p.into_inner());
-        for row in rows {
-            let member: String = row.get(0);
-            let props = decode(&member, row.get(1))?;
-            if let Some(&i) = index.get(name_of(&member)) {
+        let mut orphans = Vec::new();
+        {
+            let mut listed = self.listed.lock().unwrap_or_else(|p| p.into_inner());
+            for row in rows {
+                let member: String = row.get(0);
+                let Some(&i) = index.get(name_of(&member)) else {
+                    orphans.push(member);
+                    continue;
+                };
+                let props = decode(&member, row.get(1))?;
                 page.entries[i].has_properties = !props.is_empty();
+                listed.insert(member, props);
             }
-            listed.insert(member, props);
+        }
+        // Their subtrees too: a collection that is gone took its members.
+        for orphan in orphans {
+            self.clear(&orphan, true, &[]).await?;
         }
         Ok(page)
     }
