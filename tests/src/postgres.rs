@@ -1,6 +1,8 @@
 //! A PostgreSQL server of the test's own, for cluster mode: `initdb` into a
-//! fresh directory, a free port on 127.0.0.1, trust authentication,
-//! stopped and removed on drop. A test may stop and start it again (to see
+//! fresh directory, a free port on 127.0.0.1, trust authentication, every
+//! transaction serializable (as in CockroachDB, so the hosts' retries of
+//! transactions the database undoes are exercised; `scripts/cluster-litmus.sh`
+//! runs PostgreSQL's default, read committed), stopped and removed on drop. A test may stop and start it again (to see
 //! the hosts do without it and recover).
 //!
 //! The binaries are `$EDGEDAV_PG_BIN` or the newest
@@ -118,7 +120,7 @@ impl Postgres {
     /// Starts the (stopped) server again, on the same port and data.
     pub fn start_again(&self) {
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c default_transaction_isolation=serializable",
             self.port,
             self.dir.path().display()
         );

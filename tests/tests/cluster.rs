@@ -1,6 +1,7 @@
-//! Cluster mode: three hosts over one store share their locks and defender
-//! bans through one PostgreSQL (each test starts its own, see
-//! `edgedav_tests::Postgres`), and do without it for reads while it is down.
+//! Cluster mode: three hosts over one store share their locks, quota usage,
+//! dead properties and defender bans through one PostgreSQL (each test
+//! starts its own, see `edgedav_tests::Postgres`, at serializable isolation
+//! as CockroachDB runs), and do without it for reads while it is down.
 
 use std::sync::Barrier;
 use std::time::{Duration, Instant};

@@ -61,48 +61,70 @@ impl SharedLocks {
     ) -> Result<ActiveLock, Refused> {
         let mut client = (self.cluster.client().await)
             .map_err(|e| Refused::Failed(LockError::Io(e.to_string())))?;
-        let failed = |e| Refused::Failed(self.statement(e));
-        let tx = client.transaction().await.map_err(failed)?;
+        let mut tries = 0;
+        loop {
+            match self
+                .try_acquire(&mut client, store, &root, &request, &holder)
+                .await
+            {
+                Err(e) if super::retryable(&e) && tries < super::ATTEMPTS => {
+                    tries += 1;
+                    super::pause(tries).await;
+                }
+                Err(e) => return Err(Refused::Failed(self.statement(e))),
+                Ok(Ok(lock)) => return Ok(lock),
+                Ok(Err(conflicts)) => return Err(Refused::Conflicts(conflicts)),
+            }
+        }
+    }
+
+    /// One attempt at [`Self::acquire`]'s transaction: the lock, or the
+    /// locks in conflict.
+    async fn try_acquire(
+        &self,
+        client: &mut deadpool_postgres::Object,
+        store: &str,
+        root: &str,
+        request: &LockRequest,
+        holder: &Option<Arc<str>>,
+    ) -> Result<Result<ActiveLock, Vec<Found>>, tokio_postgres::Error> {
+        let tx = client.transaction().await?;
         tx.execute(
             "INSERT INTO edgedav_lock_stores (store) VALUES ($1) ON CONFLICT DO NOTHING",
             &[&store],
         )
-        .await
-        .map_err(failed)?;
+        .await?;
         tx.query_one(
             "SELECT store FROM edgedav_lock_stores WHERE store = $1 FOR UPDATE",
             &[&store],
         )
-        .await
-        .map_err(failed)?;
+        .await?;
         tx.execute(
             "DELETE FROM edgedav_locks WHERE store = $1 AND expires <= now()",
             &[&store],
         )
-        .await
-        .map_err(failed)?;
+        .await?;
         let nearby = tx
             .query(
                 &format!(
                     "SELECT {COLUMNS} FROM edgedav_locks WHERE store = $1 AND expires > now() \
                      AND (root = ANY($2) OR left(root, length($3)) = $3)"
                 ),
-                &[&store, &self_and_ancestors(&root), &below(&root)],
+                &[&store, &self_and_ancestors(root), &below(root)],
             )
-            .await
-            .map_err(failed)?;
+            .await?;
         let requested = Extent {
-            root: &root,
+            root,
             deep: request.deep,
             exclusive: matches!(request.scope, Scope::Exclusive),
         };
         let conflicts: Vec<Found> = nearby
             .iter()
-            .map(|row| found(row, &holder))
+            .map(|row| found(row, holder))
             .filter(|(lock, _)| extent(lock).conflicts_with(&requested))
             .collect();
         if !conflicts.is_empty() {
-            return Err(Refused::Conflicts(conflicts));
+            return Ok(Err(conflicts));
         }
         let token = format!("urn:uuid:{}", uuid::Uuid::new_v4());
         let secs = i64::from(granted_secs(request.timeout));
@@ -126,10 +148,9 @@ impl SharedLocks {
                     &secs,
                 ],
             )
-            .await
-            .map_err(failed)?;
-        tx.commit().await.map_err(failed)?;
-        Ok(found(&row, &holder).0)
+            .await?;
+        tx.commit().await?;
+        Ok(Ok(found(&row, holder).0))
     }
 
     pub async fn refresh(

@@ -194,6 +194,28 @@ impl Cluster {
     }
 }
 
+/// How often a transaction the database undid is run again.
+pub const ATTEMPTS: u32 = 20;
+
+/// Whether the database undid a transaction that may simply run again: a
+/// serialization failure (CockroachDB's transactions are serializable and
+/// ask for this under contention; so may PostgreSQL's at that level) or a
+/// deadlock victim.
+pub fn retryable(e: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    e.code().is_some_and(|code| {
+        *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED
+    })
+}
+
+/// A short pause before attempt `tries + 1`, growing and jittered so that
+/// transactions that collided do not collide again.
+pub async fn pause(tries: u32) {
+    let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % 4;
+    let millis = (1u64 << tries.min(6)) + jitter;
+    tokio::time::sleep(Duration::from_millis(millis)).await;
+}
+
 /// A database error with the server's own message (tokio-postgres says
 /// only "db error").
 pub fn describe(e: &tokio_postgres::Error) -> String {

@@ -98,7 +98,7 @@ impl SharedUsage {
         &self,
         client: &impl deadpool_postgres::GenericClient,
         lock: bool,
-    ) -> Result<(Amount, Amount)> {
+    ) -> Result<(Amount, Amount), tokio_postgres::Error> {
         let used = client
             .query_one(
                 if lock {
@@ -108,8 +108,7 @@ impl SharedUsage {
                 },
                 &[&self.home],
             )
-            .await
-            .map_err(|e| self.failed(e))?;
+            .await?;
         let reserved = client
             .query_one(
                 "SELECT COALESCE(SUM(bytes), 0)::BIGINT, COALESCE(SUM(files), 0)::BIGINT \
@@ -117,8 +116,7 @@ impl SharedUsage {
                  AND heartbeat > now() - $2::BIGINT * INTERVAL '1 second'",
                 &[&self.home, &RESERVATION_LEASE_SECS],
             )
-            .await
-            .map_err(|e| self.failed(e))?;
+            .await?;
         Ok((
             amount(used.get(0), used.get(1)),
             amount(reserved.get(0), reserved.get(1)),
@@ -127,13 +125,32 @@ impl SharedUsage {
 
     pub async fn fits(&self, more: Amount, quota: &Quota) -> Result<bool> {
         let client = self.client().await?;
-        let (used, reserved) = self.totals(&client, false).await?;
+        let (used, reserved) = (self.totals(&client, false).await).map_err(|e| self.failed(e))?;
         Ok(fits(used, reserved, more, quota))
     }
 
+    /// Reserves `more` if it fits beside what every host has reserved.
     pub async fn try_reserve(&self, more: Amount, quota: &Quota) -> Result<bool> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(|e| self.failed(e))?;
+        let mut tries = 0;
+        loop {
+            match self.try_reserve_once(&mut client, more, quota).await {
+                Err(e) if super::retryable(&e) && tries < super::ATTEMPTS => {
+                    tries += 1;
+                    super::pause(tries).await;
+                }
+                done => return done.map_err(|e| self.failed(e)),
+            }
+        }
+    }
+
+    async fn try_reserve_once(
+        &self,
+        client: &mut deadpool_postgres::Object,
+        more: Amount,
+        quota: &Quota,
+    ) -> Result<bool, tokio_postgres::Error> {
+        let tx = client.transaction().await?;
         let (used, reserved) = self.totals(&tx, true).await?;
         if !fits(used, reserved, more, quota) {
             return Ok(false);
@@ -150,9 +167,8 @@ impl SharedUsage {
                 &big(more.files),
             ],
         )
-        .await
-        .map_err(|e| self.failed(e))?;
-        tx.commit().await.map_err(|e| self.failed(e))?;
+        .await?;
+        tx.commit().await?;
         Ok(true)
     }
 
@@ -160,9 +176,34 @@ impl SharedUsage {
     /// one transaction.
     pub async fn settle(&self, reserved: Amount, bytes: i128, files: i128) -> Result<()> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(|e| self.failed(e))?;
-        // The usage row first, as `try_reserve` locks it first: the same
-        // order in every transaction, so they cannot deadlock.
+        let mut tries = 0;
+        loop {
+            match self.settle_once(&mut client, reserved, bytes, files).await {
+                Err(e) if super::retryable(&e) && tries < super::ATTEMPTS => {
+                    tries += 1;
+                    super::pause(tries).await;
+                }
+                done => return done.map_err(|e| self.failed(e)),
+            }
+        }
+    }
+
+    async fn settle_once(
+        &self,
+        client: &mut deadpool_postgres::Object,
+        reserved: Amount,
+        bytes: i128,
+        files: i128,
+    ) -> Result<(), tokio_postgres::Error> {
+        let tx = client.transaction().await?;
+        // The usage row first, locked, as in `try_reserve`: every change of
+        // a home's usage or reservations queues on that row, so they neither
+        // deadlock nor (at serializable isolation) undo one another.
+        tx.query_opt(
+            "SELECT home FROM edgedav_usage WHERE home = $1 FOR UPDATE",
+            &[&self.home],
+        )
+        .await?;
         if bytes != 0 || files != 0 {
             let clamp =
                 |d: i128| i64::try_from(d).unwrap_or(if d < 0 { i64::MIN } else { i64::MAX });
@@ -171,8 +212,7 @@ impl SharedUsage {
                  files = GREATEST(files + $3, 0) WHERE home = $1",
                 &[&self.home, &clamp(bytes), &clamp(files)],
             )
-            .await
-            .map_err(|e| self.failed(e))?;
+            .await?;
         }
         if reserved != Amount::default() {
             tx.execute(
@@ -185,10 +225,9 @@ impl SharedUsage {
                     &big(reserved.files),
                 ],
             )
-            .await
-            .map_err(|e| self.failed(e))?;
+            .await?;
         }
-        tx.commit().await.map_err(|e| self.failed(e))
+        tx.commit().await
     }
 }
 
