@@ -80,17 +80,34 @@ impl PropertiesInDatabase {
         client: &impl deadpool_postgres::GenericClient,
         path: &str,
         lock: bool,
-    ) -> Result<Option<Vec<Property>>> {
+    ) -> Result<Option<Vec<Property>>, Failure> {
         let sql = if lock {
             "SELECT props FROM edgedav_properties WHERE store = $1 AND path = $2 FOR UPDATE"
         } else {
             "SELECT props FROM edgedav_properties WHERE store = $1 AND path = $2"
         };
-        let row = client
-            .query_opt(sql, &[&self.store, &path])
-            .await
-            .map_err(|e| self.failed(e))?;
-        row.map(|row| decode(path, row.get(0))).transpose()
+        let row = client.query_opt(sql, &[&self.store, &path]).await?;
+        Ok(row.map(|row| decode(path, row.get(0))).transpose()?)
+    }
+
+    /// Runs `attempt` again while the database undoes it (see
+    /// [`super::retryable`]).
+    async fn retrying<T, F>(&self, mut attempt: impl FnMut() -> F) -> Result<T>
+    where
+        F: Future<Output = Result<T, Failure>>,
+    {
+        let mut tries = 0;
+        loop {
+            match attempt().await {
+                Err(Failure::Database(e)) if super::retryable(&e) && tries < super::ATTEMPTS => {
+                    tries += 1;
+                    super::pause(tries).await;
+                }
+                Err(Failure::Database(e)) => return Err(self.failed(e)),
+                Err(Failure::Store(e)) => return Err(e),
+                Ok(done) => return Ok(done),
+            }
+        }
     }
 
     /// Removes the rows of `path` and, with `subtree`, of everything below
@@ -113,36 +130,59 @@ impl PropertiesInDatabase {
     /// everything below it to the same places below `to`.
     async fn carry(&self, from: &str, to: &str, subtree: bool, moving: bool) -> Result<()> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(|e| self.failed(e))?;
-        let rows = tx
-            .query(
-                "SELECT path, props FROM edgedav_properties WHERE store = $1 \
-                 AND (path = $2 OR ($3 AND left(path, length($4)) = $4))",
-                &[&self.store, &from, &subtree, &below(from)],
-            )
-            .await
-            .map_err(|e| self.failed(e))?;
-        for row in rows {
-            let path: String = row.get(0);
-            let props: String = row.get(1);
-            let moved = edgedav_rules::path::rebase(&path, from, to);
-            tx.execute(
-                "INSERT INTO edgedav_properties (store, path, parent, props) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (store, path) DO UPDATE SET props = EXCLUDED.props",
-                &[&self.store, &moved, &parent(&moved), &props],
-            )
-            .await
-            .map_err(|e| self.failed(e))?;
-            if moving {
-                tx.execute(
-                    "DELETE FROM edgedav_properties WHERE store = $1 AND path = $2",
-                    &[&self.store, &path],
+        // Each attempt borrows the connection in turn.
+        let client = tokio::sync::Mutex::new(&mut client);
+        self.retrying(|| async {
+            let mut client = client.lock().await;
+            let tx = client.transaction().await?;
+            let rows = tx
+                .query(
+                    "SELECT path, props FROM edgedav_properties WHERE store = $1 \
+                     AND (path = $2 OR ($3 AND left(path, length($4)) = $4))",
+                    &[&self.store, &from, &subtree, &below(from)],
                 )
-                .await
-                .map_err(|e| self.failed(e))?;
+                .await?;
+            for row in rows {
+                let path: String = row.get(0);
+                let props: String = row.get(1);
+                let moved = edgedav_rules::path::rebase(&path, from, to);
+                tx.execute(
+                    "INSERT INTO edgedav_properties (store, path, parent, props) \
+                     VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (store, path) DO UPDATE SET props = EXCLUDED.props",
+                    &[&self.store, &moved, &parent(&moved), &props],
+                )
+                .await?;
+                if moving {
+                    tx.execute(
+                        "DELETE FROM edgedav_properties WHERE store = $1 AND path = $2",
+                        &[&self.store, &path],
+                    )
+                    .await?;
+                }
             }
-        }
-        tx.commit().await.map_err(|e| self.failed(e))
+            Ok(tx.commit().await?)
+        })
+        .await
+    }
+}
+
+/// Why an attempt at a transaction failed: the database (which may ask
+/// for it to run again) or the store.
+enum Failure {
+    Database(tokio_postgres::Error),
+    Store(Error),
+}
+
+impl From<tokio_postgres::Error> for Failure {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Failure::Database(e)
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Store(e)
     }
 }
 
@@ -268,7 +308,7 @@ impl Backend for PropertiesInDatabase {
             return Ok(props.clone());
         }
         let client = self.client().await?;
-        match self.row(&client, path, false).await? {
+        match self.retrying(|| self.row(&client, path, false)).await? {
             Some(props) => Ok(props),
             // Not moved into the database yet: still in S3, if anywhere.
             None => self.inner.get_properties(path).await,
@@ -279,24 +319,32 @@ impl Backend for PropertiesInDatabase {
         self.inner.stat(path).await?;
         self.forget();
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(|e| self.failed(e))?;
-        let (mut properties, in_s3) = match self.row(&tx, path, true).await? {
-            Some(props) => (props, Vec::new()),
-            None => {
-                let stored = self.inner.get_properties(path).await?;
-                (stored.clone(), stored)
-            }
+        // What is still in S3, read before the transaction (it is no
+        // database work to repeat).
+        let in_s3 = match self.retrying(|| self.row(&client, path, false)).await? {
+            Some(_) => Vec::new(),
+            None => self.inner.get_properties(path).await?,
         };
-        props::apply(&mut properties, changes);
-        let json = String::from_utf8(props::encode(path, properties)).expect("JSON is UTF-8");
-        tx.execute(
-            "INSERT INTO edgedav_properties (store, path, parent, props) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (store, path) DO UPDATE SET props = EXCLUDED.props",
-            &[&self.store, &path, &parent(path), &json],
-        )
-        .await
-        .map_err(|e| self.failed(e))?;
-        tx.commit().await.map_err(|e| self.failed(e))?;
+        let client = tokio::sync::Mutex::new(&mut client);
+        self.retrying(|| async {
+            let mut client = client.lock().await;
+            let tx = client.transaction().await?;
+            let mut properties = match self.row(&tx, path, true).await? {
+                Some(props) => props,
+                None => in_s3.clone(),
+            };
+            props::apply(&mut properties, changes.clone());
+            let json = String::from_utf8(props::encode(path, properties)).expect("JSON is UTF-8");
+            tx.execute(
+                "INSERT INTO edgedav_properties (store, path, parent, props) \
+                 VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (store, path) DO UPDATE SET props = EXCLUDED.props",
+                &[&self.store, &path, &parent(path), &json],
+            )
+            .await?;
+            Ok(tx.commit().await?)
+        })
+        .await?;
         if !in_s3.is_empty() {
             // The set now lives in the database: the object goes.
             let removals = (in_s3.into_iter())
