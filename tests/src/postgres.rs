@@ -137,17 +137,11 @@ impl Postgres {
 
     /// Runs one of the server's programs, as `postgres` when we are root.
     fn run(&self, program: &str, args: &[&str]) {
-        let path = self.bin.join(program);
-        let mut cmd = if as_root() {
-            let mut cmd = Command::new("runuser");
-            cmd.args(["-u", "postgres", "--"]).arg(&path);
-            cmd
-        } else {
-            Command::new(&path)
-        };
-        let out = cmd.args(args).output().unwrap_or_else(|e| {
-            panic!("cannot run {}: {e}", path.display());
-        });
+        let out = self
+            .command(program)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
         assert!(
             out.status.success(),
             "{program} {args:?} failed: {}{}",
@@ -155,20 +149,25 @@ impl Postgres {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+
+    /// One of the server's programs, to run as `postgres` when we are root.
+    fn command(&self, program: &str) -> Command {
+        let path = self.bin.join(program);
+        if as_root() {
+            let mut cmd = Command::new("runuser");
+            cmd.args(["-u", "postgres", "--"]).arg(path);
+            cmd
+        } else {
+            Command::new(path)
+        }
+    }
 }
 
 impl Drop for Postgres {
     fn drop(&mut self) {
         let data = self.data.display().to_string();
-        let program = self.bin.join("pg_ctl");
-        let mut cmd = if as_root() {
-            let mut cmd = Command::new("runuser");
-            cmd.args(["-u", "postgres", "--"]).arg(&program);
-            cmd
-        } else {
-            Command::new(&program)
-        };
-        let _ = cmd
+        let _ = self
+            .command("pg_ctl")
             .args(["-D", &data, "-m", "immediate", "stop"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

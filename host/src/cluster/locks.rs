@@ -23,7 +23,7 @@ use deadpool_postgres::tokio_postgres::{self, Row};
 use edgedav_rules::locks::{Extent, granted_secs};
 use edgedav_rules::path::parent_of;
 
-use super::Cluster;
+use super::{Cluster, Retry, below};
 use crate::locks::{Found, Refused, Which};
 use crate::runtime::bindings::edgedav::dav::locks::{ActiveLock, LockError, LockRequest, Scope};
 
@@ -61,20 +61,20 @@ impl SharedLocks {
     ) -> Result<ActiveLock, Refused> {
         let mut client = (self.cluster.client().await)
             .map_err(|e| Refused::Failed(LockError::Io(e.to_string())))?;
-        let mut tries = 0;
-        loop {
-            match self
-                .try_acquire(&mut client, store, &root, &request, &holder)
-                .await
+        let mut retry = Retry::default();
+        let outcome = loop {
+            let outcome = (self.try_acquire(&mut client, store, &root, &request, &holder)).await;
+            if let Err(e) = &outcome
+                && retry.again(e).await
             {
-                Err(e) if super::retryable(&e) && tries < super::ATTEMPTS => {
-                    tries += 1;
-                    super::pause(tries).await;
-                }
-                Err(e) => return Err(Refused::Failed(self.statement(e))),
-                Ok(Ok(lock)) => return Ok(lock),
-                Ok(Err(conflicts)) => return Err(Refused::Conflicts(conflicts)),
+                continue;
             }
+            break outcome;
+        };
+        match outcome {
+            Ok(Ok(lock)) => Ok(lock),
+            Ok(Err(conflicts)) => Err(Refused::Conflicts(conflicts)),
+            Err(e) => Err(Refused::Failed(self.statement(e))),
         }
     }
 
@@ -300,15 +300,6 @@ fn self_and_ancestors(path: &str) -> Vec<String> {
         at = parent;
     }
     out
-}
-
-/// The prefix of every name below a full name.
-fn below(path: &str) -> String {
-    if path.ends_with('/') {
-        path.to_owned()
-    } else {
-        format!("{path}/")
-    }
 }
 
 #[cfg(test)]

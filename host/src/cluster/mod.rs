@@ -26,6 +26,7 @@ use tracing::{info, warn};
 
 use crate::config::ClusterConfig;
 use crate::error::{Error, invalid};
+use crate::storage;
 
 pub mod bans;
 pub mod locks;
@@ -156,6 +157,22 @@ impl Cluster {
         Unavailable(e.to_string())
     }
 
+    /// A connection, for the storage layer: a database that cannot be
+    /// reached is `unavailable` (503).
+    pub async fn storage_client(&self) -> Result<Object, storage::Error> {
+        (self.client().await).map_err(|e| storage::Error::Unavailable(e.to_string()))
+    }
+
+    /// A statement's failure as the storage layer's error, `what` naming the
+    /// data: a lost connection also marks the database down and is
+    /// `unavailable`.
+    pub fn storage_error(&self, what: &str, e: tokio_postgres::Error) -> storage::Error {
+        if e.code().is_none() {
+            return storage::Error::Unavailable(self.failed(e).to_string());
+        }
+        storage::Error::Io(format!("{what}: {}", describe(&e)))
+    }
+
     /// Whether the database answered the last statement or probe.
     pub fn is_up(&self) -> bool {
         self.up.load(Relaxed)
@@ -197,23 +214,54 @@ impl Cluster {
 /// How often a transaction the database undid is run again.
 pub const ATTEMPTS: u32 = 20;
 
-/// Whether the database undid a transaction that may simply run again: a
-/// serialization failure (CockroachDB's transactions are serializable and
-/// ask for this under contention; so may PostgreSQL's at that level) or a
-/// deadlock victim.
-pub fn retryable(e: &tokio_postgres::Error) -> bool {
-    use tokio_postgres::error::SqlState;
-    e.code().is_some_and(|code| {
-        *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED
-    })
+/// An error that may say the database undid a transaction which may simply
+/// run again.
+pub trait Undone {
+    fn undone(&self) -> bool;
 }
 
-/// A short pause before attempt `tries + 1`, growing and jittered so that
-/// transactions that collided do not collide again.
-pub async fn pause(tries: u32) {
-    let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % 4;
-    let millis = (1u64 << tries.min(6)) + jitter;
-    tokio::time::sleep(Duration::from_millis(millis)).await;
+impl Undone for tokio_postgres::Error {
+    /// A serialization failure (CockroachDB's transactions are serializable
+    /// and ask for this under contention; so may PostgreSQL's at that level)
+    /// or a deadlock victim.
+    fn undone(&self) -> bool {
+        use tokio_postgres::error::SqlState;
+        self.code().is_some_and(|code| {
+            *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED
+        })
+    }
+}
+
+/// The retry policy of one transaction: run it again, up to [`ATTEMPTS`]
+/// times, while the database undoes it, after a short pause growing and
+/// jittered so that transactions that collided do not collide again.
+#[derive(Default)]
+pub struct Retry {
+    tries: u32,
+}
+
+impl Retry {
+    /// Whether the attempt that ended in `e` is to run again (after the
+    /// pause, taken here).
+    pub async fn again(&mut self, e: &impl Undone) -> bool {
+        if !e.undone() || self.tries >= ATTEMPTS {
+            return false;
+        }
+        self.tries += 1;
+        let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % 4;
+        let millis = (1u64 << self.tries.min(6)) + jitter;
+        tokio::time::sleep(Duration::from_millis(millis)).await;
+        true
+    }
+}
+
+/// The prefix of every path below `path`.
+pub fn below(path: &str) -> String {
+    if path.ends_with('/') {
+        path.to_owned()
+    } else {
+        format!("{path}/")
+    }
 }
 
 /// A database error with the server's own message (tokio-postgres says
@@ -222,6 +270,12 @@ pub fn describe(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{} ({})", db.message(), db.code().code()),
         None => e.to_string(),
+    }
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").field("node", &self.node).finish()
     }
 }
 

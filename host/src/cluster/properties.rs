@@ -29,7 +29,7 @@ use async_trait::async_trait;
 use deadpool_postgres::tokio_postgres;
 use edgedav_rules::path::{name_of, parent_of};
 
-use super::Cluster;
+use super::{Cluster, Retry, below};
 use crate::runtime::bindings::edgedav::dav::storage::PropertyName;
 use crate::storage::{
     Backend, Committed, Error, FileWriter, MemberError, Metadata, Page, Property, PropertyChange,
@@ -57,14 +57,11 @@ impl PropertiesInDatabase {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object> {
-        (self.cluster.client().await).map_err(|e| Error::Unavailable(e.to_string()))
+        self.cluster.storage_client().await
     }
 
     fn failed(&self, e: tokio_postgres::Error) -> Error {
-        if e.code().is_none() {
-            return Error::Unavailable(self.cluster.failed(e).to_string());
-        }
-        Error::Io(format!("dead properties: {}", super::describe(&e)))
+        self.cluster.storage_error("dead properties", e)
     }
 
     fn forget(&self) {
@@ -90,23 +87,31 @@ impl PropertiesInDatabase {
         Ok(row.map(|row| decode(path, row.get(0))).transpose()?)
     }
 
-    /// Runs `attempt` again while the database undoes it (see
-    /// [`super::retryable`]).
-    async fn retrying<T, F>(&self, mut attempt: impl FnMut() -> F) -> Result<T>
-    where
-        F: Future<Output = Result<T, Failure>>,
-    {
-        let mut tries = 0;
+    /// The stored properties of `path` in the database, if it has a row,
+    /// read again while the database undoes the read.
+    async fn read_row(
+        &self,
+        client: &deadpool_postgres::Object,
+        path: &str,
+    ) -> Result<Option<Vec<Property>>> {
+        let mut retry = Retry::default();
         loop {
-            match attempt().await {
-                Err(Failure::Database(e)) if super::retryable(&e) && tries < super::ATTEMPTS => {
-                    tries += 1;
-                    super::pause(tries).await;
-                }
-                Err(Failure::Database(e)) => return Err(self.failed(e)),
-                Err(Failure::Store(e)) => return Err(e),
-                Ok(done) => return Ok(done),
+            let outcome = self.row(client, path, false).await;
+            if let Err(e) = &outcome
+                && retry.again(e).await
+            {
+                continue;
             }
+            return self.settled(outcome);
+        }
+    }
+
+    /// An attempt's outcome as this layer's result.
+    fn settled<T>(&self, outcome: Result<T, Failure>) -> Result<T> {
+        match outcome {
+            Ok(done) => Ok(done),
+            Err(Failure::Database(e)) => Err(self.failed(e)),
+            Err(Failure::Store(e)) => Err(e),
         }
     }
 
@@ -130,40 +135,82 @@ impl PropertiesInDatabase {
     /// everything below it to the same places below `to`.
     async fn carry(&self, from: &str, to: &str, subtree: bool, moving: bool) -> Result<()> {
         let mut client = self.client().await?;
-        // Each attempt borrows the connection in turn.
-        let client = tokio::sync::Mutex::new(&mut client);
-        self.retrying(|| async {
-            let mut client = client.lock().await;
-            let tx = client.transaction().await?;
-            let rows = tx
-                .query(
-                    "SELECT path, props FROM edgedav_properties WHERE store = $1 \
-                     AND (path = $2 OR ($3 AND left(path, length($4)) = $4))",
-                    &[&self.store, &from, &subtree, &below(from)],
-                )
-                .await?;
-            for row in rows {
-                let path: String = row.get(0);
-                let props: String = row.get(1);
-                let moved = edgedav_rules::path::rebase(&path, from, to);
-                tx.execute(
-                    "INSERT INTO edgedav_properties (store, path, parent, props) \
-                     VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (store, path) DO UPDATE SET props = EXCLUDED.props",
-                    &[&self.store, &moved, &parent(&moved), &props],
-                )
-                .await?;
-                if moving {
-                    tx.execute(
-                        "DELETE FROM edgedav_properties WHERE store = $1 AND path = $2",
-                        &[&self.store, &path],
-                    )
-                    .await?;
-                }
+        let mut retry = Retry::default();
+        loop {
+            let outcome = self
+                .carry_once(&mut client, from, to, subtree, moving)
+                .await;
+            if let Err(e) = &outcome
+                && retry.again(e).await
+            {
+                continue;
             }
-            Ok(tx.commit().await?)
-        })
-        .await
+            return self.settled(outcome);
+        }
+    }
+
+    async fn carry_once(
+        &self,
+        client: &mut deadpool_postgres::Object,
+        from: &str,
+        to: &str,
+        subtree: bool,
+        moving: bool,
+    ) -> Result<(), Failure> {
+        let tx = client.transaction().await?;
+        let rows = tx
+            .query(
+                "SELECT path, props FROM edgedav_properties WHERE store = $1 \
+                 AND (path = $2 OR ($3 AND left(path, length($4)) = $4))",
+                &[&self.store, &from, &subtree, &below(from)],
+            )
+            .await?;
+        for row in rows {
+            let path: String = row.get(0);
+            let props: String = row.get(1);
+            let moved = edgedav_rules::path::rebase(&path, from, to);
+            tx.execute(
+                "INSERT INTO edgedav_properties (store, path, parent, props) \
+                 VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (store, path) DO UPDATE SET props = EXCLUDED.props",
+                &[&self.store, &moved, &parent(&moved), &props],
+            )
+            .await?;
+            if moving {
+                tx.execute(
+                    "DELETE FROM edgedav_properties WHERE store = $1 AND path = $2",
+                    &[&self.store, &path],
+                )
+                .await?;
+            }
+        }
+        Ok(tx.commit().await?)
+    }
+
+    /// One attempt at a PROPPATCH's transaction: `in_s3` is the base when
+    /// the resource has no row yet.
+    async fn patch_once(
+        &self,
+        client: &mut deadpool_postgres::Object,
+        path: &str,
+        changes: &[PropertyChange],
+        in_s3: &[Property],
+    ) -> Result<(), Failure> {
+        let tx = client.transaction().await?;
+        let mut properties = match self.row(&tx, path, true).await? {
+            Some(props) => props,
+            None => in_s3.to_vec(),
+        };
+        props::apply(&mut properties, changes.to_vec());
+        let json = String::from_utf8(props::encode(path, properties)).expect("JSON is UTF-8");
+        tx.execute(
+            "INSERT INTO edgedav_properties (store, path, parent, props) \
+             VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (store, path) DO UPDATE SET props = EXCLUDED.props",
+            &[&self.store, &path, &parent(path), &json],
+        )
+        .await?;
+        Ok(tx.commit().await?)
     }
 }
 
@@ -172,6 +219,12 @@ impl PropertiesInDatabase {
 enum Failure {
     Database(tokio_postgres::Error),
     Store(Error),
+}
+
+impl super::Undone for Failure {
+    fn undone(&self) -> bool {
+        matches!(self, Failure::Database(e) if e.undone())
+    }
 }
 
 impl From<tokio_postgres::Error> for Failure {
@@ -308,7 +361,7 @@ impl Backend for PropertiesInDatabase {
             return Ok(props.clone());
         }
         let client = self.client().await?;
-        match self.retrying(|| self.row(&client, path, false)).await? {
+        match self.read_row(&client, path).await? {
             Some(props) => Ok(props),
             // Not moved into the database yet: still in S3, if anywhere.
             None => self.inner.get_properties(path).await,
@@ -321,30 +374,21 @@ impl Backend for PropertiesInDatabase {
         let mut client = self.client().await?;
         // What is still in S3, read before the transaction (it is no
         // database work to repeat).
-        let in_s3 = match self.retrying(|| self.row(&client, path, false)).await? {
+        let in_s3 = match self.read_row(&client, path).await? {
             Some(_) => Vec::new(),
             None => self.inner.get_properties(path).await?,
         };
-        let client = tokio::sync::Mutex::new(&mut client);
-        self.retrying(|| async {
-            let mut client = client.lock().await;
-            let tx = client.transaction().await?;
-            let mut properties = match self.row(&tx, path, true).await? {
-                Some(props) => props,
-                None => in_s3.clone(),
-            };
-            props::apply(&mut properties, changes.clone());
-            let json = String::from_utf8(props::encode(path, properties)).expect("JSON is UTF-8");
-            tx.execute(
-                "INSERT INTO edgedav_properties (store, path, parent, props) \
-                 VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (store, path) DO UPDATE SET props = EXCLUDED.props",
-                &[&self.store, &path, &parent(path), &json],
-            )
-            .await?;
-            Ok(tx.commit().await?)
-        })
-        .await?;
+        let mut retry = Retry::default();
+        loop {
+            let outcome = self.patch_once(&mut client, path, &changes, &in_s3).await;
+            if let Err(e) = &outcome
+                && retry.again(e).await
+            {
+                continue;
+            }
+            self.settled(outcome)?;
+            break;
+        }
         if !in_s3.is_empty() {
             // The set now lives in the database: the object goes.
             let removals = (in_s3.into_iter())
@@ -407,14 +451,6 @@ fn kept(errors: &[MemberError]) -> Vec<String> {
 
 fn parent(path: &str) -> String {
     parent_of(path).unwrap_or("").to_owned()
-}
-
-fn below(path: &str) -> String {
-    if path.ends_with('/') {
-        path.to_owned()
-    } else {
-        format!("{path}/")
-    }
 }
 
 fn decode(path: &str, json: String) -> Result<Vec<Property>> {

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use deadpool_postgres::tokio_postgres;
 
-use super::Cluster;
+use super::{Cluster, Retry};
 use crate::storage::quota::{Amount, Quota, add, fits};
 use crate::storage::{Error, Result};
 
@@ -29,12 +29,6 @@ pub struct SharedUsage {
     cluster: Arc<Cluster>,
     /// The home's key: its store and location in it.
     home: String,
-}
-
-impl std::fmt::Debug for Cluster {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cluster").field("node", &self.node).finish()
-    }
 }
 
 impl SharedUsage {
@@ -70,14 +64,11 @@ impl SharedUsage {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object> {
-        (self.cluster.client().await).map_err(|e| Error::Unavailable(e.to_string()))
+        self.cluster.storage_client().await
     }
 
     fn failed(&self, e: tokio_postgres::Error) -> Error {
-        if e.code().is_none() {
-            return Error::Unavailable(self.cluster.failed(e).to_string());
-        }
-        Error::Io(format!("quota usage: {}", super::describe(&e)))
+        self.cluster.storage_error("quota usage", e)
     }
 
     pub async fn used(&self) -> Result<Amount> {
@@ -132,15 +123,15 @@ impl SharedUsage {
     /// Reserves `more` if it fits beside what every host has reserved.
     pub async fn try_reserve(&self, more: Amount, quota: &Quota) -> Result<bool> {
         let mut client = self.client().await?;
-        let mut tries = 0;
+        let mut retry = Retry::default();
         loop {
-            match self.try_reserve_once(&mut client, more, quota).await {
-                Err(e) if super::retryable(&e) && tries < super::ATTEMPTS => {
-                    tries += 1;
-                    super::pause(tries).await;
-                }
-                done => return done.map_err(|e| self.failed(e)),
+            let outcome = self.try_reserve_once(&mut client, more, quota).await;
+            if let Err(e) = &outcome
+                && retry.again(e).await
+            {
+                continue;
             }
+            return outcome.map_err(|e| self.failed(e));
         }
     }
 
@@ -176,15 +167,15 @@ impl SharedUsage {
     /// one transaction.
     pub async fn settle(&self, reserved: Amount, bytes: i128, files: i128) -> Result<()> {
         let mut client = self.client().await?;
-        let mut tries = 0;
+        let mut retry = Retry::default();
         loop {
-            match self.settle_once(&mut client, reserved, bytes, files).await {
-                Err(e) if super::retryable(&e) && tries < super::ATTEMPTS => {
-                    tries += 1;
-                    super::pause(tries).await;
-                }
-                done => return done.map_err(|e| self.failed(e)),
+            let outcome = self.settle_once(&mut client, reserved, bytes, files).await;
+            if let Err(e) = &outcome
+                && retry.again(e).await
+            {
+                continue;
             }
+            return outcome.map_err(|e| self.failed(e));
         }
     }
 
