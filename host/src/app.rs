@@ -32,7 +32,7 @@ use crate::net::server::{self, Admin, Listener};
 use crate::net::tls::{self, ReloadableCert};
 use crate::net::traffic::BodyRate;
 use crate::runtime::admission::Admission;
-use crate::runtime::{self, GuestSettings, Runtime, SandboxLimits};
+use crate::runtime::{GuestSettings, Runtime, SandboxLimits};
 use crate::storage::home::{Home, HomeRegistry};
 
 /// State shared by every binding.
@@ -79,9 +79,13 @@ fn body_rate(binding: &BindingConfig) -> Option<BodyRate> {
 /// command line for the zero-config server (no path, an `open` home, no
 /// users, no reloading).
 pub async fn serve(path: Option<&Path>, config: Config) -> wasmtime::Result<()> {
+    // A component file's bytes are dropped once compiled; the embedded
+    // handler is never copied (its precompiled form is what runs).
     let component = match &config.server.component {
-        Some(file) => std::fs::read(file).with_context(|| format!("reading {}", file.display()))?,
-        None => runtime::EMBEDDED_HANDLER.to_vec(),
+        Some(file) => {
+            Some(std::fs::read(file).with_context(|| format!("reading {}", file.display()))?)
+        }
+        None => None,
     };
     let limits = SandboxLimits {
         max_memory: config.sandbox.max_memory.0,
@@ -90,12 +94,13 @@ pub async fn serve(path: Option<&Path>, config: Config) -> wasmtime::Result<()> 
         instance_reuse: config.sandbox.instance_reuse,
     };
     let runtime = Runtime::new(
-        &component,
+        component.as_deref(),
         GuestSettings {
             depth_infinity_limit: config.server.depth_infinity_limit,
         },
         limits,
     )?;
+    drop(component);
     let cluster = match &config.cluster {
         Some(cluster) => Some(Cluster::connect(cluster).await?),
         None => None,

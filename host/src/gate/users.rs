@@ -103,8 +103,11 @@ impl Users {
             by_name.insert(config.name.clone(), Arc::new(user));
         }
         // Made now, so the first login of an unknown name is not slower
-        // than later ones.
-        let _ = password::dummy_hash();
+        // than later ones; off the start-up path (an argon2 hash is tens
+        // of milliseconds), and not at all when nobody can log in.
+        if !by_name.is_empty() {
+            tokio::task::spawn_blocking(password::dummy_hash);
+        }
         Ok(Users {
             by_name,
             logins: Logins::new(),

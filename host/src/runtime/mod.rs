@@ -64,8 +64,7 @@ pub use warm::Tenant;
 use warm::WarmPool;
 
 /// The handler built from `handler/` by the build script.
-pub const EMBEDDED_HANDLER: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/edgedav_handler.wasm"));
+const EMBEDDED_HANDLER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/edgedav_handler.wasm"));
 
 /// [`EMBEDDED_HANDLER`] compiled to native code by the build script with
 /// [`codegen::config`] (empty when cross-compiling).
@@ -148,10 +147,11 @@ impl std::fmt::Display for DeadlineExceeded {
 impl std::error::Error for DeadlineExceeded {}
 
 impl Runtime {
-    /// Compiles `component` (see [`load_component`]) and links it against
-    /// WASI, wasi:http, storage and locks.
+    /// Compiles `component`, or loads the embedded handler when it is
+    /// `None` (see [`load_component`]), and links it against WASI,
+    /// wasi:http, storage and locks.
     pub fn new(
-        component: &[u8],
+        component: Option<&[u8]>,
         settings: GuestSettings,
         limits: SandboxLimits,
     ) -> wasmtime::Result<Self> {
@@ -406,19 +406,24 @@ const KEEP_RESIDENT_MEMORY: usize = 4 << 20;
 /// elements.
 const KEEP_RESIDENT_TABLE: usize = 256 << 10;
 
-/// Compiles `wasm`; when it is the embedded handler, loads the build script's
-/// precompiled copy instead, which takes milliseconds instead of seconds. A
-/// copy this engine cannot run (compiled for other CPU features, say) is
-/// compiled anew.
-fn load_component(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Component> {
-    if wasm == EMBEDDED_HANDLER {
-        match precompiled_handler(engine) {
+/// Compiles `wasm`; without one, loads the build script's precompiled copy
+/// of the embedded handler, which takes milliseconds instead of seconds
+/// (and leaves the embedded bytes untouched, out of memory). A copy this
+/// engine cannot run (compiled for other CPU features, say) is compiled
+/// anew.
+fn load_component(engine: &Engine, wasm: Option<&[u8]>) -> wasmtime::Result<Component> {
+    let wasm = match wasm {
+        Some(wasm) => wasm,
+        None => match precompiled_handler(engine) {
             Ok(component) => return Ok(component),
-            Err(e) => tracing::info!(
-                "compiling the embedded handler: its precompiled copy does not fit this engine: {e:#}"
-            ),
-        }
-    }
+            Err(e) => {
+                tracing::info!(
+                    "compiling the embedded handler: its precompiled copy does not fit this engine: {e:#}"
+                );
+                EMBEDDED_HANDLER
+            }
+        },
+    };
     Component::new(engine, wasm).context("compiling the component")
 }
 
