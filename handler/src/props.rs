@@ -6,34 +6,90 @@ use crate::date::{http_date_bytes, rfc3339_bytes};
 use crate::path::DavPath;
 use crate::xml::{DAV, XmlWriter};
 
-/// Live properties returned by `allprop` and `propname`, in output order.
-pub const ALLPROP: &[&str] = &[
-    "creationdate",
-    "displayname",
-    "getcontentlength",
-    "getcontenttype",
-    "getetag",
-    "getlastmodified",
-    "lockdiscovery",
-    "resourcetype",
-    "supportedlock",
+/// Declares the live properties: the enum, their names and their tags
+/// (written whole, `<D:name>` and `</D:name>`, not piece by piece).
+macro_rules! live_properties {
+    ($($variant:ident = $name:literal,)*) => {
+        /// A live property of the DAV: namespace.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum LiveProp {
+            $($variant,)*
+        }
+
+        impl LiveProp {
+            /// The property called `name` in DAV:, if live.
+            pub fn named(name: &str) -> Option<Self> {
+                match name {
+                    $($name => Some(Self::$variant),)*
+                    _ => None,
+                }
+            }
+
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $name,)*
+                }
+            }
+
+            fn open_tag(self) -> &'static str {
+                match self {
+                    $(Self::$variant => concat!("<D:", $name, ">"),)*
+                }
+            }
+
+            fn close_tag(self) -> &'static str {
+                match self {
+                    $(Self::$variant => concat!("</D:", $name, ">"),)*
+                }
+            }
+        }
+    };
+}
+
+live_properties! {
+    CreationDate = "creationdate",
+    DisplayName = "displayname",
+    GetContentLength = "getcontentlength",
+    GetContentType = "getcontenttype",
+    GetEtag = "getetag",
+    GetLastModified = "getlastmodified",
+    LockDiscovery = "lockdiscovery",
+    ResourceType = "resourcetype",
+    SupportedLock = "supportedlock",
+    QuotaAvailableBytes = "quota-available-bytes",
+    QuotaUsedBytes = "quota-used-bytes",
+}
+
+/// Live properties returned by `allprop` and `propname`, in output order
+/// (the quota ones are only returned when asked for by name).
+pub const ALLPROP: &[LiveProp] = &[
+    LiveProp::CreationDate,
+    LiveProp::DisplayName,
+    LiveProp::GetContentLength,
+    LiveProp::GetContentType,
+    LiveProp::GetEtag,
+    LiveProp::GetLastModified,
+    LiveProp::LockDiscovery,
+    LiveProp::ResourceType,
+    LiveProp::SupportedLock,
 ];
 
-/// Live properties only returned when asked for by name.
-const ON_REQUEST: &[&str] = &["quota-available-bytes", "quota-used-bytes"];
+impl LiveProp {
+    /// The live property `name` is, if any.
+    pub fn of(name: &PropertyName) -> Option<Self> {
+        if name.namespace == DAV {
+            Self::named(&name.name)
+        } else {
+            None
+        }
+    }
+}
 
 /// Whether a property is computed by the server (and so cannot be set or
 /// removed with PROPPATCH). `displayname` is writable: a stored value wins
 /// over the name-derived default.
 pub fn is_protected(name: &PropertyName) -> bool {
-    name.namespace == DAV
-        && (ALLPROP.contains(&name.name.as_str()) || ON_REQUEST.contains(&name.name.as_str()))
-        && name.name != "displayname"
-}
-
-pub fn is_live(name: &PropertyName) -> bool {
-    name.namespace == DAV
-        && (ALLPROP.contains(&name.name.as_str()) || ON_REQUEST.contains(&name.name.as_str()))
+    LiveProp::of(name).is_some_and(|p| p != LiveProp::DisplayName)
 }
 
 /// What a live property is computed from: the resource and the locks that
@@ -64,37 +120,44 @@ pub enum Live<'a> {
     Locks(&'a [ActiveLock], &'a str),
 }
 
-/// The live property `name` of a resource, or `None` when it does not apply
+/// The live property `prop` of a resource, or `None` when it does not apply
 /// to it (e.g. `getcontentlength` on a collection). Only the quota
 /// properties call the store.
-pub fn live_value<'a>(env: &Env<'_>, r: &Resource<'a>, name: &str) -> Option<Live<'a>> {
+pub fn live_value<'a>(env: &Env<'_>, r: &Resource<'a>, prop: LiveProp) -> Option<Live<'a>> {
     let file = !r.meta.is_collection();
-    Some(match name {
-        "creationdate" => Live::Created(r.meta.created.unwrap_or(r.meta.modified)),
-        "displayname" => Live::Text(r.path.name()),
-        "getcontentlength" if file => Live::Number(r.meta.size),
-        "getcontenttype" if file => Live::ContentType(r.path, r.meta),
-        "getetag" => Live::ETag(&r.meta.etag),
-        "getlastmodified" => Live::Modified(r.meta.modified),
-        "resourcetype" if file => Live::Markup(""),
-        "resourcetype" => Live::Markup("<D:collection/>"),
-        "lockdiscovery" => Live::Locks(r.locks, r.path.as_str()),
-        "supportedlock" => Live::Markup(SUPPORTED_LOCK),
-        "quota-available-bytes" | "quota-used-bytes" => {
+    Some(match prop {
+        LiveProp::CreationDate => Live::Created(r.meta.created.unwrap_or(r.meta.modified)),
+        LiveProp::DisplayName => Live::Text(r.path.name()),
+        LiveProp::GetContentLength if file => Live::Number(r.meta.size),
+        LiveProp::GetContentType if file => Live::ContentType(r.path, r.meta),
+        LiveProp::GetContentLength | LiveProp::GetContentType => return None,
+        LiveProp::GetEtag => Live::ETag(&r.meta.etag),
+        LiveProp::GetLastModified => Live::Modified(r.meta.modified),
+        LiveProp::ResourceType if file => Live::Markup(""),
+        LiveProp::ResourceType => Live::Markup("<D:collection/>"),
+        LiveProp::LockDiscovery => Live::Locks(r.locks, r.path.as_str()),
+        LiveProp::SupportedLock => Live::Markup(SUPPORTED_LOCK),
+        LiveProp::QuotaAvailableBytes | LiveProp::QuotaUsedBytes => {
             let space = env.storage.space_usage(r.path.as_str()).ok()?;
-            Live::Number(if name == "quota-used-bytes" {
+            Live::Number(if prop == LiveProp::QuotaUsedBytes {
                 space.used
             } else {
                 space.available
             }?)
         }
-        _ => return None,
     })
 }
 
 impl Live<'_> {
+    /// Writes the property `prop` with this value.
+    pub fn write_as(&self, prop: LiveProp, w: &mut XmlWriter) {
+        w.raw(prop.open_tag());
+        self.write(w);
+        w.raw(prop.close_tag());
+    }
+
     /// Writes the property's content.
-    pub fn write(&self, w: &mut XmlWriter) {
+    fn write(&self, w: &mut XmlWriter) {
         match *self {
             Self::Text(text) => w.text(text),
             Self::Markup(markup) => w.raw(markup),
@@ -226,6 +289,23 @@ mod tests {
                 .unwrap_or("application/octet-stream");
             assert_eq!(guessed_type(&path).0, expected, "{name}");
         }
+    }
+
+    #[test]
+    fn live_properties_are_named_and_tagged_alike() {
+        for prop in ALLPROP
+            .iter()
+            .chain(&[LiveProp::QuotaAvailableBytes, LiveProp::QuotaUsedBytes])
+        {
+            assert_eq!(
+                LiveProp::of(&PropertyName::new(DAV, prop.name())),
+                Some(*prop)
+            );
+            assert_eq!(prop.open_tag(), format!("<D:{}>", prop.name()));
+            assert_eq!(prop.close_tag(), format!("</D:{}>", prop.name()));
+        }
+        assert_eq!(LiveProp::of(&PropertyName::new("urn:x", "getetag")), None);
+        assert_eq!(LiveProp::of(&PropertyName::new(DAV, "unknown")), None);
     }
 
     #[test]

@@ -330,6 +330,7 @@ impl XmlWriter {
         self.out.reserve(additional);
     }
 
+    #[inline(always)]
     fn tag_dav(&mut self, name: &str) {
         self.out.extend_from_slice(b"<D:");
         self.out.extend_from_slice(name.as_bytes());
@@ -339,22 +340,26 @@ impl XmlWriter {
         }
     }
 
+    #[inline(always)]
     pub fn open_dav(&mut self, name: &str) {
         self.tag_dav(name);
         self.out.push(b'>');
     }
 
+    #[inline(always)]
     pub fn close_dav(&mut self, name: &str) {
         self.out.extend_from_slice(b"</D:");
         self.out.extend_from_slice(name.as_bytes());
         self.out.push(b'>');
     }
 
+    #[inline(always)]
     pub fn empty_dav(&mut self, name: &str) {
         self.tag_dav(name);
         self.out.extend_from_slice(b"/>");
     }
 
+    #[inline(always)]
     pub fn text_element_dav(&mut self, name: &str, text: &str) {
         self.open_dav(name);
         self.text(text);
@@ -382,6 +387,7 @@ impl XmlWriter {
     }
 
     /// Inserts an already well-formed, self-contained fragment.
+    #[inline(always)]
     pub fn raw(&mut self, fragment: &str) {
         self.out.extend_from_slice(fragment.as_bytes());
     }
@@ -404,7 +410,8 @@ impl XmlWriter {
     }
 
     /// Opens a property element, for content written next.
-    pub fn open_property(&mut self, namespace: &str, name: &str) {
+    #[inline(always)]
+    fn open_property(&mut self, namespace: &str, name: &str) {
         if namespace == DAV {
             self.open_dav(name);
         } else {
@@ -414,7 +421,8 @@ impl XmlWriter {
     }
 
     /// Closes what [`Self::open_property`] opened.
-    pub fn close_property(&mut self, namespace: &str, name: &str) {
+    #[inline(always)]
+    fn close_property(&mut self, namespace: &str, name: &str) {
         if namespace == DAV {
             self.close_dav(name);
         } else {
@@ -439,6 +447,7 @@ impl XmlWriter {
 
     /// Writes bytes as is, without escaping: dates and other text that
     /// cannot contain markup.
+    #[inline(always)]
     pub fn raw_bytes(&mut self, bytes: &[u8]) {
         self.out.extend_from_slice(bytes);
     }

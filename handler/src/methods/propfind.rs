@@ -8,7 +8,7 @@ use crate::error::{DavError, DavResult};
 use crate::http::{ChunkSource, Part, Request, Response};
 use crate::multistatus::{self, write_status_line};
 use crate::path::DavPath;
-use crate::props::{ALLPROP, Live, Resource, is_live, live_value};
+use crate::props::{ALLPROP, Live, LiveProp, Resource, live_value};
 use crate::xml::{self, DAV, Element, XmlWriter};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,9 +69,11 @@ pub fn propfind<'a>(env: &'a Env<'a>, req: &mut Request<'_>) -> DavResult<Respon
     } else {
         Vec::new()
     };
+    let live = selection.named().iter().map(LiveProp::of).collect();
     let stream = Walk {
         env,
         selection,
+        live,
         depth,
         locks,
         root: Some((path, meta)),
@@ -85,6 +87,14 @@ pub fn propfind<'a>(env: &'a Env<'a>, req: &mut Request<'_>) -> DavResult<Respon
 }
 
 impl Selection {
+    /// The properties asked for by name: `prop`'s, or `allprop`'s `include`.
+    fn named(&self) -> &[PropertyName] {
+        match self {
+            Self::AllProp(names) | Self::Prop(names) => names,
+            Self::PropName => &[],
+        }
+    }
+
     /// Whether the value of a property may be written: named, or part of
     /// `allprop` (whose live set includes every property worth a lookup).
     fn wants(&self, name: &PropertyName) -> bool {
@@ -101,7 +111,7 @@ impl Selection {
         match self {
             Self::Prop(names) => names
                 .iter()
-                .any(|n| !is_live(n) || (n.namespace == DAV && n.name == "displayname")),
+                .any(|n| LiveProp::of(n).is_none_or(|p| p == LiveProp::DisplayName)),
             Self::AllProp(_) | Self::PropName => true,
         }
     }
@@ -133,6 +143,8 @@ const RESPONSE_SIZE_HINT: usize = 512;
 struct Walk<'a> {
     env: &'a Env<'a>,
     selection: Selection,
+    /// Which of [`Selection::named`] are live properties, decided once.
+    live: Vec<Option<LiveProp>>,
     depth: Depth,
     /// The locks that may cover walked resources (see [`walk_locks`]);
     /// empty when `lockdiscovery` is not written.
@@ -216,7 +228,7 @@ struct Found<'a> {
 }
 
 enum Value<'a> {
-    Live(Live<'a>),
+    Live(LiveProp, Live<'a>),
     Dead(&'a str),
 }
 
@@ -237,23 +249,20 @@ impl<'a> Found<'a> {
         match &self.value {
             None => w.property(self.namespace, self.name, None),
             Some(Value::Dead(value)) => w.property(self.namespace, self.name, Some(value)),
-            Some(Value::Live(live)) => {
-                w.open_property(self.namespace, self.name);
-                live.write(w);
-                w.close_property(self.namespace, self.name);
-            }
+            Some(Value::Live(prop, live)) => live.write_as(*prop, w),
         }
     }
 }
 
-/// A property by name: dead first (a stored `displayname` wins over the
-/// live one), then live.
+/// A property by name (`live` when it is a live one): dead first (a stored
+/// `displayname` wins over the live one), then live.
 fn lookup<'a>(
     env: &Env<'_>,
     r: &Resource<'a>,
     dead: &'a [Property],
     namespace: &'a str,
     name: &'a str,
+    live: Option<LiveProp>,
 ) -> Option<Found<'a>> {
     if let Some(p) = dead
         .iter()
@@ -261,13 +270,11 @@ fn lookup<'a>(
     {
         return Some(Found::dead(p));
     }
-    if namespace != DAV {
-        return None;
-    }
-    live_value(env, r, name).map(|live| Found {
+    let prop = live?;
+    live_value(env, r, prop).map(|live| Found {
         namespace,
         name,
-        value: Some(Value::Live(live)),
+        value: Some(Value::Live(prop, live)),
     })
 }
 
@@ -295,28 +302,32 @@ impl Walk<'_> {
             meta,
             locks: &self.locks,
         };
-        let lookup = |namespace, name| lookup(env, &r, &dead, namespace, name);
-        let mut found: Vec<Found<'_>> = Vec::new();
+        let lookup = |namespace, name, live| lookup(env, &r, &dead, namespace, name, live);
+        let mut found: Vec<Found<'_>> = Vec::with_capacity(ALLPROP.len() + dead.len());
         let mut missing: Vec<&PropertyName> = Vec::new();
         match &self.selection {
             Selection::Prop(names) => {
-                for name in names {
-                    match lookup(&name.namespace, &name.name) {
+                for (name, &live) in names.iter().zip(&self.live) {
+                    match lookup(&name.namespace, &name.name, live) {
                         Some(f) => found.push(f),
                         None => missing.push(name),
                     }
                 }
             }
             Selection::AllProp(include) => {
-                found.extend(ALLPROP.iter().filter_map(|live| lookup(DAV, live)));
+                found.extend(
+                    ALLPROP
+                        .iter()
+                        .filter_map(|&live| lookup(DAV, live.name(), Some(live))),
+                );
                 for p in &dead {
                     if !found.iter().any(|f| f.is(&p.name)) {
                         found.push(Found::dead(p));
                     }
                 }
-                for name in include {
+                for (name, &live) in include.iter().zip(&self.live) {
                     if !found.iter().any(|f| f.is(name)) {
-                        match lookup(&name.namespace, &name.name) {
+                        match lookup(&name.namespace, &name.name, live) {
                             Some(f) => found.push(f),
                             None => missing.push(name),
                         }
@@ -324,11 +335,11 @@ impl Walk<'_> {
                 }
             }
             Selection::PropName => {
-                for live in ALLPROP {
+                for &live in ALLPROP {
                     if live_value(env, &r, live).is_some() {
                         found.push(Found {
                             namespace: DAV,
-                            name: live,
+                            name: live.name(),
                             value: None,
                         });
                     }
