@@ -14,7 +14,9 @@
 # its processes and threads, from /proc), its peak RSS and its start-up time.
 # Then the hello-world floor: the test component tests/fixtures/misbehave
 # (answers `ok`) served by edgedav's host and by stock `wasmtime serve`.
-# Prints one markdown table, a column per server.
+# Before the servers, the disk's durable-write ceiling (bench/disk.py: new
+# 4 KiB files and the big file committed as edgedav commits, no server).
+# Prints one markdown table, a column per server, and the ceiling below it.
 #
 #   --duration S   seconds per wrk figure (default 8)
 #   --servers L    which of lighttpd, nginx, edgedav to measure (default all
@@ -254,6 +256,19 @@ measure_webdav() {
     rm -rf "$RUN"
 }
 
+# measure_disk: the durable-write ceiling of this disk, without a server
+# (scripts/bench/disk.py commits as edgedav does: write, fsync, rename,
+# fsync the directory); run first, while no server has deleted files.
+measure_disk() {
+    local dir small big
+    new_tmpdir dir bench-disk
+    log "disk: durable-write ceiling"
+    small=$(python3 "$BENCH_HERE/disk.py" small "$dir" "$DURATION" 32)
+    big=$(python3 "$BENCH_HERE/disk.py" big "$SRC/big.bin" "$dir" "$REPS")
+    DISK_NOTE="The disk alone, committing as edgedav does with no server in the way (\`scripts/bench/disk.py\`): $small new 4 KiB files/s from 32 threads, $big MB/s for the big file (median of $REPS): the ceiling of edgedav's † rows."
+    rm -rf "$dir"
+}
+
 # measure_hello NAME COLUMN: the hello-world component under NAME's host.
 measure_hello() {
     SERVER=$2
@@ -286,6 +301,8 @@ main() {
     RESULTS="$RESULTS_DIR/results"
     : >"$RESULTS"
     make_sources
+    DISK_NOTE=""
+    [[ " $SERVERS " == *" edgedav "* ]] && measure_disk
     for server in $SERVERS; do
         measure_webdav "$server"
     done
@@ -303,6 +320,7 @@ main() {
     echo
     python3 "$BENCH_HERE/report.py" "$RESULTS" "$FILES" "$BIG_MIB" "$REPS"
     echo "Client and servers share this machine's cores: compare servers within one run."
+    [ -n "$DISK_NOTE" ] && echo "$DISK_NOTE"
     for note in "${notes[@]+"${notes[@]}"}"; do echo "$note"; done
     echo
     echo "bench: $((SECONDS - started)) s"
