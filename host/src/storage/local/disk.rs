@@ -19,6 +19,37 @@ use super::{Metadata, Store, lock, staging};
 
 type Result<T> = fstree::Result<T>;
 
+impl Store {
+    /// Opens the location of `path` with `flags` in one system call that
+    /// proves its confinement too: `openat2` below the root's descriptor,
+    /// refusing every symlink, so what it opens is inside the store (what
+    /// [`Fs::confine`] proves with a call of its own before a second walk
+    /// opens the path). `None` when that call cannot tell (a symlink on the
+    /// way, a kernel without `openat2`): the caller then resolves and
+    /// confines the general way.
+    pub(super) fn open_beneath(&self, path: &str, flags: OFlags) -> Result<Option<File>> {
+        use rustix::fs::{ResolveFlags, openat2};
+        let segments = fstree::rules::path::segments(path, fstree::is_reserved)
+            .map_err(fstree::Error::forbidden)?;
+        let relative: PathBuf = if segments.is_empty() {
+            PathBuf::from(".")
+        } else {
+            segments.iter().collect()
+        };
+        match openat2(
+            &self.root_fd,
+            &relative,
+            flags | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH,
+        ) {
+            Ok(fd) => Ok(Some(File::from(fd))),
+            Err(Errno::LOOP | Errno::XDEV | Errno::NOSYS | Errno::AGAIN) => Ok(None),
+            Err(e) => Err(fstree::Error::from(io::Error::from(e)).looked_up()),
+        }
+    }
+}
+
 impl Fs for Store {
     type Meta = Metadata;
     type Listing = Listing;

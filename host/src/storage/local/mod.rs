@@ -36,12 +36,14 @@
 
 use std::fs::{self, File};
 use std::io::{self, Seek, SeekFrom};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use async_trait::async_trait;
 use edgedav_fstree::{self as fstree, commit, listing, sidecar, tree};
+use rustix::fs::OFlags;
 
 use super::staging::{self, Staged};
 use super::{
@@ -65,6 +67,8 @@ pub struct LocalBackend(Arc<Store>);
 struct Store {
     /// Canonical root directory.
     root: PathBuf,
+    /// The root, open (`O_PATH`), for lookups relative to it.
+    root_fd: OwnedFd,
     /// `<root>/.edgedav`, out of bounds for contract paths.
     internal: PathBuf,
     /// `<root>/.edgedav/uploads`, where files are staged.
@@ -90,8 +94,14 @@ impl LocalBackend {
         if swept > 0 {
             tracing::info!(root = %root.display(), swept, "removed uploads left by a crash");
         }
+        let root_fd = rustix::fs::open(
+            &root,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )?;
         Ok(Self(Arc::new(Store {
             root,
+            root_fd,
             internal,
             uploads,
             last_sweep: Mutex::new(Instant::now()),
@@ -125,7 +135,13 @@ impl LocalBackend {
 #[async_trait]
 impl Backend for LocalBackend {
     async fn stat(&self, path: &str) -> Result<Metadata> {
-        self.inline(|s| Ok(metadata(&fs::metadata(s.resolve(path)?).map_err(lookup)?)))
+        self.inline(|s| {
+            let meta = match s.open_beneath(path, OFlags::PATH)? {
+                Some(file) => file.metadata()?,
+                None => fs::metadata(s.resolve(path)?).map_err(lookup)?,
+            };
+            Ok(metadata(&meta))
+        })
     }
 
     async fn list_members(&self, path: &str, cursor: Option<String>, limit: u32) -> Result<Page> {
@@ -138,7 +154,10 @@ impl Backend for LocalBackend {
 
     async fn open_read(&self, path: &str, offset: u64, length: Option<u64>) -> Result<Reader> {
         self.inline(|s| {
-            let mut file = File::open(s.resolve(path)?).map_err(lookup)?;
+            let mut file = match s.open_beneath(path, OFlags::RDONLY)? {
+                Some(file) => file,
+                None => File::open(s.resolve(path)?).map_err(lookup)?,
+            };
             if file.metadata()?.is_dir() {
                 return Err(Error::IsACollection);
             }

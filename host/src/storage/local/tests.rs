@@ -128,9 +128,42 @@ async fn symlinks_out_of_the_root_are_refused() {
         s.backend.open_write("/escape/new", no_options()).await,
         Err(Error::Forbidden(_))
     ));
+    for path in ["/escape/secret", "/internal/props"] {
+        assert!(
+            matches!(
+                s.backend.open_read(path, 0, None).await,
+                Err(Error::Forbidden(_))
+            ),
+            "{path}"
+        );
+    }
     // Neither link is listed.
     let page = s.backend.list_members("/", None, 10).await.unwrap();
     assert!(page.entries.is_empty());
+}
+
+/// Lookups take one `openat2` that refuses symlinks, and the general path
+/// when they meet one: links that stay inside the store still work.
+#[tokio::test]
+async fn symlinks_inside_the_root_are_followed() {
+    let s = Scratch::new();
+    s.put("/f.txt", b"content").await;
+    fs::create_dir(s.root().join("d")).unwrap();
+    std::os::unix::fs::symlink(s.root().join("f.txt"), s.root().join("link.txt")).unwrap();
+    std::os::unix::fs::symlink(s.root().join("d"), s.root().join("dir")).unwrap();
+    assert_eq!(s.backend.stat("/link.txt").await.unwrap().size, 7);
+    assert_eq!(s.get("/link.txt").await, b"content");
+    s.put("/dir/g.txt", b"through").await;
+    assert_eq!(s.get("/d/g.txt").await, b"through");
+    assert_eq!(s.get("/dir/g.txt").await, b"through");
+    assert!(matches!(
+        s.backend.stat("/dir/none").await,
+        Err(Error::NotFound)
+    ));
+    assert!(matches!(
+        s.backend.stat("/f.txt/x").await,
+        Err(Error::NotACollection)
+    ));
 }
 
 #[tokio::test]
