@@ -103,7 +103,8 @@ async function withDialog(page, answer, action) {
 }
 
 /// Waits for the message area to say `pattern` (a previous message of the
-/// same kind may still be showing until then).
+/// same kind may still be showing until then), then for the operation that
+/// said it to end, so that the next action is not refused as a second one.
 async function expectMessage(page, kind, pattern) {
   try {
     await page.locator(`#message.${kind}`).filter({ hasText: pattern }).waitFor();
@@ -111,6 +112,14 @@ async function expectMessage(page, kind, pattern) {
     const shown = await page.locator('#message').evaluate((m) => `${m.className}: ${m.textContent}`);
     throw new Error(`no ${kind} message matching ${pattern}; showing ${JSON.stringify(shown)}`, { cause: error });
   }
+  await idle(page);
+}
+
+/// Waits until the page runs no write operation (the interface refuses a
+/// second one meanwhile): the progress bar hides before the listing is
+/// refreshed, so it does not say that.
+async function idle(page) {
+  await page.locator('body:not(.busy)').waitFor();
 }
 
 /// Uploads through the file input; waits for the PUT, the progress bar to
