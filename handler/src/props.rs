@@ -18,7 +18,7 @@ macro_rules! live_properties {
 
         impl LiveProp {
             /// The property called `name` in DAV:, if live.
-            pub fn named(name: &str) -> Option<Self> {
+            fn named(name: &str) -> Option<Self> {
                 match name {
                     $($name => Some(Self::$variant),)*
                     _ => None,
