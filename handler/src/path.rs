@@ -164,6 +164,13 @@ impl DavPath {
             .flat_map(|s| std::iter::once("/").chain(utf8_percent_encode(s, SEGMENT)))
             .chain(trailing)
     }
+
+    /// The pieces [`Self::href_pieces`] ends with for a member called
+    /// `name`: what follows its collection's href (a listing encodes the
+    /// collection once, not once per member).
+    pub fn member_href_pieces(name: &str, collection: bool) -> impl Iterator<Item = &str> {
+        utf8_percent_encode(name, SEGMENT).chain(collection.then_some("/"))
+    }
 }
 
 /// Parses a `Destination` header: an absolute URI on this server or an
@@ -221,6 +228,20 @@ pub fn path_from_href(href: &str, authority: Option<&str>) -> Option<DavPath> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_member_href_is_its_collection_href_and_its_encoded_name() {
+        let root = DavPath::root();
+        for parent in [root.clone(), root.join("a"), root.join("a b").join("ü#%")] {
+            for name in ["f.txt", "a b", "ü&<>\"#?", "100%", "x;y=z"] {
+                for collection in [false, true] {
+                    let member = parent.href(true)
+                        + &DavPath::member_href_pieces(name, collection).collect::<String>();
+                    assert_eq!(member, parent.join(name).href(collection), "{name}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn normalises_and_decodes() {

@@ -165,7 +165,8 @@ impl ChunkSource for Walk<'_> {
             let mut w = multistatus::begin();
             // The root comes from `stat`, which says nothing about its
             // dead properties.
-            self.resource(&mut w, &path, &meta, true);
+            let href = path.href(meta.is_collection());
+            self.resource(&mut w, &href, &path, &meta, true);
             if meta.is_collection() && self.depth != Depth::Zero {
                 self.pending.push((path, None));
             }
@@ -195,6 +196,8 @@ impl ChunkSource for Walk<'_> {
         // One allocation for the page's output instead of a doubling (and,
         // in the guest, a copy) every few members.
         w.reserve(page.entries.len() * RESPONSE_SIZE_HINT);
+        let dir_href = dir.href(true);
+        let mut href = String::new();
         for entry in page.entries {
             let child = dir.join(&entry.name);
             if self.depth == Depth::Infinity && self.emitted >= self.env.config.depth_infinity_limit
@@ -209,7 +212,13 @@ impl ChunkSource for Walk<'_> {
                 self.done = true;
                 return Ok(Some(w.finish()));
             }
-            self.resource(&mut w, &child, &entry.metadata, entry.has_properties);
+            href.clear();
+            href.push_str(&dir_href);
+            href.extend(DavPath::member_href_pieces(
+                &entry.name,
+                entry.metadata.is_collection(),
+            ));
+            self.resource(&mut w, &href, &child, &entry.metadata, entry.has_properties);
             if self.depth == Depth::Infinity && entry.metadata.is_collection() {
                 self.pending.push((child, None));
             }
@@ -279,11 +288,13 @@ fn lookup<'a>(
 }
 
 impl Walk<'_> {
-    /// One `DAV:response` with the selected properties of a resource.
-    /// `has_properties` false promises it has no dead properties.
+    /// One `DAV:response` with the selected properties of a resource, whose
+    /// href (percent-encoded) is `href`. `has_properties` false promises it
+    /// has no dead properties.
     fn resource(
         &mut self,
         w: &mut XmlWriter,
+        href: &str,
         path: &DavPath,
         meta: &Metadata,
         has_properties: bool,
@@ -357,9 +368,7 @@ impl Walk<'_> {
         }
         w.open_dav("response");
         w.open_dav("href");
-        for piece in path.href_pieces(meta.is_collection()) {
-            w.raw(piece);
-        }
+        w.raw(href);
         w.close_dav("href");
         if !found.is_empty() {
             propstat_with(w, 200, |w| found.iter().for_each(|f| f.write(w)));
