@@ -143,11 +143,16 @@ pub enum Section {
     Update,
 }
 
+/// The segments of a contract path below the store's root, or why the path
+/// is refused (malformed, or naming a reserved file).
+pub fn segments(path: &str) -> Result<Vec<&str>> {
+    rules::path::segments(path, is_reserved).map_err(Error::forbidden)
+}
+
 /// Maps a contract path to its location in the store, or refuses it.
 pub fn resolve(fs: &impl Fs, path: &str) -> Result<PathBuf> {
-    let segments = rules::path::segments(path, is_reserved).map_err(Error::forbidden)?;
     let mut at = fs.root().to_path_buf();
-    at.extend(segments);
+    at.extend(segments(path)?);
     fs.confine(&at)?;
     Ok(at)
 }

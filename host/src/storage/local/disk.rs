@@ -29,8 +29,7 @@ impl Store {
     /// confines the general way.
     pub(super) fn open_beneath(&self, path: &str, flags: OFlags) -> Result<Option<File>> {
         use rustix::fs::{ResolveFlags, openat2};
-        let segments = fstree::rules::path::segments(path, fstree::is_reserved)
-            .map_err(fstree::Error::forbidden)?;
+        let segments = fstree::segments(path)?;
         let relative: PathBuf = if segments.is_empty() {
             PathBuf::from(".")
         } else {
