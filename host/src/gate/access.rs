@@ -91,13 +91,11 @@ impl Endpoint {
     /// [`crate::cluster::properties`]).
     fn home_backend(&self, home: &Home) -> Arc<dyn Backend> {
         match &self.app.cluster {
-            Some(cluster) if home.scope.store.starts_with("s3:") => {
-                Arc::new(PropertiesInDatabase::new(
-                    home.backend.clone(),
-                    cluster.clone(),
-                    format!("{}|{}", home.scope.store, home.scope.prefix),
-                ))
-            }
+            Some(cluster) if home.scope.is_s3() => Arc::new(PropertiesInDatabase::new(
+                home.backend.clone(),
+                cluster.clone(),
+                home.scope.key(),
+            )),
             _ => home.backend.clone(),
         }
     }

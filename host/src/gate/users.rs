@@ -149,10 +149,9 @@ async fn usage_of(
     let scanned = |e| format!("user {user:?}: the quota usage of the home: {e:?}");
     let usage = match cluster {
         Some(cluster) => {
-            let key = format!("{}|{}", home.scope.store, home.scope.prefix);
             let scan = quota::measure(&*home.backend, "/");
             Usage::Shared(
-                SharedUsage::open(cluster.clone(), key, scan)
+                SharedUsage::open(cluster.clone(), home.scope.key(), scan)
                     .await
                     .map_err(scanned)?,
             )

@@ -50,11 +50,29 @@ pub enum HomeSpec {
 /// is the resource's name in the store).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct LockScope {
-    /// The store (`local`, or an S3 endpoint and bucket).
+    /// The store: `local` (the prefix is then the directory), or
+    /// `s3:BUCKET`.
     pub store: Arc<str>,
     /// The home's location in the store, without a trailing slash: `""` when
     /// the home is the store's root.
     pub prefix: Arc<str>,
+}
+
+/// What the store of an S3 home is called before its bucket's name.
+const S3_STORE: &str = "s3:";
+
+impl LockScope {
+    /// The home's key in the cluster's database (usage, dead properties):
+    /// its store and its location there.
+    pub fn key(&self) -> String {
+        format!("{}|{}", self.store, self.prefix)
+    }
+
+    /// Whether the home is in an S3 bucket (whose dead properties, in
+    /// cluster mode, live in the cluster's database).
+    pub fn is_s3(&self) -> bool {
+        self.store.starts_with(S3_STORE)
+    }
 }
 
 impl HomeSpec {
@@ -121,7 +139,7 @@ impl HomeSpec {
                 // cluster may reach one bucket through different endpoints
                 // (the nearest node of a replicated store) and must see one
                 // another's locks and usage.
-                let store = format!("s3:{bucket}");
+                let store = format!("{S3_STORE}{bucket}");
                 let prefix = prefix.as_deref().unwrap_or("").trim_matches('/');
                 let prefix = if prefix.is_empty() {
                     String::new()
