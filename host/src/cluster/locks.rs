@@ -23,7 +23,7 @@ use deadpool_postgres::tokio_postgres::{self, Row};
 use edgedav_rules::locks::{Extent, granted_secs};
 use edgedav_rules::path::parent_of;
 
-use super::{Cluster, Retry, below};
+use super::{Cluster, below};
 use crate::locks::{Found, Refused, Which};
 use crate::runtime::bindings::edgedav::dav::locks::{ActiveLock, LockError, LockRequest, Scope};
 
@@ -61,17 +61,7 @@ impl SharedLocks {
     ) -> Result<ActiveLock, Refused> {
         let mut client = (self.cluster.client().await)
             .map_err(|e| Refused::Failed(LockError::Io(e.to_string())))?;
-        let mut retry = Retry::default();
-        let outcome = loop {
-            let outcome = (self.try_acquire(&mut client, store, &root, &request, &holder)).await;
-            if let Err(e) = &outcome
-                && retry.again(e).await
-            {
-                continue;
-            }
-            break outcome;
-        };
-        match outcome {
+        match retried!(self.try_acquire(&mut client, store, &root, &request, &holder)) {
             Ok(Ok(lock)) => Ok(lock),
             Ok(Err(conflicts)) => Err(Refused::Conflicts(conflicts)),
             Err(e) => Err(Refused::Failed(self.statement(e))),

@@ -28,6 +28,26 @@ use crate::config::ClusterConfig;
 use crate::error::{Error, invalid};
 use crate::storage;
 
+/// Awaits `$attempt`, a transaction's future, again (a fresh one each
+/// time) while the database undoes it, as [`Retry`] decides; the last
+/// outcome. A macro, not a function taking a closure: the attempts borrow
+/// the caller's client mutably, which an async closure cannot lend across
+/// `async_trait`'s `Send` bound.
+macro_rules! retried {
+    ($attempt:expr) => {{
+        let mut retry = $crate::cluster::Retry::default();
+        loop {
+            let outcome = $attempt.await;
+            if let Err(e) = &outcome
+                && retry.again(e).await
+            {
+                continue;
+            }
+            break outcome;
+        }
+    }};
+}
+
 pub mod bans;
 pub mod locks;
 pub mod properties;

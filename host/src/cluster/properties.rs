@@ -29,7 +29,7 @@ use async_trait::async_trait;
 use deadpool_postgres::tokio_postgres;
 use edgedav_rules::path::{name_of, parent_of};
 
-use super::{Cluster, Retry, below};
+use super::{Cluster, below};
 use crate::runtime::bindings::edgedav::dav::storage::PropertyName;
 use crate::storage::{
     Backend, Committed, Error, FileWriter, MemberError, Metadata, Page, Property, PropertyChange,
@@ -94,16 +94,7 @@ impl PropertiesInDatabase {
         client: &deadpool_postgres::Object,
         path: &str,
     ) -> Result<Option<Vec<Property>>> {
-        let mut retry = Retry::default();
-        loop {
-            let outcome = self.row(client, path, false).await;
-            if let Err(e) = &outcome
-                && retry.again(e).await
-            {
-                continue;
-            }
-            return self.settled(outcome);
-        }
+        self.settled(retried!(self.row(client, path, false)))
     }
 
     /// An attempt's outcome as this layer's result.
@@ -135,18 +126,13 @@ impl PropertiesInDatabase {
     /// everything below it to the same places below `to`.
     async fn carry(&self, from: &str, to: &str, subtree: bool, moving: bool) -> Result<()> {
         let mut client = self.client().await?;
-        let mut retry = Retry::default();
-        loop {
-            let outcome = self
-                .carry_once(&mut client, from, to, subtree, moving)
-                .await;
-            if let Err(e) = &outcome
-                && retry.again(e).await
-            {
-                continue;
-            }
-            return self.settled(outcome);
-        }
+        self.settled(retried!(self.carry_once(
+            &mut client,
+            from,
+            to,
+            subtree,
+            moving
+        )))
     }
 
     async fn carry_once(
@@ -378,17 +364,12 @@ impl Backend for PropertiesInDatabase {
             Some(_) => Vec::new(),
             None => self.inner.get_properties(path).await?,
         };
-        let mut retry = Retry::default();
-        loop {
-            let outcome = self.patch_once(&mut client, path, &changes, &in_s3).await;
-            if let Err(e) = &outcome
-                && retry.again(e).await
-            {
-                continue;
-            }
-            self.settled(outcome)?;
-            break;
-        }
+        self.settled(retried!(self.patch_once(
+            &mut client,
+            path,
+            &changes,
+            &in_s3
+        )))?;
         if !in_s3.is_empty() {
             // The set now lives in the database: the object goes.
             let removals = (in_s3.into_iter())

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use deadpool_postgres::tokio_postgres;
 
-use super::{Cluster, Retry};
+use super::Cluster;
 use crate::storage::quota::{Amount, Quota, add, fits};
 use crate::storage::{Error, Result};
 
@@ -123,16 +123,7 @@ impl SharedUsage {
     /// Reserves `more` if it fits beside what every host has reserved.
     pub async fn try_reserve(&self, more: Amount, quota: &Quota) -> Result<bool> {
         let mut client = self.client().await?;
-        let mut retry = Retry::default();
-        loop {
-            let outcome = self.try_reserve_once(&mut client, more, quota).await;
-            if let Err(e) = &outcome
-                && retry.again(e).await
-            {
-                continue;
-            }
-            return outcome.map_err(|e| self.failed(e));
-        }
+        retried!(self.try_reserve_once(&mut client, more, quota)).map_err(|e| self.failed(e))
     }
 
     async fn try_reserve_once(
@@ -167,16 +158,7 @@ impl SharedUsage {
     /// one transaction.
     pub async fn settle(&self, reserved: Amount, bytes: i128, files: i128) -> Result<()> {
         let mut client = self.client().await?;
-        let mut retry = Retry::default();
-        loop {
-            let outcome = self.settle_once(&mut client, reserved, bytes, files).await;
-            if let Err(e) = &outcome
-                && retry.again(e).await
-            {
-                continue;
-            }
-            return outcome.map_err(|e| self.failed(e));
-        }
+        retried!(self.settle_once(&mut client, reserved, bytes, files)).map_err(|e| self.failed(e))
     }
 
     async fn settle_once(
