@@ -86,11 +86,20 @@ impl Guarded {
         Ok(Some(total))
     }
 
-    /// Applies the change between two measurements of the same paths. The
-    /// change is done by then: a failure to count it (the cluster's
-    /// database gone meanwhile) is logged, not reported as the operation's.
-    async fn account(&self, before: Option<Amount>, after: Option<Amount>) {
-        if let (Some(usage), Some(before), Some(after)) = (&self.usage, before, after) {
+    /// The `result` of an operation on `paths`, which measured `before` it
+    /// (`None`: not counted). When it succeeded, the paths are measured
+    /// again and the change applied to the usage. The change is done by
+    /// then: a failure to count it (the cluster's database gone meanwhile)
+    /// is logged, not reported as the operation's.
+    async fn account<T>(
+        &self,
+        before: Option<Amount>,
+        paths: &[&str],
+        result: Result<T>,
+    ) -> Result<T> {
+        if let (Ok(_), Some(usage), Some(before)) = (&result, &self.usage, before)
+            && let Ok(Some(after)) = self.measure_all(paths).await
+        {
             let counted = usage
                 .apply(
                     i128::from(after.bytes) - i128::from(before.bytes),
@@ -101,6 +110,7 @@ impl Guarded {
                 tracing::warn!(error = ?e, "quota usage not updated after a change");
             }
         }
+        result
     }
 
     /// Checks what a destination that may exist requires of the user.
@@ -221,11 +231,7 @@ impl Backend for Guarded {
         self.require_below(path, PermSet::DELETE, "deleting")?;
         let before = self.measure_all(&[path]).await?;
         let result = self.inner.delete(path).await;
-        if result.is_ok() {
-            let after = self.measure_all(&[path]).await.ok().flatten();
-            self.account(before, after).await;
-        }
-        result
+        self.account(before, &[path], result).await
     }
 
     async fn copy(
@@ -277,11 +283,7 @@ impl Backend for Guarded {
             .inner
             .copy(source, destination, recursive, overwrite)
             .await;
-        if result.is_ok() {
-            let after = self.measure_all(&[destination]).await.ok().flatten();
-            self.account(before, after).await;
-        }
-        result
+        self.account(before, &[destination], result).await
     }
 
     async fn rename(
@@ -312,15 +314,7 @@ impl Backend for Guarded {
             None
         };
         let result = self.inner.rename(source, destination, overwrite).await;
-        if result.is_ok() && measured.is_some() {
-            let after = self
-                .measure_all(&[source, destination])
-                .await
-                .ok()
-                .flatten();
-            self.account(measured, after).await;
-        }
-        result
+        self.account(measured, &[source, destination], result).await
     }
 
     async fn get_properties(&self, path: &str) -> Result<Vec<Property>> {
