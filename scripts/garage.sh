@@ -59,6 +59,30 @@ print(" ".join(str(s.getsockname()[1]) for s in socks))
 EOF
 }
 
+# garage_config DIR REPLICATION SECRET S3 RPC ADMIN: writes DIR/garage.toml
+# for a node on 127.0.0.1 keeping its data in DIR, with the replication
+# factor, the RPC secret (a digit, repeated) and the three ports given.
+garage_config() {
+    local dir=$1 replication=$2 secret=$3 s3=$4 rpc=$5 admin=$6
+    cat >"$dir/garage.toml" <<EOF
+metadata_dir = "$dir/meta"
+data_dir = "$dir/data"
+db_engine = "sqlite"
+replication_factor = $replication
+rpc_bind_addr = "127.0.0.1:$rpc"
+rpc_public_addr = "127.0.0.1:$rpc"
+rpc_secret = "$(printf '%064d' "$secret")"
+
+[s3_api]
+s3_region = "$GARAGE_REGION"
+api_bind_addr = "127.0.0.1:$s3"
+root_domain = ".s3.garage.localhost"
+
+[admin]
+api_bind_addr = "127.0.0.1:$admin"
+EOF
+}
+
 # Starts a single-node Garage with a default bucket and key; returns once its
 # admin API answers /health with 200.
 garage_start() {
@@ -73,23 +97,7 @@ garage_start() {
     rpc=${GARAGE_RPC_PORT:-$rpc}
     admin=${GARAGE_ADMIN_PORT:-$admin}
     GARAGE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/edgedav-garage.XXXXXX")
-    cat >"$GARAGE_DIR/garage.toml" <<EOF
-metadata_dir = "$GARAGE_DIR/meta"
-data_dir = "$GARAGE_DIR/data"
-db_engine = "sqlite"
-replication_factor = 1
-rpc_bind_addr = "127.0.0.1:$rpc"
-rpc_public_addr = "127.0.0.1:$rpc"
-rpc_secret = "$(printf '%064d' 7)"
-
-[s3_api]
-s3_region = "$GARAGE_REGION"
-api_bind_addr = "127.0.0.1:$s3"
-root_domain = ".s3.garage.localhost"
-
-[admin]
-api_bind_addr = "127.0.0.1:$admin"
-EOF
+    garage_config "$GARAGE_DIR" 1 7 "$s3" "$rpc" "$admin"
     GARAGE_DEFAULT_ACCESS_KEY=$GARAGE_ACCESS_KEY \
         GARAGE_DEFAULT_SECRET_KEY=$GARAGE_SECRET_KEY \
         GARAGE_DEFAULT_BUCKET=$GARAGE_BUCKET \
@@ -157,23 +165,7 @@ garage_cluster_start() {
         read -r s3 rpc admin <<<"$(garage_free_ports 3)"
         dir="$GARAGE_CLUSTER_DIR/node$n"
         mkdir -p "$dir"
-        cat >"$dir/garage.toml" <<EOF
-metadata_dir = "$dir/meta"
-data_dir = "$dir/data"
-db_engine = "sqlite"
-replication_factor = 3
-rpc_bind_addr = "127.0.0.1:$rpc"
-rpc_public_addr = "127.0.0.1:$rpc"
-rpc_secret = "$(printf '%064d' 8)"
-
-[s3_api]
-s3_region = "$GARAGE_REGION"
-api_bind_addr = "127.0.0.1:$s3"
-root_domain = ".s3.garage.localhost"
-
-[admin]
-api_bind_addr = "127.0.0.1:$admin"
-EOF
+        garage_config "$dir" 3 8 "$s3" "$rpc" "$admin"
         RUST_LOG=${GARAGE_LOG:-warn} garage -c "$dir/garage.toml" server >"$dir/garage.log" 2>&1 &
         GARAGE_CLUSTER_PIDS+=("$!")
         GARAGE_CLUSTER_S3+=("http://127.0.0.1:$s3")
