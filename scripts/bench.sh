@@ -10,8 +10,11 @@
 # GET 4 KiB and 1 MiB (wrk, 32 connections), the big file over one connection
 # (curl, median of 3), PROPFIND Depth 1 over the N files (allprop and 5 named
 # properties; 8 connections), PUT 4 KiB new files (32 connections) and PUT of
-# the big file (curl, median of 3); the server's CPU time per GET 4 KiB (all
-# its processes and threads, from /proc), its peak RSS and its start-up time.
+# the big file (curl, median of 3); the server's CPU time per GET 4 KiB and
+# per PROPFIND (all its processes and threads, from /proc: the PROPFIND rate
+# of a server with several worker processes, nginx, depends on how the
+# connections happen to spread over them, its CPU per request does not),
+# its peak RSS and its start-up time.
 # Then the hello-world floor: the test component tests/fixtures/misbehave
 # (answers `ok`) served by edgedav's host and by stock `wasmtime serve`.
 # Before the servers, the disk's durable-write ceiling (bench/disk.py: new
@@ -238,9 +241,11 @@ measure_webdav() {
         median_transfer get_big_mbps get || true
         if run_wrk propfind_allprop_rps 8 "$BASE/small/" propfind; then
             record "$SERVER" propfind_allprop_rps "$(calc "$W_REQUESTS / $W_SECONDS" 1)"
+            record "$SERVER" propfind_allprop_cpu_us "$(cpu_us_per_request)"
         fi
         if run_wrk propfind_named_rps 8 "$BASE/small/" propfind "$PROPFIND_NAMED"; then
             record "$SERVER" propfind_named_rps "$(calc "$W_REQUESTS / $W_SECONDS" 1)"
+            record "$SERVER" propfind_named_cpu_us "$(cpu_us_per_request)"
         fi
         if run_wrk put_4k_rps 32 "$BASE/put/" put; then
             record "$SERVER" put_4k_rps "$(rps)"

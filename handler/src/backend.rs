@@ -174,7 +174,25 @@ pub trait Reader {
 
 pub trait Writer {
     fn write(&mut self, data: &[u8]) -> StorageResult<()>;
+
+    /// Appends everything a request body's own stream (the opaque source of
+    /// [`BodyReader::direct`](crate::http::BodyReader::direct)) gives, without
+    /// the bytes passing through this component. None: the binding declined,
+    /// nothing was read, and the caller reads and writes.
+    fn append_from(&mut self, _source: &mut dyn Any) -> Option<StorageResult<Appended>> {
+        None
+    }
+
     fn commit(self: Box<Self>) -> StorageResult<Committed>;
+}
+
+/// How [`Writer::append_from`] ended.
+#[derive(Debug, PartialEq)]
+pub enum Appended {
+    /// The source closed after this many bytes, all appended.
+    All(u64),
+    /// Reading the source failed (the client's body broke off).
+    SourceFailed(String),
 }
 
 pub trait Storage {

@@ -136,14 +136,25 @@ struct WasiBody {
     request: IncomingRequest,
 }
 
-impl BodyReader for WasiBody {
-    fn read(&mut self, max: usize) -> Result<Option<Vec<u8>>, DavError> {
+impl WasiBody {
+    /// The body's stream, opened on first use; none when there is no body.
+    fn stream(&mut self) -> Option<&mut InputStream> {
         let request = &self.request;
         let opened = self.opened.get_or_insert_with(|| {
             let body = request.consume().ok()?;
             Some((body.stream().ok()?, body))
         });
-        let Some((stream, _)) = opened else {
+        opened.as_mut().map(|(stream, _)| stream)
+    }
+}
+
+impl BodyReader for WasiBody {
+    fn direct(&mut self) -> Option<&mut dyn Any> {
+        self.stream().map(|stream| stream as &mut dyn Any)
+    }
+
+    fn read(&mut self, max: usize) -> Result<Option<Vec<u8>>, DavError> {
+        let Some(stream) = self.stream() else {
             return Ok(None);
         };
         loop {
@@ -282,6 +293,16 @@ impl b::Reader for WitStream {
 impl b::Writer for WitWriter {
     fn write(&mut self, data: &[u8]) -> b::StorageResult<()> {
         Ok(self.0.write(data)?)
+    }
+
+    fn append_from(&mut self, source: &mut dyn Any) -> Option<b::StorageResult<b::Appended>> {
+        let source = source.downcast_mut::<InputStream>()?;
+        Some(match self.0.append_from(source) {
+            Ok(None) => return None,
+            Ok(Some(storage::Appended::All(n))) => Ok(b::Appended::All(n)),
+            Ok(Some(storage::Appended::SourceFailed(why))) => Ok(b::Appended::SourceFailed(why)),
+            Err(e) => Err(e.into()),
+        })
     }
 
     fn commit(self: Box<Self>) -> b::StorageResult<b::Committed> {

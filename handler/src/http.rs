@@ -13,6 +13,13 @@ use crate::error::DavError;
 pub trait BodyReader {
     /// Next chunk of at most `max` bytes; `None` at the end.
     fn read(&mut self, max: usize) -> Result<Option<Vec<u8>>, DavError>;
+
+    /// The body's own stream, unread, as an opaque source that a storage
+    /// [`Writer`](crate::backend::Writer) may drain without the bytes passing
+    /// through this component. None: only `read` works.
+    fn direct(&mut self) -> Option<&mut dyn Any> {
+        None
+    }
 }
 
 impl BodyReader for &[u8] {

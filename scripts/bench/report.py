@@ -19,6 +19,8 @@ ROWS = [
     ("get_big_mbps", "GET {big} MiB (1 conn, median of {reps})", "MB/s", True),
     ("propfind_allprop_rps", "PROPFIND Depth 1, {files} files, allprop (empty body)", "req/s", True),
     ("propfind_named_rps", "PROPFIND Depth 1, {files} files, 5 named props", "req/s", True),
+    ("propfind_allprop_cpu_us", "server CPU per PROPFIND allprop", "µs", False),
+    ("propfind_named_cpu_us", "server CPU per PROPFIND, 5 named props", "µs", False),
     ("put_4k_rps", "PUT 4 KiB, new file each (32 conns) †", "req/s", True),
     ("put_big_mbps", "PUT {big} MiB (1 conn, median of {reps}) †", "MB/s", True),
     ("peak_rss_mib", "peak RSS over the run (VmHWM, largest process)", "MiB", False),

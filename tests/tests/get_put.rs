@@ -1,6 +1,8 @@
 //! PUT, GET and HEAD: creation and replacement, streaming, ranges, validators,
 //! conditional requests and collection listings.
 
+use std::io::{Read, Write};
+
 use edgedav_tests::*;
 
 // ---------------------------------------------------------------- PUT
@@ -88,6 +90,35 @@ fn put_5_mib_round_trips_exactly() {
         s.get("/big.bin").body == data2,
         "chunked 5 MiB overwrite differs"
     );
+}
+
+#[test]
+fn an_upload_that_breaks_off_is_400_and_leaves_the_old_content() {
+    let s = Server::start();
+    s.put("/doc.bin", "old content").expect(&[201], "first PUT");
+    // A body announced as 1 MB of which 300 KB arrive before the client
+    // stops sending: the server sees the body end early.
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    let head = format!(
+        "PUT /doc.bin HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 1000000\r\n\r\n",
+        s.port
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&pseudo_random(300_000, 5)).unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 400"),
+        "a body that breaks off: {answer:?}"
+    );
+    assert_eq!(s.get("/doc.bin").text(), "old content");
+    // The writer was dropped before the answer: nothing staged is left.
+    let staging = s.root().join(".edgedav/uploads");
+    let staged: Vec<_> = std::fs::read_dir(&staging)
+        .map(|entries| entries.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(staged.is_empty(), "left staged: {staged:?}");
 }
 
 #[test]

@@ -5,10 +5,10 @@
 //! commit, so a failed upload never replaces or changes the stored content.
 
 use super::{header_lookup, request_path, require_parent, stat};
-use crate::backend::{Env, Metadata, WriteOptions};
+use crate::backend::{Appended, Env, Metadata, WriteOptions, Writer};
 use crate::conditions::{Outcome, Preconditions, Scope, http_conditions};
 use crate::error::{DavError, DavResult};
-use crate::http::{Request, Response};
+use crate::http::{BodyReader, Request, Response};
 use crate::path::DavPath;
 
 /// Bytes read from the request per storage write.
@@ -168,11 +168,7 @@ fn upload<'a>(
             && req.header("If-None-Match").is_some_and(|v| v.trim() == "*"),
     };
     let mut writer = env.storage.open_write(path.as_str(), &options)?;
-    let mut received = 0u64;
-    while let Some(chunk) = req.body.read(CHUNK)? {
-        received += chunk.len() as u64;
-        writer.write(&chunk)?;
-    }
+    let received = move_body(&mut *req.body, &mut *writer)?;
     if let Some(expected) = piece.and_then(|p| p.length)
         && received != expected
     {
@@ -188,9 +184,84 @@ fn upload<'a>(
         .header("Content-Length", "0"))
 }
 
+/// Moves the request body into `writer` and says how many bytes it had:
+/// drained by the binding when it can (the bytes never enter this
+/// component), else read and written here. A body that breaks off is a 400
+/// and the writer, dropped uncommitted by the caller, publishes nothing.
+fn move_body(body: &mut dyn BodyReader, writer: &mut dyn Writer) -> DavResult<u64> {
+    if let Some(appended) = body.direct().and_then(|source| writer.append_from(source)) {
+        return match appended? {
+            Appended::All(received) => Ok(received),
+            Appended::SourceFailed(why) => Err(DavError::bad_request(format!(
+                "reading the request body failed: {why}"
+            ))),
+        };
+    }
+    let mut received = 0u64;
+    while let Some(chunk) = body.read(CHUNK)? {
+        received += chunk.len() as u64;
+        writer.write(&chunk)?;
+    }
+    Ok(received)
+}
+
 #[cfg(test)]
 mod tests {
+    use std::any::Any;
+
     use super::*;
+    use crate::backend::{Committed, StorageError, StorageResult};
+
+    /// A body whose own stream is a marker a [`Drainer`] recognises.
+    struct Direct(Stream);
+    struct Stream;
+
+    impl BodyReader for Direct {
+        fn read(&mut self, _max: usize) -> Result<Option<Vec<u8>>, DavError> {
+            panic!("read, though the writer drains the stream");
+        }
+        fn direct(&mut self) -> Option<&mut dyn Any> {
+            Some(&mut self.0)
+        }
+    }
+
+    /// A writer that drains a [`Stream`] with a fixed outcome, or declines
+    /// (`None`) and collects what is written.
+    struct Drainer(Option<StorageResult<Appended>>, Vec<u8>);
+
+    impl Writer for Drainer {
+        fn write(&mut self, data: &[u8]) -> StorageResult<()> {
+            self.1.extend_from_slice(data);
+            Ok(())
+        }
+        fn append_from(&mut self, source: &mut dyn Any) -> Option<StorageResult<Appended>> {
+            source.downcast_mut::<Stream>()?;
+            self.0.take()
+        }
+        fn commit(self: Box<Self>) -> StorageResult<Committed> {
+            unreachable!()
+        }
+    }
+
+    #[test]
+    fn a_body_is_drained_by_the_writer_when_it_can() {
+        let mut all = Drainer(Some(Ok(Appended::All(7))), Vec::new());
+        assert_eq!(move_body(&mut Direct(Stream), &mut all).unwrap(), 7);
+
+        let broken = Some(Ok(Appended::SourceFailed("cut".into())));
+        let e = move_body(&mut Direct(Stream), &mut Drainer(broken, Vec::new())).unwrap_err();
+        assert_eq!(e.status, 400);
+
+        let full = Some(Err(StorageError::NoSpace));
+        let e = move_body(&mut Direct(Stream), &mut Drainer(full, Vec::new())).unwrap_err();
+        assert_eq!(e.status, 507);
+
+        // Declined (or a body without a stream): read and written here.
+        let mut declined = Drainer(None, Vec::new());
+        let mut body: &[u8] = b"hello";
+        assert_eq!(move_body(&mut body, &mut declined).unwrap(), 5);
+        assert_eq!(declined.1, b"hello");
+    }
 
     #[test]
     fn content_ranges() {

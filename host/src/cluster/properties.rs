@@ -26,6 +26,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use deadpool_postgres::tokio_postgres;
 use edgedav_rules::path::{name_of, parent_of};
 
@@ -400,7 +401,7 @@ struct ClearsOnCreate {
 
 #[async_trait]
 impl FileWriter for ClearsOnCreate {
-    async fn write(&mut self, data: Vec<u8>) -> Result<()> {
+    async fn write(&mut self, data: Bytes) -> Result<()> {
         self.inner.write(data).await
     }
 

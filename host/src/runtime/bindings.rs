@@ -15,17 +15,18 @@ use crate::storage::stream::ReaderStream;
 use crate::storage::{self, Backend, Reader, Writer};
 use edgedav::dav::locks::{ActiveLock, LockError, LockRequest};
 use edgedav::dav::storage::{
-    Committed, Error, MemberError, Metadata, Page, Property, PropertyChange, Space, WriteOptions,
+    Appended, Committed, Error, MemberError, Metadata, Page, Property, PropertyChange, Space,
+    WriteOptions,
 };
-use wasmtime_wasi::p2::DynInputStream;
+use wasmtime_wasi::p2::{DynInputStream, StreamError};
 
 wasmtime::component::bindgen!({
     inline: "
         package edgedav:host;
 
         world host-imports {
-            import edgedav:dav/storage@0.4.0;
-            import edgedav:dav/locks@0.4.0;
+            import edgedav:dav/storage@0.5.0;
+            import edgedav:dav/locks@0.5.0;
         }
     ",
     path: "../wit",
@@ -68,6 +69,10 @@ pub fn add_to_linker<T: Send + 'static>(
 }
 
 type Answer<T, E = Error> = wasmtime::Result<Result<T, E>>;
+
+/// The most `append-from` takes from its source per write: a request body
+/// hands out hyper's frames, which are smaller.
+const APPEND_CHUNK: usize = 1 << 20;
 
 impl edgedav::dav::types::Host for DavView<'_> {}
 
@@ -181,7 +186,36 @@ impl edgedav::dav::storage::HostReader for DavView<'_> {
 
 impl edgedav::dav::storage::HostWriter for DavView<'_> {
     async fn write(&mut self, writer: Resource<Writer>, data: Vec<u8>) -> Answer<()> {
-        Ok(self.table.get_mut(&writer)?.write(data).await)
+        Ok(self.table.get_mut(&writer)?.write(data.into()).await)
+    }
+
+    /// Every backend drains the stream: each chunk the source hands out
+    /// (hyper's own buffer, for a request body) goes to the writer as is.
+    async fn append_from(
+        &mut self,
+        writer: Resource<Writer>,
+        source: Resource<DynInputStream>,
+    ) -> Answer<Option<Appended>> {
+        let mut appended = 0u64;
+        loop {
+            let source = self.table.get_mut(&source)?;
+            let chunk = match source.read(APPEND_CHUNK) {
+                Ok(chunk) if chunk.is_empty() => {
+                    source.ready().await;
+                    continue;
+                }
+                Ok(chunk) => chunk,
+                Err(StreamError::Closed) => return Ok(Ok(Some(Appended::All(appended)))),
+                Err(StreamError::LastOperationFailed(e)) => {
+                    return Ok(Ok(Some(Appended::SourceFailed(e.to_string()))));
+                }
+                Err(StreamError::Trap(e)) => return Err(e),
+            };
+            appended += chunk.len() as u64;
+            if let Err(e) = self.table.get_mut(&writer)?.write(chunk).await {
+                return Ok(Err(e));
+            }
+        }
     }
 
     async fn commit(&mut self, writer: Resource<Writer>) -> Answer<Committed> {

@@ -97,7 +97,7 @@ impl c::Store for Blocking {
             let options = Self::options(offset, create_only);
             let mut writer = self.backend.open_write(path, options).await?;
             for chunk in chunks {
-                writer.write(chunk.to_vec()).await?;
+                writer.write(chunk.to_vec().into()).await?;
             }
             Ok(writer.commit().await?.created)
         })
@@ -107,7 +107,7 @@ impl c::Store for Blocking {
         self.on(async {
             let options = Self::options(offset, false);
             let mut writer = self.backend.open_write(path, options).await?;
-            writer.write(content.to_vec()).await
+            writer.write(content.to_vec().into()).await
         })
     }
 

@@ -19,6 +19,7 @@ mod staging;
 pub mod stream;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 
 pub use crate::runtime::bindings::edgedav::dav::storage::{
     Committed, Entry, MemberError, Page, Property, PropertyChange, Space, WriteOptions,
@@ -73,7 +74,7 @@ pub trait FileReader: Send {
 /// discard everything written, leaving the previous content in place.
 #[async_trait]
 pub trait FileWriter: Send {
-    async fn write(&mut self, data: Vec<u8>) -> Result<()>;
+    async fn write(&mut self, data: Bytes) -> Result<()>;
     /// Atomically publishes the content at the path and says whether that
     /// created the file or replaced one (decided atomically with the
     /// publication). With `create-only`, fails with `already-exists` and

@@ -48,6 +48,11 @@ impl st::GuestWriter for FsWriter {
         Ok(())
     }
 
+    /// Declined: the handler reads the body and writes it here.
+    fn append_from(&self, _source: &InputStream) -> Result<Option<st::Appended>, Error> {
+        Ok(None)
+    }
+
     fn commit(this: st::Writer) -> Result<Committed, Error> {
         let mut w: FsWriter = this.into_inner();
         w.fd.sync().map_err(fs_err)?;

@@ -18,9 +18,9 @@ wit_bindgen::generate!({
         world adapter {
             import wasi:filesystem/preopens@0.2.6;
             import wasi:random/random@0.2.6;
-            export edgedav:dav/types@0.4.0;
-            export edgedav:dav/storage@0.4.0;
-            export edgedav:dav/locks@0.4.0;
+            export edgedav:dav/types@0.5.0;
+            export edgedav:dav/storage@0.5.0;
+            export edgedav:dav/locks@0.5.0;
         }
     "#,
     world: "edgedav:fs-adapter/adapter",

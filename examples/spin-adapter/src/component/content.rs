@@ -184,6 +184,15 @@ impl st::GuestWriter for SqlWriter {
         Ok(())
     }
 
+    /// Declined (no wasi:io streams here): the handler reads the body and
+    /// writes it here.
+    fn append_from(
+        &self,
+        _source: &wasi::io::streams::InputStream,
+    ) -> Result<Option<st::Appended>, Error> {
+        Ok(None)
+    }
+
     fn commit(this: st::Writer) -> Result<Committed, Error> {
         let w: SqlWriter = this.into_inner();
         let last = std::mem::take(&mut *w.pending.borrow_mut());

@@ -18,6 +18,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 
 use super::{
     Backend, Committed, Error, FileWriter, MemberError, Metadata, NodeKind, Page, Property,
@@ -367,7 +368,7 @@ struct GuardedWriter {
 
 #[async_trait]
 impl FileWriter for GuardedWriter {
-    async fn write(&mut self, data: Vec<u8>) -> Result<()> {
+    async fn write(&mut self, data: Bytes) -> Result<()> {
         let written = self.written.saturating_add(data.len() as u64);
         let end = self.offset.saturating_add(written);
         if self.policy.max_upload.is_some_and(|max| end > max) {

@@ -53,7 +53,7 @@ fn options(expected: Option<u64>) -> WriteOptions {
 
 async fn put(b: &dyn Backend, path: &str, len: usize) -> Result<Metadata> {
     let mut w = b.open_write(path, options(None)).await?;
-    w.write(vec![b'x'; len]).await?;
+    w.write(vec![b'x'; len].into()).await?;
     Ok(w.commit().await?.metadata)
 }
 
@@ -88,8 +88,11 @@ async fn quota_is_enforced_before_and_while_streaming() {
     ));
     // Streaming past the quota fails; nothing is published.
     let mut w = g.open_write("/b", options(None)).await.unwrap();
-    w.write(vec![1; 30]).await.unwrap();
-    assert!(matches!(w.write(vec![1; 20]).await, Err(Error::NoSpace)));
+    w.write(vec![1; 30].into()).await.unwrap();
+    assert!(matches!(
+        w.write(vec![1; 20].into()).await,
+        Err(Error::NoSpace)
+    ));
     drop(w);
     assert!(matches!(s.inner.stat("/b").await, Err(Error::NotFound)));
     assert!(s.leftovers().is_empty());
@@ -132,19 +135,19 @@ async fn partial_updates_count_only_their_growth() {
     };
     // Rewriting inside the file needs no quota.
     let mut w = g.open_write("/f", at(10)).await.unwrap();
-    w.write(vec![b'y'; 40]).await.unwrap();
+    w.write(vec![b'y'; 40].into()).await.unwrap();
     assert_eq!(w.commit().await.unwrap().metadata.size, 50);
     assert_eq!(g.space_usage("/").await.unwrap().used, Some(50));
     // Appending grows it, up to the upload limit.
     let mut w = g.open_write("/f", at(50)).await.unwrap();
-    w.write(vec![b'z'; 30]).await.unwrap();
+    w.write(vec![b'z'; 30].into()).await.unwrap();
     assert!(matches!(
-        w.write(vec![b'z'; 11]).await,
+        w.write(vec![b'z'; 11].into()).await,
         Err(Error::TooLarge)
     ));
     drop(w);
     let mut w = g.open_write("/f", at(50)).await.unwrap();
-    w.write(vec![b'z'; 30]).await.unwrap();
+    w.write(vec![b'z'; 30].into()).await.unwrap();
     assert_eq!(w.commit().await.unwrap().metadata.size, 80);
     assert_eq!(g.space_usage("/").await.unwrap().used, Some(80));
 }

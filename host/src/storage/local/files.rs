@@ -50,7 +50,7 @@ pub(super) struct LocalWriter {
 
 #[async_trait]
 impl FileWriter for LocalWriter {
-    async fn write(&mut self, data: Vec<u8>) -> Result<()> {
+    async fn write(&mut self, data: Bytes) -> Result<()> {
         io::Write::write_all(&mut self.file, &data)?;
         self.written += data.len() as u64;
         if self.written - self.flushing >= WRITEBACK_STEP {

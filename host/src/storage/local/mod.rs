@@ -42,6 +42,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use edgedav_fstree::{self as fstree, commit, listing, sidecar, tree};
 use rustix::fs::OFlags;
 

@@ -43,7 +43,7 @@ impl Scratch {
 
     async fn put(&self, path: &str, content: &[u8]) -> Metadata {
         let mut writer = self.backend.open_write(path, no_options()).await.unwrap();
-        writer.write(content.to_vec()).await.unwrap();
+        writer.write(content.to_vec().into()).await.unwrap();
         writer.commit().await.unwrap().metadata
     }
 
@@ -173,7 +173,7 @@ async fn writes_publish_only_on_commit() {
     assert_eq!(first.size, 11);
 
     let mut writer = s.backend.open_write("/f.txt", no_options()).await.unwrap();
-    writer.write(b"new".to_vec()).await.unwrap();
+    writer.write(b"new".to_vec().into()).await.unwrap();
     drop(writer);
     assert_eq!(s.get("/f.txt").await, b"old content");
     let leftovers: Vec<_> = fs::read_dir(s.root())
@@ -200,7 +200,7 @@ async fn partial_updates_apply_in_place_on_commit() {
         ..no_options()
     };
     let mut writer = s.backend.open_write("/f", at(6)).await.unwrap();
-    writer.write(b"there!".to_vec()).await.unwrap();
+    writer.write(b"there!".to_vec().into()).await.unwrap();
     drop(writer);
     assert_eq!(
         s.get("/f").await,
@@ -208,7 +208,7 @@ async fn partial_updates_apply_in_place_on_commit() {
         "an aborted piece changes nothing"
     );
     let mut writer = s.backend.open_write("/f", at(6)).await.unwrap();
-    writer.write(b"there!".to_vec()).await.unwrap();
+    writer.write(b"there!".to_vec().into()).await.unwrap();
     assert_eq!(writer.commit().await.unwrap().metadata.size, 12);
     assert_eq!(s.get("/f").await, b"hello there!");
     assert!(matches!(
@@ -460,10 +460,10 @@ fn create_only() -> WriteOptions {
 async fn commits_report_created_or_replaced() {
     let s = Scratch::new();
     let mut w = s.backend.open_write("/f", no_options()).await.unwrap();
-    w.write(b"one".to_vec()).await.unwrap();
+    w.write(b"one".to_vec().into()).await.unwrap();
     assert!(w.commit().await.unwrap().created);
     let mut w = s.backend.open_write("/f", no_options()).await.unwrap();
-    w.write(b"two".to_vec()).await.unwrap();
+    w.write(b"two".to_vec().into()).await.unwrap();
     assert!(!w.commit().await.unwrap().created);
     assert_eq!(s.get("/f").await, b"two");
 }
@@ -481,7 +481,7 @@ async fn create_only_never_replaces() {
     }
     // The path was free when the writer opened, taken when it commits.
     let mut w = s.backend.open_write("/new", create_only()).await.unwrap();
-    w.write(b"late".to_vec()).await.unwrap();
+    w.write(b"late".to_vec().into()).await.unwrap();
     s.put("/new", b"first").await;
     assert!(matches!(w.commit().await, Err(Error::AlreadyExists)));
     assert_eq!(s.get("/new").await, b"first");
@@ -500,7 +500,7 @@ async fn concurrent_creations_have_exactly_one_winner() {
         let mut writers = Vec::new();
         for i in 0..16u8 {
             let mut w = s.backend.open_write(path, options.clone()).await.unwrap();
-            w.write(vec![i; 1000]).await.unwrap();
+            w.write(vec![i; 1000].into()).await.unwrap();
             writers.push(w);
         }
         let commits = writers.into_iter().map(|w| tokio::spawn(w.commit()));
@@ -559,7 +559,7 @@ async fn start_up_sweeps_only_abandoned_uploads() {
         .unwrap();
     // A live writer, its file just as old.
     let mut live = s.backend.open_write("/f", no_options()).await.unwrap();
-    live.write(b"live".to_vec()).await.unwrap();
+    live.write(b"live".to_vec().into()).await.unwrap();
     let live_file = fs::read_dir(&uploads)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -595,7 +595,7 @@ async fn partial_updates_replace_the_file_whole() {
         )
         .await
         .unwrap();
-    writer.write(b"there".to_vec()).await.unwrap();
+    writer.write(b"there".to_vec().into()).await.unwrap();
     let committed = writer.commit().await.unwrap();
     assert!(!committed.created);
     assert_eq!(s.get("/f").await, b"hello there");

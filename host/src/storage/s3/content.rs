@@ -49,7 +49,7 @@ pub(super) struct S3Writer {
 
 #[async_trait]
 impl FileWriter for S3Writer {
-    async fn write(&mut self, data: Vec<u8>) -> Result<()> {
+    async fn write(&mut self, data: Bytes) -> Result<()> {
         self.upload.write(&data).await
     }
 
