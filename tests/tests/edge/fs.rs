@@ -172,3 +172,41 @@ fn fs_big_files_round_trip() {
     r.expect(&[206], "ranged GET");
     assert_eq!(r.body, &data[4_194_300..4_194_310]);
 }
+
+#[test]
+fn fs_an_upload_that_breaks_off_is_400_and_leaves_the_old_content() {
+    use std::io::{Read, Write};
+    let Some(env) = edge_env("fs_an_upload_that_breaks_off_is_400_and_leaves_the_old_content")
+    else {
+        return;
+    };
+    let w = Server::deploy(&env.fs());
+    w.req("PUT", "/doc.bin")
+        .body("old content")
+        .exec()
+        .expect(&[201], "first PUT");
+    // 300 KB of a body announced as 1 MB, then the client stops sending.
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", w.port)).unwrap();
+    let head = format!(
+        "PUT /doc.bin HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 1000000\r\n\r\n",
+        w.port
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&[b'x'; 300_000]).unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 400"),
+        "a body that breaks off: {answer:?}"
+    );
+    let got = w.req("GET", "/doc.bin").exec();
+    got.expect(&[200], "GET");
+    assert_eq!(got.body, b"old content");
+    let names: Vec<String> = std::fs::read_dir(w.root())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name != ".edgedav")
+        .collect();
+    assert_eq!(names, ["doc.bin"], "nothing staged is left beside it");
+}

@@ -35,8 +35,9 @@ use exports::edgedav::dav::types::{Error, Metadata, NodeKind, Timestamp};
 use wasi::filesystem::preopens::get_directories;
 use wasi::filesystem::types::{
     Descriptor, DescriptorFlags, DescriptorStat, DescriptorType, ErrorCode, OpenFlags, PathFlags,
+    filesystem_error_code,
 };
-use wasi::io::streams::InputStream;
+use wasi::io::streams::{InputStream, StreamError};
 
 mod content;
 mod disk;
