@@ -6,10 +6,11 @@
 #
 # For each server in turn, started fresh on 127.0.0.1 with an empty data
 # directory: builds the fixture through the server itself (MKCOL, PUT: N x 4
-# KiB files in one collection, a 1 MiB file, a big file), then measures
-# GET 4 KiB and 1 MiB (wrk, 32 connections), the big file over one connection
-# (curl, median of 3), PROPFIND Depth 1 over the N files (allprop and 5 named
-# properties; 8 connections), PUT 4 KiB new files (32 connections) and PUT of
+# KiB files in one collection, 5 in another, a 1 MiB file, a big file), then
+# measures GET 4 KiB and 1 MiB (wrk, 32 connections), the big file over one
+# connection (curl, median of 3), PROPFIND Depth 1 over the N files (allprop
+# and 5 named properties) and over the 5 (named; 8 connections each), PUT 4
+# KiB new files (32 connections) and PUT of
 # the big file (curl, median of 3); the server's CPU time per GET 4 KiB and
 # per PROPFIND (all its processes and threads, from /proc: the PROPFIND rate
 # of a server with several worker processes, nginx, depends on how the
@@ -61,6 +62,7 @@ done
 [[ $DURATION =~ ^[1-9][0-9]*$ ]] || { echo "--duration takes whole seconds" >&2; exit 2; }
 
 FILES=1000
+FEW=5
 BIG_MIB=256
 REPS=3
 if ((SMOKE)); then
@@ -133,19 +135,20 @@ check() {
 
 status_of() { "${CURL[@]}" -o /dev/null -w '%{http_code}' "$@"; }
 
-# propfind_count BODY: the status and number of <response> elements of a
-# Depth-1 PROPFIND of the collection (an empty BODY asks for allprop).
+# propfind_count BODY [COLLECTION]: the status and number of <response>
+# elements of a Depth-1 PROPFIND of COLLECTION (default small/; an empty BODY
+# asks for allprop).
 propfind_count() {
     local out="$RUN/propfind.xml" code args=()
     [ -n "$1" ] && args=(-H 'Content-Type: application/xml; charset=utf-8' --data-binary "$1")
-    code=$("${CURL[@]}" -X PROPFIND -H 'Depth: 1' "${args[@]+"${args[@]}"}" -o "$out" -w '%{http_code}' "$BASE/small/")
+    code=$("${CURL[@]}" -X PROPFIND -H 'Depth: 1' "${args[@]+"${args[@]}"}" -o "$out" -w '%{http_code}' "$BASE/${2:-small/}")
     echo "$code $(grep -o '<[A-Za-z0-9]*:\{0,1\}response[ >]' "$out" | wc -l)"
 }
 
 build_fixture() {
     local i config="$RUN/put-small.curlrc" codes
     FIXTURE_OK=1
-    for c in "" small/ put/; do
+    for c in "" small/ few/ put/; do
         check "MKCOL /bench/$c" 201 "$(status_of -X MKCOL "$BASE/$c")"
     done
     # One curl, one connection, the files in sequence.
@@ -154,14 +157,20 @@ build_fixture() {
         printf 'upload-file = "%s"\nurl = "%s"\noutput = "/dev/null"\n' \
             "$SRC/4k.bin" "$BASE/small/f$i.bin" >>"$config"
     done
+    # A folder as people keep them: a few files.
+    for ((i = 1; i <= FEW; i++)); do
+        printf 'upload-file = "%s"\nurl = "%s"\noutput = "/dev/null"\n' \
+            "$SRC/4k.bin" "$BASE/few/f$i.bin" >>"$config"
+    done
     codes=$("${CURL[@]}" -H 'Expect:' -K "$config" -w '%{http_code}\n' | grep -cE '^20[14]$' || true)
-    check "PUT of the $FILES small files (2xx)" "$FILES" "$codes"
+    check "PUT of the $FILES + $FEW small files (2xx)" "$((FILES + FEW))" "$codes"
     check "PUT 1m.bin" 201 "$(status_of -H 'Expect:' -T "$SRC/1m.bin" "$BASE/1m.bin")"
     check "PUT big.bin" 201 "$(status_of -H 'Expect:' -T "$SRC/big.bin" "$BASE/big.bin")"
     check "GET f1.bin" "200 4096" "$("${CURL[@]}" -o /dev/null -w '%{http_code} %{size_download}' "$BASE/small/f1.bin")"
     check "GET big.bin (sha256)" "$BIG_SHA" "$("${CURL[@]}" "$BASE/big.bin" | sha256sum | cut -d' ' -f1)"
     check "PROPFIND allprop (status, responses)" "207 $((FILES + 1))" "$(propfind_count "")"
     check "PROPFIND named (status, responses)" "207 $((FILES + 1))" "$(propfind_count "$PROPFIND_NAMED")"
+    check "PROPFIND named of few/ (status, responses)" "207 $((FEW + 1))" "$(propfind_count "$PROPFIND_NAMED" few/)"
     ((FIXTURE_OK))
 }
 
@@ -247,6 +256,10 @@ measure_webdav() {
             record "$SERVER" propfind_named_rps "$(calc "$W_REQUESTS / $W_SECONDS" 1)"
             record "$SERVER" propfind_named_cpu_us "$(cpu_us_per_request)"
         fi
+        if run_wrk propfind_few_rps 8 "$BASE/few/" propfind "$PROPFIND_NAMED"; then
+            record "$SERVER" propfind_few_rps "$(calc "$W_REQUESTS / $W_SECONDS" 1)"
+            record "$SERVER" propfind_few_cpu_us "$(cpu_us_per_request)"
+        fi
         if run_wrk put_4k_rps 32 "$BASE/put/" put; then
             record "$SERVER" put_4k_rps "$(rps)"
         fi
@@ -323,7 +336,7 @@ main() {
     echo
     echo "### edgedav benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); ${DURATION}s per wrk figure; wrk -t1)"
     echo
-    python3 "$BENCH_HERE/report.py" "$RESULTS" "$FILES" "$BIG_MIB" "$REPS"
+    python3 "$BENCH_HERE/report.py" "$RESULTS" "$FILES" "$FEW" "$BIG_MIB" "$REPS"
     echo "Client and servers share this machine's cores: compare servers within one run."
     [ -n "$DISK_NOTE" ] && echo "$DISK_NOTE"
     for note in "${notes[@]+"${notes[@]}"}"; do echo "$note"; done

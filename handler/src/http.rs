@@ -140,6 +140,45 @@ pub struct Response<'a> {
 /// Size of the chunks moved from storage to the client.
 const CHUNK: u32 = 64 * 1024;
 
+/// Generated chunks smaller than this are gathered into one write.
+const GATHER: usize = 64 * 1024;
+
+/// Writes what `source` generates, gathering small chunks (a multistatus's
+/// head, a short page, its tail) into one write: each write costs the sink
+/// host calls, and one that finds the body's buffer full a wait for the
+/// client. A chunk that would overflow the gathered bytes goes out by
+/// itself, uncopied.
+fn write_gathered(
+    mut source: Box<dyn ChunkSource + '_>,
+    sink: &mut dyn Sink,
+) -> Result<(), String> {
+    let mut gathered: Vec<u8> = Vec::new();
+    while let Some(chunk) = source.next_chunk().map_err(|e| e.to_string())? {
+        if gathered.len() + chunk.len() <= GATHER {
+            if gathered.is_empty() {
+                gathered = chunk;
+            } else {
+                gathered.extend_from_slice(&chunk);
+            }
+            continue;
+        }
+        if !gathered.is_empty() {
+            sink.write(&gathered)?;
+            gathered.clear();
+        }
+        if chunk.len() >= GATHER {
+            sink.write(&chunk)?;
+        } else {
+            gathered = chunk;
+        }
+    }
+    if gathered.is_empty() {
+        Ok(())
+    } else {
+        sink.write(&gathered)
+    }
+}
+
 impl<'a> Response<'a> {
     pub fn new(status: u16) -> Self {
         Self {
@@ -202,11 +241,7 @@ impl<'a> Response<'a> {
                     path,
                     length,
                 } => copy(reader, &path, length, sink)?,
-                Part::Generated(mut source) => {
-                    while let Some(chunk) = source.next_chunk().map_err(|e| e.to_string())? {
-                        sink.write(&chunk)?;
-                    }
-                }
+                Part::Generated(source) => write_gathered(source, sink)?,
             }
         }
         Ok(())
@@ -339,6 +374,48 @@ mod tests {
         let (reader, _) = Direct::new(&[b"abc"]);
         let err = write(reader, 10, &mut SplicingSink::default()).unwrap_err();
         assert!(err.contains("7 bytes early"), "{err}");
+    }
+
+    /// Records each write on its own.
+    #[derive(Default)]
+    struct Writes(Vec<Vec<u8>>);
+
+    impl Sink for Writes {
+        fn write(&mut self, data: &[u8]) -> Result<(), String> {
+            self.0.push(data.to_vec());
+            Ok(())
+        }
+    }
+
+    struct Chunks(std::vec::IntoIter<Vec<u8>>);
+
+    impl ChunkSource for Chunks {
+        fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, DavError> {
+            Ok(self.0.next())
+        }
+    }
+
+    #[test]
+    fn small_generated_chunks_are_written_together() {
+        let sizes = [100, 200, GATHER + 5, 10, 20, GATHER - 40, 50];
+        let chunks: Vec<Vec<u8>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| vec![i as u8; n])
+            .collect();
+        let mut response = Response::new(207);
+        response.body.push(Part::Generated(Box::new(Chunks(
+            chunks.clone().into_iter(),
+        ))));
+        let mut sink = Writes::default();
+        response
+            .write_body(&MemoryStorage::default(), &mut sink)
+            .unwrap();
+        let lengths: Vec<usize> = sink.0.iter().map(Vec::len).collect();
+        // Gathered up to GATHER; the big chunk alone; a chunk that would
+        // overflow what is gathered starts the next write.
+        assert_eq!(lengths, [300, GATHER + 5, 30 + GATHER - 40, 50]);
+        assert_eq!(sink.0.concat(), chunks.concat(), "every byte, in order");
     }
 
     #[test]

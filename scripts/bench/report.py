@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Prints the markdown table of scripts/bench.sh from its results file.
 
-    report.py RESULTS FILES BIG_MIB REPS
+    report.py RESULTS FILES FEW BIG_MIB REPS
 
 RESULTS holds one figure a line, `SERVER METRIC VALUE`, VALUE a number or FAIL;
-FILES and BIG_MIB are the fixture's sizes and REPS the transfers of the big
+FILES, FEW and BIG_MIB are the fixture's sizes (FEW: the small folder) and REPS the transfers of the big
 file per figure, for the row labels. A row per
 figure, a column per server that has any figure, and a last column comparing
 edgedav with the best of the other servers in that row.
@@ -21,6 +21,8 @@ ROWS = [
     ("propfind_named_rps", "PROPFIND Depth 1, {files} files, 5 named props", "req/s", True),
     ("propfind_allprop_cpu_us", "server CPU per PROPFIND allprop", "µs", False),
     ("propfind_named_cpu_us", "server CPU per PROPFIND, 5 named props", "µs", False),
+    ("propfind_few_rps", "PROPFIND Depth 1, {few} files, 5 named props", "req/s", True),
+    ("propfind_few_cpu_us", "server CPU per PROPFIND of {few} files", "µs", False),
     ("put_4k_rps", "PUT 4 KiB, new file each (32 conns) †", "req/s", True),
     ("put_big_mbps", "PUT {big} MiB (1 conn, median of {reps}) †", "MB/s", True),
     ("peak_rss_mib", "peak RSS over the run (VmHWM, largest process)", "MiB", False),
@@ -80,10 +82,11 @@ def ratio(row, servers, higher_is_better):
 
 
 def main():
-    if len(sys.argv) != 5:
+    if len(sys.argv) != 6:
         sys.exit(__doc__)
     figures = load(sys.argv[1])
-    sizes = {"files": f"{int(sys.argv[2]):,}", "big": sys.argv[3], "reps": sys.argv[4]}
+    sizes = {"files": f"{int(sys.argv[2]):,}", "few": sys.argv[3], "big": sys.argv[4],
+             "reps": sys.argv[5]}
     present = {server for server, _ in figures}
     servers = [s for s in ORDER if s in present] + sorted(present - set(ORDER))
     print("| figure | unit | " + " | ".join(TITLES.get(s, s) for s in servers)
