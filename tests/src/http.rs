@@ -208,3 +208,24 @@ pub fn read_raw_response<R: BufRead>(r: &mut R, head_only: bool) -> Result<RawRe
     }
     Ok(RawResp { status, head, body })
 }
+
+/// Sends a PUT of `path` announcing `announced` bytes, sends `sent` of them
+/// (fewer) and stops sending, and returns whatever the server answers before
+/// it closes: a body that breaks off, as a client that gives up mid-upload.
+pub fn put_broken_off(port: u16, path: &str, announced: usize, sent: usize) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let head = format!(
+        "PUT {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {announced}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).expect("send the head");
+    stream
+        .write_all(&pseudo_random(sent, 5))
+        .expect("send part of the body");
+    stream
+        .shutdown(std::net::Shutdown::Write)
+        .expect("stop sending");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read the answer");
+    answer
+}

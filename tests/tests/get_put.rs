@@ -1,8 +1,6 @@
 //! PUT, GET and HEAD: creation and replacement, streaming, ranges, validators,
 //! conditional requests and collection listings.
 
-use std::io::{Read, Write};
-
 use edgedav_tests::*;
 
 // ---------------------------------------------------------------- PUT
@@ -98,16 +96,7 @@ fn an_upload_that_breaks_off_is_400_and_leaves_the_old_content() {
     s.put("/doc.bin", "old content").expect(&[201], "first PUT");
     // A body announced as 1 MB of which 300 KB arrive before the client
     // stops sending: the server sees the body end early.
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
-    let head = format!(
-        "PUT /doc.bin HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 1000000\r\n\r\n",
-        s.port
-    );
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(&pseudo_random(300_000, 5)).unwrap();
-    stream.shutdown(std::net::Shutdown::Write).unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
+    let answer = put_broken_off(s.port, "/doc.bin", 1_000_000, 300_000);
     assert!(
         answer.starts_with("HTTP/1.1 400"),
         "a body that breaks off: {answer:?}"

@@ -175,7 +175,6 @@ fn fs_big_files_round_trip() {
 
 #[test]
 fn fs_an_upload_that_breaks_off_is_400_and_leaves_the_old_content() {
-    use std::io::{Read, Write};
     let Some(env) = edge_env("fs_an_upload_that_breaks_off_is_400_and_leaves_the_old_content")
     else {
         return;
@@ -186,16 +185,7 @@ fn fs_an_upload_that_breaks_off_is_400_and_leaves_the_old_content() {
         .exec()
         .expect(&[201], "first PUT");
     // 300 KB of a body announced as 1 MB, then the client stops sending.
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", w.port)).unwrap();
-    let head = format!(
-        "PUT /doc.bin HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 1000000\r\n\r\n",
-        w.port
-    );
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(&[b'x'; 300_000]).unwrap();
-    stream.shutdown(std::net::Shutdown::Write).unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
+    let answer = put_broken_off(w.port, "/doc.bin", 1_000_000, 300_000);
     assert!(
         answer.starts_with("HTTP/1.1 400"),
         "a body that breaks off: {answer:?}"
