@@ -52,13 +52,15 @@ pub fn list_members<F: Fs>(
     let limit = limit.clamp(1, MAX_PAGE) as usize;
     let mut entries = Vec::with_capacity(limit.min(names.len()));
     // A store without any dead property (the usual case) answers for every
-    // member at once, instead of a lookup per member.
-    let any_properties = sidecar::any(fs);
+    // member at once, instead of a lookup per member; asked only when there
+    // is a member to answer for.
+    let mut any_properties = None;
     let mut names = names.into_iter().peekable();
     while entries.len() < limit {
         let Some(name) = names.next() else { break };
         if let Some(metadata) = fs.member(&listing, &name) {
-            let has_properties = any_properties && sidecar::has(fs, &child_path(path, &name));
+            let has_properties = *any_properties.get_or_insert_with(|| sidecar::any(fs))
+                && sidecar::has(fs, &child_path(path, &name));
             entries.push(Entry {
                 name,
                 metadata,

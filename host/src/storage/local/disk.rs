@@ -1,13 +1,15 @@
 //! The filesystem primitives of [`edgedav_fstree::Fs`] on Linux, for the
 //! tree algorithms shared with the wasi-filesystem adapter. Locations are
-//! absolute paths below the canonical root; the fast paths live here:
-//! confinement proved by one `openat2`, listings that `statx` each member
+//! absolute paths below the canonical root, looked up relative to the
+//! root's descriptor (a walk of the path inside the store only); the fast
+//! paths live here: confinement proved by one `openat2`, listings that `statx` each member
 //! relative to the open collection, `renameat2(RENAME_NOREPLACE)`, copies in
 //! the kernel (`copy_file_range`, reflinks where the filesystem has them),
 //! staging in the store's locked staging directory.
 
 use std::fs::{self, File};
 use std::io::{self, Seek, SeekFrom, Write as _};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use edgedav_fstree::{self as fstree, Fs, Kind, Node, Section};
@@ -47,6 +49,30 @@ impl Store {
             Err(e) => Err(fstree::Error::from(io::Error::from(e)).looked_up()),
         }
     }
+
+    /// A location as a directory descriptor and a path relative to it: the
+    /// root's descriptor and the rest of the path for a location below the
+    /// root (a lookup then walks only the path inside the store), else the
+    /// working directory and the location itself.
+    fn anchored<'a>(&'a self, at: &'a Path) -> (BorrowedFd<'a>, &'a Path) {
+        match at.strip_prefix(&self.root) {
+            Ok(inside) if inside.as_os_str().is_empty() => (self.root_fd.as_fd(), Path::new(".")),
+            Ok(inside) => (self.root_fd.as_fd(), inside),
+            Err(_) => (CWD, at),
+        }
+    }
+
+    /// Opens a directory for reading its entries.
+    fn open_dir(&self, at: &Path) -> Result<OwnedFd> {
+        let (dir, path) = self.anchored(at);
+        rustix::fs::openat(
+            dir,
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(errno)
+    }
 }
 
 impl Fs for Store {
@@ -67,9 +93,10 @@ impl Fs for Store {
         use rustix::fs::{ResolveFlags, openat2};
         let mut probe = at;
         loop {
+            let (dir, path) = self.anchored(probe);
             match openat2(
-                CWD,
-                probe,
+                dir,
+                path,
                 OFlags::PATH | OFlags::CLOEXEC,
                 Mode::empty(),
                 ResolveFlags::NO_SYMLINKS,
@@ -103,7 +130,8 @@ impl Fs for Store {
         } else {
             AtFlags::SYMLINK_NOFOLLOW
         };
-        let stat = statx(CWD, at, flags, StatxFlags::TYPE | StatxFlags::SIZE).map_err(errno)?;
+        let (dir, path) = self.anchored(at);
+        let stat = statx(dir, path, flags, StatxFlags::TYPE | StatxFlags::SIZE).map_err(errno)?;
         Ok(Node {
             kind: kind(FileType::from_raw_mode(stat.stx_mode.into())),
             size: stat.stx_size,
@@ -114,14 +142,8 @@ impl Fs for Store {
     /// collection) from a missing path; its members are then looked up
     /// relative to it, one path segment each instead of a walk from the root.
     fn list(&self, at: &Path) -> Result<(Listing, Vec<String>)> {
-        let fd = rustix::fs::open(
-            at,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(errno)?;
         // Read through the descriptor just opened, not by path again.
-        let mut entries = rustix::fs::Dir::new(fd).map_err(errno)?;
+        let mut entries = rustix::fs::Dir::new(self.open_dir(at)?).map_err(errno)?;
         let names = entries
             .by_ref()
             .filter_map(|entry| entry.ok()?.file_name().to_str().ok().map(str::to_owned))
@@ -167,13 +189,7 @@ impl Fs for Store {
     }
 
     fn has_entries(&self, at: &Path) -> Result<bool> {
-        let fd = rustix::fs::open(
-            at,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(errno)?;
-        for entry in rustix::fs::Dir::new(fd).map_err(errno)? {
+        for entry in rustix::fs::Dir::new(self.open_dir(at)?).map_err(errno)? {
             let name = entry.map_err(errno)?;
             let name = name.file_name().to_bytes();
             if name != b"." && name != b".." {
@@ -245,7 +261,12 @@ impl Fs for Store {
     }
 
     fn read_file(&self, at: &Path) -> Result<Vec<u8>> {
-        Ok(fs::read(at)?)
+        let (dir, path) = self.anchored(at);
+        let fd = rustix::fs::openat(dir, path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(errno)?;
+        let mut bytes = Vec::new();
+        io::Read::read_to_end(&mut File::from(fd), &mut bytes)?;
+        Ok(bytes)
     }
 
     fn write_file(&self, at: &Path, bytes: &[u8]) -> Result<()> {
