@@ -150,24 +150,21 @@ impl DavPath {
         Self { path }
     }
 
-    /// The URL path for this resource; collections get a trailing slash.
+    /// The URL path for this resource, percent-encoded (so it holds no XML
+    /// markup either); collections get a trailing slash.
     pub fn href(&self, collection: bool) -> String {
-        self.href_pieces(collection).collect()
+        let mut href = String::from("/");
+        let mut segments = self.segments().peekable();
+        while let Some(segment) = segments.next() {
+            let more = segments.peek().is_some();
+            href.extend(Self::member_href_pieces(segment, collection || more));
+        }
+        href
     }
 
-    /// [`Self::href`] in pieces, to write without building the string (a
-    /// PROPFIND writes one per member). Percent-encoded, so no piece holds
-    /// XML markup either.
-    pub fn href_pieces(&self, collection: bool) -> impl Iterator<Item = &str> {
-        let trailing = (self.is_root() || collection).then_some("/");
-        self.segments()
-            .flat_map(|s| std::iter::once("/").chain(utf8_percent_encode(s, SEGMENT)))
-            .chain(trailing)
-    }
-
-    /// The pieces [`Self::href_pieces`] ends with for a member called
-    /// `name`: what follows its collection's href (a listing encodes the
-    /// collection once, not once per member).
+    /// What follows a collection's href for its member called `name`: the
+    /// encoded name, and a slash for a collection (a listing encodes its
+    /// collection's href once, not once per member).
     pub fn member_href_pieces(name: &str, collection: bool) -> impl Iterator<Item = &str> {
         utf8_percent_encode(name, SEGMENT).chain(collection.then_some("/"))
     }

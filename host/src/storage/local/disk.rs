@@ -2,10 +2,11 @@
 //! tree algorithms shared with the wasi-filesystem adapter. Locations are
 //! absolute paths below the canonical root, looked up relative to the
 //! root's descriptor (a walk of the path inside the store only); the fast
-//! paths live here: confinement proved by one `openat2`, listings that `statx` each member
-//! relative to the open collection, `renameat2(RENAME_NOREPLACE)`, copies in
-//! the kernel (`copy_file_range`, reflinks where the filesystem has them),
-//! staging in the store's locked staging directory.
+//! paths live here: confinement proved by one `openat2`, listings that
+//! `statx` each member relative to the open collection,
+//! `renameat2(RENAME_NOREPLACE)`, copies in the kernel (`copy_file_range`,
+//! reflinks where the filesystem has them), staging in the store's locked
+//! staging directory.
 
 use std::fs::{self, File};
 use std::io::{self, Seek, SeekFrom, Write as _};
