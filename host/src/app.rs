@@ -244,7 +244,7 @@ pub async fn serve(path: Option<&Path>, config: Config) -> wasmtime::Result<()> 
         config.server.shutdown_grace.0,
         shutdown_signal(),
     )
-    .await;
+    .await?;
     Ok(())
 }
 

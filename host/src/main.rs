@@ -26,7 +26,6 @@ mod storage;
 use std::io::{IsTerminal, Read};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -92,10 +91,6 @@ struct ServeArgs {
     s3: S3Options,
 }
 
-/// How long the exit waits for blocking work (file I/O, password hashing)
-/// once serving is over.
-const EXIT_WAIT: Duration = Duration::from_millis(500);
-
 fn main() -> wasmtime::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => {
@@ -108,7 +103,7 @@ fn main() -> wasmtime::Result<()> {
             // runs is dropped now, each request logged as aborted and each
             // unfinished upload discarded, and the exit waits only briefly
             // for blocking work, so it is bounded by the grace.
-            runtime.shutdown_timeout(EXIT_WAIT);
+            runtime.shutdown_timeout(net::server::EXIT_WAIT);
             served
         }
         Command::CheckConfig { file } => check_config(&file),

@@ -6,3 +6,4 @@ pub mod connection;
 pub mod server;
 pub mod tls;
 pub mod traffic;
+pub mod workers;

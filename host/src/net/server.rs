@@ -52,6 +52,7 @@ use crate::gate::access::Endpoint;
 use crate::gate::limits::Defender;
 use crate::metrics::{self, Refusal};
 use crate::net::connection::{self, Connection, Held, Socket, Timeouts};
+use crate::net::workers::Workers;
 use crate::runtime::admission::PerIp;
 
 /// One binding, bound.
@@ -73,6 +74,10 @@ pub struct Admin {
     pub cluster: Option<Arc<Cluster>>,
 }
 
+/// How long the exit waits for blocking work (file I/O, password hashing)
+/// once serving is over.
+pub const EXIT_WAIT: Duration = Duration::from_millis(500);
+
 /// Serves every listener until `shutdown` completes, then drains open
 /// connections for at most `grace`.
 pub async fn serve(
@@ -80,13 +85,19 @@ pub async fn serve(
     admin: Option<Admin>,
     grace: Duration,
     shutdown: impl Future<Output = ()>,
-) {
+) -> io::Result<()> {
+    let workers = Arc::new(Workers::start(EXIT_WAIT)?);
     let (stop, stopped) = watch::channel(false);
     // Every accept loop and connection holds a sender; when all are gone,
     // everything has closed.
     let (alive, mut all_closed) = mpsc::channel::<()>(1);
     for listener in listeners {
-        tokio::spawn(accept_loop(listener, stopped.clone(), alive.clone()));
+        tokio::spawn(accept_loop(
+            listener,
+            workers.clone(),
+            stopped.clone(),
+            alive.clone(),
+        ));
     }
     if let Some(admin) = admin {
         tokio::spawn(admin_loop(admin, stopped.clone(), alive.clone()));
@@ -107,6 +118,10 @@ pub async fn serve(
             metrics::get().active_connections.load(Relaxed)
         ),
     }
+    // What still runs is dropped now; the wait for the workers' blocking
+    // work is bounded by `EXIT_WAIT`.
+    let _ = tokio::task::spawn_blocking(move || workers.stop()).await;
+    Ok(())
 }
 
 /// Accepts with a growing pause after failures (typically out of file
@@ -162,6 +177,7 @@ impl AcceptBackoff {
 
 async fn accept_loop(
     listener: Listener,
+    workers: Arc<Workers>,
     mut stopped: watch::Receiver<bool>,
     alive: mpsc::Sender<()>,
 ) {
@@ -221,13 +237,18 @@ async fn accept_loop(
             debug!(%peer, "TCP_NODELAY not set: {e}");
         }
         metrics::get().connections_accepted.fetch_add(1, Relaxed);
-        let socket = Socket::new(
-            stream,
-            Held {
-                _binding: permit,
-                _ip: ip_hold,
-            },
-        );
+        // The socket moves to a worker's reactor (see `workers`).
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(e) => {
+                debug!(%peer, "accepted socket lost: {e}");
+                continue;
+            }
+        };
+        let held = Held {
+            _binding: permit,
+            _ip: ip_hold,
+        };
         let connection = Connection {
             peer,
             endpoint: endpoint.clone(),
@@ -238,10 +259,13 @@ async fn accept_loop(
         };
         let tls = listener.tls.clone();
         let alive = alive.clone();
-        tokio::spawn(async move {
+        workers.spawn(async move {
             let _alive = alive;
             let _active = ActiveConnection::new();
-            connection.serve(socket, tls).await;
+            match TcpStream::from_std(stream) {
+                Ok(stream) => connection.serve(Socket::new(stream, held), tls).await,
+                Err(e) => debug!(%peer, "accepted socket lost: {e}"),
+            }
         });
     }
     info!(address = %listener.tcp.local_addr().map_or_else(|_| "?".into(), |a| a.to_string()), "listener closed");
