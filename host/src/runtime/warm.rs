@@ -27,6 +27,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use crate::metrics;
@@ -56,9 +57,15 @@ impl Tenant {
 }
 
 /// Idle instances (or anything else kept warm), by tenant, most recently
-/// used last.
+/// used last, each with when and on which thread it was last used.
 pub struct WarmPool<I> {
-    idle: Mutex<HashMap<Tenant, Vec<(I, Instant)>>>,
+    idle: Mutex<HashMap<Tenant, Vec<Idle<I>>>>,
+}
+
+struct Idle<I> {
+    instance: I,
+    since: Instant,
+    thread: ThreadId,
 }
 
 impl<I> Default for WarmPool<I> {
@@ -70,17 +77,22 @@ impl<I> Default for WarmPool<I> {
 }
 
 impl<I> WarmPool<I> {
-    /// The most recently used idle instance of `tenant`, if any.
+    /// The most recently used idle instance of `tenant`, if any; one last
+    /// used on this thread first. A connection stays on its thread (see
+    /// `net::workers`), and an instance reused there finds its memory in
+    /// that core's caches.
     pub fn take(&self, tenant: &Tenant) -> Option<I> {
+        let here = std::thread::current().id();
         let mut idle = self.lock();
         let instances = idle.get_mut(tenant)?;
-        let (warm, _) = instances.pop()?;
+        let mine = instances.iter().rposition(|i| i.thread == here);
+        let warm = instances.remove(mine.unwrap_or(instances.len().checked_sub(1)?));
         if instances.is_empty() {
             idle.remove(tenant);
         }
         count_idle(&idle);
         metrics::get().instance_reuses.fetch_add(1, Relaxed);
-        Some(warm)
+        Some(warm.instance)
     }
 
     /// Keeps `warm` for the tenant's next request if there is room, and
@@ -92,15 +104,19 @@ impl<I> WarmPool<I> {
             idle.retain(|_, instances| {
                 let stale = instances
                     .iter()
-                    .take_while(|(_, since)| since.elapsed() >= IDLE_TIMEOUT)
+                    .take_while(|i| i.since.elapsed() >= IDLE_TIMEOUT)
                     .count();
-                dropped.extend(instances.drain(..stale).map(|(w, _)| w));
+                dropped.extend(instances.drain(..stale).map(|i| i.instance));
                 !instances.is_empty()
             });
             let total: usize = idle.values().map(Vec::len).sum();
             let mine = idle.get(&tenant).map_or(0, Vec::len);
             if total < MAX_IDLE && mine < MAX_IDLE_PER_TENANT {
-                idle.entry(tenant).or_default().push((warm, Instant::now()));
+                idle.entry(tenant).or_default().push(Idle {
+                    instance: warm,
+                    since: Instant::now(),
+                    thread: std::thread::current().id(),
+                });
             } else {
                 dropped.push(warm);
             }
@@ -116,13 +132,13 @@ impl<I> WarmPool<I> {
         self.lock().values().map(Vec::len).sum()
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<Tenant, Vec<(I, Instant)>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Tenant, Vec<Idle<I>>>> {
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 /// Publishes the number of idle instances (called under the pool's lock).
-fn count_idle<I>(idle: &HashMap<Tenant, Vec<(I, Instant)>>) {
+fn count_idle<I>(idle: &HashMap<Tenant, Vec<Idle<I>>>) {
     let total: usize = idle.values().map(Vec::len).sum();
     metrics::get()
         .warm_instances
@@ -141,6 +157,25 @@ mod tests {
         pool.put(alice.clone(), 2);
         assert_eq!(pool.take(&bob), None);
         assert_eq!(pool.take(&alice), Some(2), "most recently used first");
+        assert_eq!(pool.take(&alice), Some(1));
+        assert_eq!(pool.take(&alice), None);
+    }
+
+    #[test]
+    fn an_instance_last_used_on_this_thread_comes_first() {
+        let pool = Arc::new(WarmPool::default());
+        let alice = Tenant::new("user:alice");
+        let elsewhere = |instance| {
+            let (pool, alice) = (pool.clone(), alice.clone());
+            std::thread::spawn(move || pool.put(alice, instance))
+                .join()
+                .unwrap();
+        };
+        elsewhere(1);
+        pool.put(alice.clone(), 2);
+        elsewhere(3);
+        assert_eq!(pool.take(&alice), Some(2), "the one used here");
+        assert_eq!(pool.take(&alice), Some(3), "then the most recent");
         assert_eq!(pool.take(&alice), Some(1));
         assert_eq!(pool.take(&alice), None);
     }
