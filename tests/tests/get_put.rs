@@ -297,6 +297,79 @@ fn get_range_in_a_large_file() {
     );
 }
 
+/// Ranges of a file of several MiB, starting inside a page and crossing the
+/// chunks a download is read in, and the whole file.
+#[test]
+fn large_ranges_arrive_byte_for_byte() {
+    let s = Server::start();
+    let size = 3 * 1024 * 1024 + 4321;
+    let data = pseudo_random(size, 9);
+    std::fs::write(s.root().join("large.bin"), &data).unwrap();
+    for (range, from, to) in [
+        ("bytes=4097-1500000", 4097, 1_500_001),
+        ("bytes=-700000", size - 700_000, size),
+        ("bytes=1048500-", 1_048_500, size),
+    ] {
+        let r = s.req("GET", "/large.bin").header("Range", range).exec();
+        r.expect(&[206], range);
+        assert!(r.body == data[from..to], "{range}: wrong bytes");
+    }
+    let whole = s.get("/large.bin");
+    whole.expect(&[200], "GET of the whole file");
+    assert!(whole.body == data, "the whole file differs");
+}
+
+/// A file cut short by another process while it is being downloaded ends
+/// the connection: the client gets fewer bytes than announced, never bytes
+/// that are not the file's, and the server goes on.
+#[test]
+fn a_file_cut_short_while_it_downloads_ends_the_connection() {
+    use std::io::{Read, Write};
+    let s = Server::start();
+    // Far more than the socket buffers on both ends hold, so most of it is
+    // still to be sent when the file shrinks (sparse: made at once).
+    let size: u64 = 128 << 20;
+    let path = s.root().join("cut.bin");
+    std::fs::File::create(&path).unwrap().set_len(size).unwrap();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    write!(
+        stream,
+        "GET /cut.bin HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n",
+        s.port
+    )
+    .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    let head_end = loop {
+        if let Some(at) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "closed before the head: {got:?}");
+        got.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&got[..head_end]).to_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains(&format!("content-length: {size}")), "{head}");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).unwrap();
+    let body = (got.len() - head_end + rest.len()) as u64;
+    assert!(body < size, "the whole announced body arrived: {body}");
+    assert!(
+        got[head_end..].iter().chain(&rest).all(|&b| b == 0),
+        "bytes that are not the file's"
+    );
+    s.put("/after.txt", "fine")
+        .expect(&[201], "PUT after the cut");
+    assert_eq!(s.get("/after.txt").text(), "fine");
+}
+
 #[test]
 fn get_unsatisfiable_range_is_416() {
     let s = Handler::start();
