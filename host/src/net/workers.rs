@@ -29,6 +29,11 @@ use std::time::Duration;
 use tokio::runtime::{Builder, Handle};
 use tokio::sync::oneshot;
 
+/// Blocking threads of all workers together (tokio's default for one
+/// runtime), and the fewest one worker has.
+const BLOCKING_THREADS: usize = 512;
+const MIN_BLOCKING_THREADS: usize = 16;
+
 /// The serving threads.
 pub struct Workers {
     workers: Vec<Worker>,
@@ -54,8 +59,11 @@ impl Workers {
     }
 
     fn with_count(count: usize, wait_at_exit: Duration) -> io::Result<Self> {
+        // Each runtime has its own blocking pool (commits, tree operations,
+        // password hashes); together they keep tokio's default for one.
+        let blocking = (BLOCKING_THREADS / count).max(MIN_BLOCKING_THREADS);
         let workers = (0..count)
-            .map(|i| Worker::start(i, wait_at_exit))
+            .map(|i| Worker::start(i, blocking, wait_at_exit))
             .collect::<io::Result<_>>()?;
         Ok(Self {
             workers,
@@ -105,8 +113,11 @@ impl Workers {
 }
 
 impl Worker {
-    fn start(index: usize, wait_at_exit: Duration) -> io::Result<Self> {
-        let runtime = Builder::new_current_thread().enable_all().build()?;
+    fn start(index: usize, blocking: usize, wait_at_exit: Duration) -> io::Result<Self> {
+        let runtime = Builder::new_current_thread()
+            .enable_all()
+            .max_blocking_threads(blocking)
+            .build()?;
         let handle = runtime.handle().clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
