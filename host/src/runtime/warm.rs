@@ -24,7 +24,6 @@
 //! `--no-instance-reuse` (config `sandbox.instance_reuse = false`) turns it
 //! off: every request then gets a fresh instance, as `wasmtime serve` does.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::ThreadId;
@@ -47,7 +46,7 @@ pub const MAX_WARM_MEMORY: usize = 16 << 20;
 
 /// Whose requests an instance may answer: a user (with the anonymous flag)
 /// or the open store. Built by the access layer from the identity.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenant(Arc<str>);
 
 impl Tenant {
@@ -56,14 +55,17 @@ impl Tenant {
     }
 }
 
-/// Idle instances (or anything else kept warm), by tenant, most recently
-/// used last, each with when and on which thread it was last used.
+/// Idle instances (or anything else kept warm), oldest first. A list, not
+/// a map by tenant: it never holds more than [`MAX_IDLE`], and a scan of
+/// that few costs less than hashing the tenant's key.
 pub struct WarmPool<I> {
-    idle: Mutex<HashMap<Tenant, Vec<Idle<I>>>>,
+    idle: Mutex<Vec<Idle<I>>>,
 }
 
 struct Idle<I> {
+    tenant: Tenant,
     instance: I,
+    /// When it went idle, and on which thread it answered last.
     since: Instant,
     thread: ThreadId,
 }
@@ -71,7 +73,7 @@ struct Idle<I> {
 impl<I> Default for WarmPool<I> {
     fn default() -> Self {
         Self {
-            idle: Mutex::new(HashMap::new()),
+            idle: Mutex::new(Vec::with_capacity(MAX_IDLE)),
         }
     }
 }
@@ -84,12 +86,16 @@ impl<I> WarmPool<I> {
     pub fn take(&self, tenant: &Tenant) -> Option<I> {
         let here = std::thread::current().id();
         let mut idle = self.lock();
-        let instances = idle.get_mut(tenant)?;
-        let mine = instances.iter().rposition(|i| i.thread == here);
-        let warm = instances.remove(mine.unwrap_or(instances.len().checked_sub(1)?));
-        if instances.is_empty() {
-            idle.remove(tenant);
-        }
+        let mut theirs = idle
+            .iter()
+            .enumerate()
+            .rev()
+            .filter(|(_, i)| i.tenant == *tenant);
+        let (newest, _) = theirs.clone().next()?;
+        let at = theirs
+            .find(|(_, i)| i.thread == here)
+            .map_or(newest, |(at, _)| at);
+        let warm = idle.remove(at);
         count_idle(&idle);
         metrics::get().instance_reuses.fetch_add(1, Relaxed);
         Some(warm.instance)
@@ -98,29 +104,27 @@ impl<I> WarmPool<I> {
     /// Keeps `warm` for the tenant's next request if there is room, and
     /// drops instances idle for longer than [`IDLE_TIMEOUT`].
     pub fn put(&self, tenant: Tenant, warm: I) {
-        let mut dropped = Vec::new();
+        let dropped: Vec<I>;
         {
             let mut idle = self.lock();
-            idle.retain(|_, instances| {
-                let stale = instances
-                    .iter()
-                    .take_while(|i| i.since.elapsed() >= IDLE_TIMEOUT)
-                    .count();
-                dropped.extend(instances.drain(..stale).map(|i| i.instance));
-                !instances.is_empty()
-            });
-            let total: usize = idle.values().map(Vec::len).sum();
-            let mine = idle.get(&tenant).map_or(0, Vec::len);
-            if total < MAX_IDLE && mine < MAX_IDLE_PER_TENANT {
-                idle.entry(tenant).or_default().push(Idle {
+            let stale = idle
+                .iter()
+                .take_while(|i| i.since.elapsed() >= IDLE_TIMEOUT)
+                .count();
+            let mut gone: Vec<I> = idle.drain(..stale).map(|i| i.instance).collect();
+            let mine = idle.iter().filter(|i| i.tenant == tenant).count();
+            if idle.len() < MAX_IDLE && mine < MAX_IDLE_PER_TENANT {
+                idle.push(Idle {
+                    tenant,
                     instance: warm,
                     since: Instant::now(),
                     thread: std::thread::current().id(),
                 });
             } else {
-                dropped.push(warm);
+                gone.push(warm);
             }
             count_idle(&idle);
+            dropped = gone;
         }
         // Instances are torn down outside the lock.
         drop(dropped);
@@ -129,20 +133,19 @@ impl<I> WarmPool<I> {
     /// Idle instances kept now.
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.lock().values().map(Vec::len).sum()
+        self.lock().len()
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<Tenant, Vec<Idle<I>>>> {
+    fn lock(&self) -> MutexGuard<'_, Vec<Idle<I>>> {
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 /// Publishes the number of idle instances (called under the pool's lock).
-fn count_idle<I>(idle: &HashMap<Tenant, Vec<Idle<I>>>) {
-    let total: usize = idle.values().map(Vec::len).sum();
+fn count_idle<I>(idle: &[Idle<I>]) {
     metrics::get()
         .warm_instances
-        .store(i64::try_from(total).unwrap_or(i64::MAX), Relaxed);
+        .store(i64::try_from(idle.len()).unwrap_or(i64::MAX), Relaxed);
 }
 
 #[cfg(test)]
