@@ -70,9 +70,9 @@ impl Guest for Component {
             locks: &WitLocks,
             config: &config,
         };
-        let response = crate::handle(&env, req);
+        let mut response = crate::handle(&env, req);
 
-        let fields = response_fields(&response.headers);
+        let fields = response_fields(std::mem::take(&mut response.headers));
         let outgoing = OutgoingResponse::new(fields);
         // A new response is a 200 already: one host call fewer for most.
         if response.status != 200 {
@@ -100,11 +100,12 @@ impl Guest for Component {
 }
 
 /// The response's header fields, in one host call; should one be refused,
-/// one call each, skipping what is refused rather than trapping.
-fn response_fields(headers: &[(String, String)]) -> Fields {
+/// one call each, skipping what is refused rather than trapping. The
+/// headers are moved, not copied: the body does not need them.
+fn response_fields(headers: Vec<(String, String)>) -> Fields {
     let list: Vec<(String, Vec<u8>)> = headers
-        .iter()
-        .map(|(name, value)| (name.clone(), value.as_bytes().to_vec()))
+        .into_iter()
+        .map(|(name, value)| (name, value.into_bytes()))
         .collect();
     Fields::from_list(&list).unwrap_or_else(|_| {
         let fields = Fields::new();
