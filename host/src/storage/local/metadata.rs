@@ -46,7 +46,8 @@ pub(super) fn etag(ino: u64, size: u64, mtime_nanos: i128) -> String {
                 break;
             }
         }
-        buf[start..].iter().for_each(|&b| out.push(char::from(b)));
+        // ASCII digits: one copy, no per-character encoding.
+        out.push_str(std::str::from_utf8(&buf[start..]).unwrap_or_default());
     }
     let mut out = String::with_capacity(48);
     hex(&mut out, u128::from(ino));
