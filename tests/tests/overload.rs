@@ -387,6 +387,44 @@ fn a_refusal_to_a_client_expecting_100_continue_sends_no_100() {
     closed_by_server(&mut c);
 }
 
+/// The access log says `aborted=false` of responses sent whole, whether
+/// the connection stays open or closes after them.
+#[test]
+fn responses_sent_whole_are_not_logged_as_aborted() {
+    let mut s = start_with("", "", |dir| {
+        std::fs::write(dir.join("home/small"), b"hello").unwrap();
+    });
+    let mut c = connect(&s);
+    c.write_all(get_request("/small").as_bytes()).unwrap();
+    let mut reader = BufReader::new(c.try_clone().unwrap());
+    let r = read_raw_response(&mut reader, false).unwrap();
+    assert_eq!(r.status, 200, "{}", r.head);
+    write!(
+        c,
+        "MKCOL /made/ HTTP/1.1\r\nHost: x\r\n{AUTH}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let r = read_raw_response(&mut reader, false).unwrap();
+    assert_eq!(r.status, 201, "{}", r.head);
+    // The log is complete once the server has exited.
+    s.signal(libc::SIGTERM);
+    assert!(s.wait_exit(BOUND).expect("the server exits").success());
+    let log = s.log();
+    let lines: Vec<_> = log
+        .lines()
+        .filter(|l| l.contains("edgedav::access") && l.contains(" path=/"))
+        .collect();
+    for (method, path) in [("GET", "/small"), ("MKCOL", "/made/")] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(&format!("method={method} path={path} "))
+                    && l.contains("aborted=false")),
+            "{method} {path} not logged as sent whole: {lines:#?}"
+        );
+    }
+}
+
 #[test]
 fn shutdown_is_bounded_by_the_grace_and_logs_the_requests_it_cuts() {
     let mut s = start_with("", "", |dir| {

@@ -370,7 +370,11 @@ fn finish(
             .or_insert(RETRY_AFTER_SECS.into());
     }
     log.status = response.status().as_u16();
-    response.map(|body| ResponseBody::new(body, download, log))
+    let declared = response
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    response.map(|body| ResponseBody::new(body, download, log, declared))
 }
 
 /// 401 with the one Basic challenge.

@@ -438,9 +438,17 @@ pub struct ResponseBody {
 }
 
 impl ResponseBody {
-    pub fn new(inner: HyperOutgoingBody, throttle: Option<Arc<Throttle>>, log: AccessLog) -> Self {
+    /// `declared`: the response's `Content-Length`. hyper drops a body as
+    /// soon as it has sent that many bytes, without asking it for its end,
+    /// and the guest's body does not know its length itself.
+    pub fn new(
+        inner: HyperOutgoingBody,
+        throttle: Option<Arc<Throttle>>,
+        log: AccessLog,
+        declared: Option<u64>,
+    ) -> Self {
         Self {
-            length: inner.size_hint().exact(),
+            length: inner.size_hint().exact().or(declared),
             inner,
             pacer: Pacer::new(throttle),
             sent: 0,
