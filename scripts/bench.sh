@@ -10,8 +10,8 @@
 # measures GET 4 KiB and 1 MiB (wrk, 32 connections), the big file over one
 # connection (curl, median of 3), PROPFIND Depth 1 over the N files (allprop
 # and 5 named properties) and over the 5 (named; 8 connections each), PUT 4
-# KiB new files (32 connections) and PUT of
-# the big file (curl, median of 3); the server's CPU time per GET 4 KiB and
+# KiB new files (32 connections) and PUT of the big file (curl, median of
+# 3); the server's CPU time per GET 4 KiB and
 # per PROPFIND (all its processes and threads, from /proc: the PROPFIND rate
 # of a server with several worker processes, nginx, depends on how the
 # connections happen to spread over them, its CPU per request does not),
@@ -224,6 +224,16 @@ median_transfer() {
     record "$SERVER" "$metric" "$(printf '%s\n' "${rates[@]}" | sort -n | sed -n "$(((REPS + 1) / 2))p")"
 }
 
+# measure_propfind NAME COLLECTION BODY: Depth-1 PROPFINDs of COLLECTION
+# (8 connections; an empty BODY asks for allprop), recorded as NAME_rps and
+# NAME_cpu_us.
+measure_propfind() {
+    if run_wrk "$1_rps" 8 "$BASE/$2" propfind "$3"; then
+        record "$SERVER" "$1_rps" "$(calc "$W_REQUESTS / $W_SECONDS" 1)"
+        record "$SERVER" "$1_cpu_us" "$(cpu_us_per_request)"
+    fi
+}
+
 # ---------------------------------------------------------------- per server
 measure_webdav() {
     SERVER=$1
@@ -248,18 +258,9 @@ measure_webdav() {
             record "$SERVER" get_1m_mbps "$(calc "$W_REQUESTS * 1048576 / $W_SECONDS / 1e6")"
         fi
         median_transfer get_big_mbps get || true
-        if run_wrk propfind_allprop_rps 8 "$BASE/small/" propfind; then
-            record "$SERVER" propfind_allprop_rps "$(calc "$W_REQUESTS / $W_SECONDS" 1)"
-            record "$SERVER" propfind_allprop_cpu_us "$(cpu_us_per_request)"
-        fi
-        if run_wrk propfind_named_rps 8 "$BASE/small/" propfind "$PROPFIND_NAMED"; then
-            record "$SERVER" propfind_named_rps "$(calc "$W_REQUESTS / $W_SECONDS" 1)"
-            record "$SERVER" propfind_named_cpu_us "$(cpu_us_per_request)"
-        fi
-        if run_wrk propfind_few_rps 8 "$BASE/few/" propfind "$PROPFIND_NAMED"; then
-            record "$SERVER" propfind_few_rps "$(calc "$W_REQUESTS / $W_SECONDS" 1)"
-            record "$SERVER" propfind_few_cpu_us "$(cpu_us_per_request)"
-        fi
+        measure_propfind propfind_allprop small/ ""
+        measure_propfind propfind_named small/ "$PROPFIND_NAMED"
+        measure_propfind propfind_few few/ "$PROPFIND_NAMED"
         if run_wrk put_4k_rps 32 "$BASE/put/" put; then
             record "$SERVER" put_4k_rps "$(rps)"
         fi

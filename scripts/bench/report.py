@@ -4,8 +4,8 @@
     report.py RESULTS FILES FEW BIG_MIB REPS
 
 RESULTS holds one figure a line, `SERVER METRIC VALUE`, VALUE a number or FAIL;
-FILES, FEW and BIG_MIB are the fixture's sizes (FEW: the small folder) and REPS the transfers of the big
-file per figure, for the row labels. A row per
+FILES, FEW and BIG_MIB are the fixture's sizes (FEW: the small folder) and
+REPS the transfers of the big file per figure, for the row labels. A row per
 figure, a column per server that has any figure, and a last column comparing
 edgedav with the best of the other servers in that row.
 """

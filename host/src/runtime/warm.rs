@@ -104,14 +104,13 @@ impl<I> WarmPool<I> {
     /// Keeps `warm` for the tenant's next request if there is room, and
     /// drops instances idle for longer than [`IDLE_TIMEOUT`].
     pub fn put(&self, tenant: Tenant, warm: I) {
-        let dropped: Vec<I>;
-        {
+        let dropped = {
             let mut idle = self.lock();
             let stale = idle
                 .iter()
                 .take_while(|i| i.since.elapsed() >= IDLE_TIMEOUT)
                 .count();
-            let mut gone: Vec<I> = idle.drain(..stale).map(|i| i.instance).collect();
+            let mut dropped: Vec<I> = idle.drain(..stale).map(|i| i.instance).collect();
             let mine = idle.iter().filter(|i| i.tenant == tenant).count();
             if idle.len() < MAX_IDLE && mine < MAX_IDLE_PER_TENANT {
                 idle.push(Idle {
@@ -121,11 +120,11 @@ impl<I> WarmPool<I> {
                     thread: std::thread::current().id(),
                 });
             } else {
-                gone.push(warm);
+                dropped.push(warm);
             }
             count_idle(&idle);
-            dropped = gone;
-        }
+            dropped
+        };
         // Instances are torn down outside the lock.
         drop(dropped);
     }
