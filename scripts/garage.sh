@@ -150,10 +150,19 @@ garage_stop() {
 
 # ---------------------------------------------------------------- cluster
 
-# garage_cluster_start: three Garage nodes on 127.0.0.1, replication factor
-# 3 (one zone each), with the test bucket and key. Sets GARAGE_CLUSTER_S3
+# garage_cluster_start: three Garage nodes on 127.0.0.1 (one zone each),
+# replication factor 2, with the test bucket and key. Sets GARAGE_CLUSTER_S3
 # (the three nodes' S3 endpoints, in order) and GARAGE_CLUSTER_DIR; stop
 # with garage_cluster_stop. Does not touch the single node of garage_start.
+#
+# Why 2 and not 3: a Garage node filters deleted objects out of its part of
+# a listing before the parts are merged, so with factor 3 (writes
+# acknowledged by 2 of 3 nodes) a listing that asks the third node shows an
+# object for a while after its deletion was acknowledged. Seen here: a
+# DELETE of /litmus/ answered 204 through one node, then a MKCOL through
+# another answered 405 because its listing still held the deleted keys
+# (about 1 run in 8 of the cluster litmus run). With factor 2 a write is
+# acknowledged by both replicas, so every listing after it agrees.
 garage_cluster_start() {
     command -v garage >/dev/null 2>&1 || garage_ensure_installed || return 1
     local n s3 rpc admin dir ids=() id i
@@ -165,7 +174,7 @@ garage_cluster_start() {
         read -r s3 rpc admin <<<"$(garage_free_ports 3)"
         dir="$GARAGE_CLUSTER_DIR/node$n"
         mkdir -p "$dir"
-        garage_config "$dir" 3 8 "$s3" "$rpc" "$admin"
+        garage_config "$dir" 2 8 "$s3" "$rpc" "$admin"
         RUST_LOG=${GARAGE_LOG:-warn} garage -c "$dir/garage.toml" server >"$dir/garage.log" 2>&1 &
         GARAGE_CLUSTER_PIDS+=("$!")
         GARAGE_CLUSTER_S3+=("http://127.0.0.1:$s3")
@@ -194,7 +203,7 @@ garage_cluster_start() {
     "${cli[@]}" key import --yes -n edgedav "$GARAGE_ACCESS_KEY" "$GARAGE_SECRET_KEY" >/dev/null
     "${cli[@]}" bucket create "$GARAGE_BUCKET" >/dev/null
     "${cli[@]}" bucket allow --read --write --owner "$GARAGE_BUCKET" --key edgedav >/dev/null
-    garage_log "three nodes (replication factor 3), S3 on ${GARAGE_CLUSTER_S3[*]}, data in $GARAGE_CLUSTER_DIR"
+    garage_log "three nodes (replication factor 2), S3 on ${GARAGE_CLUSTER_S3[*]}, data in $GARAGE_CLUSTER_DIR"
 }
 
 garage_cluster_failed() {
