@@ -583,6 +583,12 @@ struct DenyOutgoing;
 type OutgoingIo = Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>;
 
 impl WasiHttpHooks for DenyOutgoing {
+    /// The default rule, without the default's new closure (an allocation)
+    /// for every header field the guest sets.
+    fn is_forbidden_header(&mut self, name: &hyper::http::HeaderName) -> bool {
+        wasmtime_wasi_http::DEFAULT_FORBIDDEN_HEADERS.contains(name)
+    }
+
     fn send_request(
         &mut self,
         request: hyper::http::Request<WasiBody>,
@@ -601,6 +607,17 @@ impl WasiHttpHooks for DenyOutgoing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The guest may not set the fields that frame the connection.
+    #[test]
+    fn connection_fields_stay_forbidden_to_the_guest() {
+        use hyper::http::header;
+        let mut hooks = DenyOutgoing;
+        for name in [header::CONNECTION, header::TRANSFER_ENCODING, header::HOST] {
+            assert!(hooks.is_forbidden_header(&name), "{name}");
+        }
+        assert!(!hooks.is_forbidden_header(&header::CONTENT_TYPE));
+    }
 
     /// The build script and the host agree on the engine settings, so the
     /// host starts without compiling the handler.
