@@ -42,7 +42,7 @@ impl Metadata {
 
     /// The ETag as sent on the wire (a strong entity tag).
     pub fn quoted_etag(&self) -> String {
-        format!("\"{}\"", self.etag)
+        ["\"", self.etag.as_str(), "\""].concat()
     }
 }
 

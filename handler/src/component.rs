@@ -2,6 +2,7 @@
 //! the [`crate::backend`] traits. No protocol decisions are made here.
 
 use std::any::Any;
+use std::sync::OnceLock;
 
 use crate::backend::{self as b, Config, Env};
 use crate::error::DavError;
@@ -64,11 +65,13 @@ impl Guest for Component {
             }),
         };
 
-        let config = config_from_env();
+        // The environment is fixed for an instance's life, and a warm
+        // instance answers many requests: read once.
+        static CONFIG: OnceLock<Config> = OnceLock::new();
         let env = Env {
             storage: &WitStorage,
             locks: &WitLocks,
-            config: &config,
+            config: CONFIG.get_or_init(config_from_env),
         };
         let mut response = crate::handle(&env, req);
 

@@ -194,10 +194,11 @@ pub fn http_conditions(
     meta: Option<&Metadata>,
     safe: bool,
 ) -> Outcome {
-    let etag = meta.map(Metadata::quoted_etag);
+    // Quoted only when a condition compares it: most requests have none.
+    let etag = || meta.map(Metadata::quoted_etag);
     let modified = meta.map(|m| m.modified.seconds);
     if let Some(list) = header("If-Match") {
-        if !etag_list_matches(&list, etag.as_deref(), true) {
+        if !etag_list_matches(&list, etag().as_deref(), true) {
             return Outcome::PreconditionFailed;
         }
     } else if let Some(since) = header("If-Unmodified-Since").and_then(|v| parse_http_date(&v))
@@ -206,7 +207,7 @@ pub fn http_conditions(
         return Outcome::PreconditionFailed;
     }
     if let Some(list) = header("If-None-Match") {
-        if etag_list_matches(&list, etag.as_deref(), false) {
+        if etag_list_matches(&list, etag().as_deref(), false) {
             return if safe {
                 Outcome::NotModified
             } else {

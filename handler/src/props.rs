@@ -235,7 +235,7 @@ fn activelock(w: &mut XmlWriter, lock: &ActiveLock) {
 pub fn content_type(path: &DavPath, meta: &Metadata) -> String {
     meta.content_type.clone().unwrap_or_else(|| {
         let (guess, charset) = guessed_type(path);
-        format!("{guess}{charset}")
+        [guess, charset].concat()
     })
 }
 
