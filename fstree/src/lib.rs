@@ -149,6 +149,12 @@ pub fn segments(path: &str) -> Result<Vec<&str>> {
     rules::path::segments(path, is_reserved).map_err(Error::forbidden)
 }
 
+/// A contract path below the store's root as one relative path (`a/b`,
+/// empty for the root), checked as [`segments`] checks it.
+pub fn below_root(path: &str) -> Result<&str> {
+    rules::path::below_root(path, is_reserved).map_err(Error::forbidden)
+}
+
 /// Maps a contract path to its location in the store, or refuses it.
 pub fn resolve(fs: &impl Fs, path: &str) -> Result<PathBuf> {
     let mut at = fs.root().to_path_buf();

@@ -1,9 +1,21 @@
 //! Contract paths: absolute, normalised (`/`, `/a/b`), never ending in `/`.
 
 /// Splits a contract path into its segments, refusing anything a correct
-/// handler never sends: relative paths, NUL, empty, `.` and `..` segments,
-/// and names `reserved` says belong to the backend.
+/// handler never sends (see [`below_root`]).
 pub fn segments(path: &str, reserved: impl Fn(&str) -> bool) -> Result<Vec<&str>, &'static str> {
+    let rest = below_root(path, reserved)?;
+    Ok(if rest.is_empty() {
+        Vec::new()
+    } else {
+        rest.split('/').collect()
+    })
+}
+
+/// The part of a contract path below the root (`a/b` of `/a/b`, empty for
+/// `/`), refusing relative paths, NUL, empty, `.` and `..` segments, and
+/// names `reserved` says belong to the backend. Checked without collecting
+/// the segments: a lookup can hand it to the system as it is.
+pub fn below_root(path: &str, reserved: impl Fn(&str) -> bool) -> Result<&str, &'static str> {
     let Some(rest) = path.strip_prefix('/') else {
         return Err("not an absolute path");
     };
@@ -11,9 +23,8 @@ pub fn segments(path: &str, reserved: impl Fn(&str) -> bool) -> Result<Vec<&str>
         return Err("NUL in path");
     }
     if rest.is_empty() {
-        return Ok(Vec::new());
+        return Ok(rest);
     }
-    let mut out = Vec::new();
     for segment in rest.split('/') {
         if segment.is_empty() || segment == "." || segment == ".." {
             return Err("path not normalised");
@@ -21,9 +32,8 @@ pub fn segments(path: &str, reserved: impl Fn(&str) -> bool) -> Result<Vec<&str>
         if reserved(segment) {
             return Err("path segment not allowed");
         }
-        out.push(segment);
     }
-    Ok(out)
+    Ok(rest)
 }
 
 /// Whether the path is the root collection (`/`; also the empty path some
@@ -93,6 +103,12 @@ mod tests {
             assert!(segments(bad, none).is_err(), "{bad:?}");
         }
         assert!(segments("/x/.edgedav", |s| s == ".edgedav").is_err());
+        assert_eq!(below_root("/", none), Ok(""));
+        assert_eq!(below_root("/a/b", none), Ok("a/b"));
+        for bad in ["", "a", "/a/", "//a", "/a/./b", "/../x", "/a\0b"] {
+            assert!(below_root(bad, none).is_err(), "{bad:?}");
+        }
+        assert!(below_root("/x/.edgedav/y", |s| s == ".edgedav").is_err());
     }
 
     #[test]

@@ -11,8 +11,8 @@
 //! everything).
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -48,6 +48,13 @@ pub enum AuthMode {
     /// `anonymous` (read-only) when set.
     Users { anonymous: Option<String> },
 }
+
+/// What the open store's requests may do, and whose instances answer them;
+/// what refused logins may do. The same for every request: built once.
+static EVERYTHING: LazyLock<Arc<Permissions>> = LazyLock::new(|| Arc::new(Permissions::all()));
+static OPEN: LazyLock<Tenant> = LazyLock::new(|| Tenant::new("open"));
+static READ_ONLY: LazyLock<Arc<Permissions>> =
+    LazyLock::new(|| Arc::new(Permissions::all().read_only()));
 
 /// One binding's request gate.
 pub struct Endpoint {
@@ -109,8 +116,8 @@ impl Endpoint {
         let remote = auth::client_ip(peer.ip(), request.headers(), &self.trusted_proxies);
         let received = Arc::new(AtomicU64::new(0));
         let mut log = AccessLog {
-            method: request.method().as_str().to_owned(),
-            path: request.uri().path().to_owned(),
+            method: request.method().clone(),
+            uri: request.uri().clone(),
             status: 0,
             user: None,
             remote,
@@ -182,9 +189,9 @@ impl Endpoint {
                         self.app.locks.clone(),
                         open.scope.clone(),
                         None,
-                        Arc::new(Permissions::all()),
+                        EVERYTHING.clone(),
                     ),
-                    tenant: Some(Tenant::new("open")),
+                    tenant: Some(OPEN.clone()),
                 };
                 (binding, None, None, false)
             }
@@ -207,11 +214,11 @@ impl Endpoint {
                         Some(user.name.clone()),
                         policy.perms.clone(),
                     ),
-                    tenant: Some(Tenant::new(if *anonymous {
-                        format!("anonymous:{}", user.name)
+                    tenant: Some(if *anonymous {
+                        user.anonymous_tenant.clone()
                     } else {
-                        format!("user:{}", user.name)
-                    })),
+                        user.tenant.clone()
+                    }),
                 };
                 (
                     binding,
@@ -230,7 +237,7 @@ impl Endpoint {
                             prefix: Arc::from(""),
                         },
                         None,
-                        Arc::new(Permissions::all().read_only()),
+                        READ_ONLY.clone(),
                     ),
                     // Failed logins share nothing, not even an instance.
                     tenant: None,
@@ -261,7 +268,7 @@ impl Endpoint {
                 Err(_) => {
                     warn!(
                         method = %log.method,
-                        path = %log.path,
+                        path = %log.uri.path(),
                         "no response within the request timeout of {limit:?}"
                     );
                     simple(StatusCode::SERVICE_UNAVAILABLE, "request timed out\n")

@@ -20,6 +20,7 @@ use crate::cluster::usage::SharedUsage;
 use crate::config::UserConfig;
 use crate::gate::limits::Throttle;
 use crate::gate::perms::Permissions;
+use crate::runtime::Tenant;
 use crate::storage::guard::Policy;
 use crate::storage::home::{Home, HomeRegistry};
 use crate::storage::quota::{self, Quota, Usage};
@@ -39,6 +40,10 @@ pub struct User {
     pub usage: Option<Arc<Usage>>,
     pub upload: Option<Arc<Throttle>>,
     pub download: Option<Arc<Throttle>>,
+    /// Whose warm instances answer this user's requests, and anonymous
+    /// requests as this user (built once, not per request).
+    pub tenant: Tenant,
+    pub anonymous_tenant: Tenant,
 }
 
 /// The users of one configuration generation, with their login state.
@@ -99,6 +104,8 @@ impl Users {
                 download: config
                     .download_bandwidth
                     .map(|b| Arc::new(Throttle::new(b.0))),
+                tenant: Tenant::new(format!("user:{}", config.name)),
+                anonymous_tenant: Tenant::new(format!("anonymous:{}", config.name)),
             };
             by_name.insert(config.name.clone(), Arc::new(user));
         }

@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::http::{Method, Uri};
 use tokio::time::Sleep;
 use tracing::info;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -380,8 +381,10 @@ async fn drain(mut body: Incoming) {
 /// before it had a response (the client went away, or the server shut down
 /// during an upload), when dropped, with status 0 and `aborted`.
 pub struct AccessLog {
-    pub method: String,
-    pub path: String,
+    /// The request's method and target, shared with the request (clones
+    /// that copy nothing: the log line is written after it has gone).
+    pub method: Method,
+    pub uri: Uri,
     pub status: u16,
     pub user: Option<Arc<str>>,
     pub remote: IpAddr,
@@ -396,12 +399,12 @@ impl AccessLog {
     fn emit(&mut self, sent: u64, aborted: bool) {
         self.logged = true;
         if self.status != 0 {
-            metrics::get().request(&self.method, self.status);
+            metrics::get().request(self.method.as_str(), self.status);
         }
         info!(
             target: "edgedav::access",
             method = %self.method,
-            path = %self.path,
+            path = %self.uri.path(),
             status = self.status,
             bytes_in = self.received.load(Relaxed),
             bytes_out = sent,
@@ -461,7 +464,7 @@ impl ResponseBody {
     /// Whether HTTP sends this response without a body at all (hyper drops
     /// such bodies unread).
     fn bodiless(&self) -> bool {
-        self.log.method == "HEAD" || matches!(self.log.status, 100..=199 | 204 | 304)
+        self.log.method == Method::HEAD || matches!(self.log.status, 100..=199 | 204 | 304)
     }
 }
 

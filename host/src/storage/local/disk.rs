@@ -32,15 +32,13 @@ impl Store {
     /// confines the general way.
     pub(super) fn open_beneath(&self, path: &str, flags: OFlags) -> Result<Option<File>> {
         use rustix::fs::{ResolveFlags, openat2};
-        let segments = fstree::segments(path)?;
-        let relative: PathBuf = if segments.is_empty() {
-            PathBuf::from(".")
-        } else {
-            segments.iter().collect()
+        let relative = match fstree::below_root(path)? {
+            "" => ".",
+            below => below,
         };
         match openat2(
             &self.root_fd,
-            &relative,
+            relative,
             flags | OFlags::CLOEXEC,
             Mode::empty(),
             ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH,
