@@ -141,17 +141,27 @@ impl Fs for Store {
     /// collection) from a missing path; its members are then looked up
     /// relative to it, one path segment each instead of a walk from the root.
     fn list(&self, at: &Path) -> Result<(Listing, Vec<String>)> {
-        // Read through the descriptor just opened, not by path again.
-        let mut entries = rustix::fs::Dir::new(self.open_dir(at)?).map_err(errno)?;
-        let names = entries
-            .by_ref()
-            .filter_map(|entry| entry.ok()?.file_name().to_str().ok().map(str::to_owned))
-            .filter(|name| name != "." && name != "..")
-            .collect();
+        // Read through the descriptor just opened, not by path again, into
+        // one buffer: nothing is allocated per entry but the name kept.
+        let fd = self.open_dir(at)?;
+        let mut buf = Vec::with_capacity(LISTING_BUFFER);
+        let mut entries = rustix::fs::RawDir::new(&fd, buf.spare_capacity_mut());
+        let mut names = Vec::new();
+        while let Some(entry) = entries.next() {
+            let entry = entry.map_err(errno)?;
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            // Names that are not UTF-8 cannot be contract paths.
+            if let Ok(name) = std::str::from_utf8(name) {
+                names.push(name.to_owned());
+            }
+        }
         Ok((
             Listing {
                 dir: at.to_path_buf(),
-                entries,
+                fd,
             },
             names,
         ))
@@ -159,7 +169,7 @@ impl Fs for Store {
 
     fn member(&self, listing: &Listing, name: &str) -> Option<Metadata> {
         let stat = statx(
-            listing.entries.fd().ok()?,
+            &listing.fd,
             name,
             AtFlags::SYMLINK_NOFOLLOW,
             StatxFlags::BASIC_STATS | StatxFlags::BTIME,
@@ -294,8 +304,12 @@ impl Fs for Store {
 pub(super) struct Listing {
     dir: PathBuf,
     /// The open collection, read to its end.
-    entries: rustix::fs::Dir,
+    fd: OwnedFd,
 }
+
+/// Bytes of directory entries read per `getdents64` call (about 600 names
+/// of a dozen characters).
+const LISTING_BUFFER: usize = 32 * 1024;
 
 fn kind(file_type: FileType) -> Kind {
     match file_type {

@@ -268,6 +268,36 @@ async fn ranges_and_listing_pages() {
     ));
 }
 
+/// More names than one read of the directory holds (see
+/// `LISTING_BUFFER`), and one that is not UTF-8: every other name is
+/// listed once, in order, across pages.
+#[tokio::test]
+async fn long_listings_are_read_whole() {
+    use std::os::unix::ffi::OsStrExt;
+    let s = Scratch::new();
+    let dir = s.root().join("many");
+    fs::create_dir_all(&dir).unwrap();
+    let mut expected: Vec<String> = (0..2500)
+        .map(|i| format!("{i:04}-{}", "x".repeat(40)))
+        .collect();
+    for name in &expected {
+        fs::write(dir.join(name), b"").unwrap();
+    }
+    fs::write(dir.join(std::ffi::OsStr::from_bytes(b"not-utf8-\xff")), b"").unwrap();
+    expected.sort();
+    let mut listed = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = s.backend.list_members("/many", cursor, 1000).await.unwrap();
+        listed.extend(page.entries.iter().map(|e| e.name.clone()));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(listed, expected);
+}
+
 #[tokio::test]
 async fn listing_says_which_members_have_dead_properties() {
     let s = Scratch::new();
