@@ -307,7 +307,7 @@ pub(super) struct Listing {
     fd: OwnedFd,
 }
 
-/// Bytes of directory entries read per `getdents64` call (about 600 names
+/// Bytes of directory entries read per `getdents64` call (about 1,000 names
 /// of a dozen characters).
 const LISTING_BUFFER: usize = 32 * 1024;
 
