@@ -152,8 +152,15 @@ impl Live<'_> {
     /// Writes the property `prop` with this value.
     pub fn write_as(&self, prop: LiveProp, w: &mut XmlWriter) {
         w.raw(prop.open_tag());
+        let start = w.len();
         self.write(w);
-        w.raw(prop.close_tag());
+        // Without content (a file's resourcetype, no locks): `<D:x/>`, half
+        // the bytes of an open and a close tag, in every listed member.
+        if w.len() == start {
+            w.end_empty();
+        } else {
+            w.raw(prop.close_tag());
+        }
     }
 
     /// Writes the property's content.

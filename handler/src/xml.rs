@@ -445,6 +445,14 @@ impl XmlWriter {
         self.out.len()
     }
 
+    /// Turns the start tag that ends the output (`<D:x>`) into an empty
+    /// element (`<D:x/>`).
+    pub fn end_empty(&mut self) {
+        debug_assert_eq!(self.out.last(), Some(&b'>'));
+        self.out.pop();
+        self.out.extend_from_slice(b"/>");
+    }
+
     /// Writes bytes as is, without escaping: dates and other text that
     /// cannot contain markup.
     #[inline(always)]

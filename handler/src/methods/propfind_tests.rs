@@ -65,11 +65,18 @@ fn propfind_reads_dead_properties_only_of_members_that_have_them() {
     // one is read where it can exist.
     let before = s.storage.property_reads();
     let live = r#"<propfind xmlns="DAV:"><prop><getetag/><resourcetype/></prop></propfind>"#;
-    assert_eq!(
-        s.send("PROPFIND", "/c/", &[("Depth", "1")], live).status,
-        207
-    );
+    let r = s.send("PROPFIND", "/c/", &[("Depth", "1")], live);
+    assert_eq!(r.status, 207);
     assert_eq!(s.storage.property_reads() - before, 0);
+    // An empty value is an empty element; a collection's is not empty.
+    assert!(r.body.contains("<D:resourcetype/>"), "{}", r.body);
+    assert!(
+        r.body
+            .contains("<D:resourcetype><D:collection/></D:resourcetype>"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("<D:resourcetype></D:resourcetype>"));
     let dead = r#"<propfind xmlns="DAV:"><prop><p xmlns="urn:x"/></prop></propfind>"#;
     let r = s.send("PROPFIND", "/c/", &[("Depth", "1")], dead);
     assert_eq!(s.storage.property_reads() - before, 3);
