@@ -150,7 +150,7 @@ impl Fs for Store {
         while let Some(entry) = entries.next() {
             let entry = entry.map_err(errno)?;
             let name = entry.file_name().to_bytes();
-            if name == b"." || name == b".." {
+            if is_self_or_parent(name) {
                 continue;
             }
             // Names that are not UTF-8 cannot be contract paths.
@@ -201,7 +201,7 @@ impl Fs for Store {
         for entry in rustix::fs::Dir::new(self.open_dir(at)?).map_err(errno)? {
             let name = entry.map_err(errno)?;
             let name = name.file_name().to_bytes();
-            if name != b"." && name != b".." {
+            if !is_self_or_parent(name) {
                 return Ok(true);
             }
         }
@@ -310,6 +310,11 @@ pub(super) struct Listing {
 /// Bytes of directory entries read per `getdents64` call (about 1,000 names
 /// of a dozen characters).
 const LISTING_BUFFER: usize = 32 * 1024;
+
+/// The entries every directory lists for itself and its parent.
+fn is_self_or_parent(name: &[u8]) -> bool {
+    name == b"." || name == b".."
+}
 
 fn kind(file_type: FileType) -> Kind {
     match file_type {
