@@ -16,6 +16,10 @@ pub static CASES: &[(&str, Case)] = &[
     ("kinds_and_missing_paths", kinds_and_missing_paths),
     ("ranges", ranges),
     (
+        "readers_keep_the_version_they_opened",
+        readers_keep_the_version_they_opened,
+    ),
+    (
         "uncommitted_writers_change_nothing",
         uncommitted_writers_change_nothing,
     ),
@@ -259,6 +263,44 @@ fn ranges(s: &dyn Store) -> Outcome {
         ok("read", s.read("/rg/f", 199_990, Some(100)))?,
         body[199_990..].to_vec(),
     )
+}
+
+/// `open-read` tells which version it opened, and its reader never hands
+/// out another version's bytes: it reads the opened one, or fails.
+fn readers_keep_the_version_they_opened(s: &dyn Store) -> Outcome {
+    mkcol(s, "/rv")?;
+    put(s, "/rv/f", b"the first version")?;
+    let first = ok("stat", s.stat("/rv/f"))?;
+    let (opened, part) = ok("read", s.read_with("/rv/f", 4, Some(5), &|| {}))?;
+    check("ETag of the opened version", &opened.etag, &first.etag)?;
+    check("its whole size, from a range", opened.size, first.size)?;
+    check("the range", part, b"first".to_vec())?;
+    let replaced = s.read_with("/rv/f", 0, None, &|| {
+        s.write("/rv/f", &[b"a second, longer version"], None, false)
+            .expect("a replacement while a reader is open");
+    });
+    match replaced {
+        Ok((opened, content)) => {
+            check(
+                "ETag opened before the replacement",
+                &opened.etag,
+                &first.etag,
+            )?;
+            check(
+                "content read after it",
+                content,
+                b"the first version".to_vec(),
+            )
+        }
+        // A store that frees the old version's bytes at once fails the read.
+        Err(_) => Ok(()),
+    }?;
+    let second = ok("stat", s.stat("/rv/f"))?;
+    if second.etag == first.etag {
+        return Err("a replacement kept the ETag".into());
+    }
+    let (opened, _) = ok("read", s.read_with("/rv/f", 0, None, &|| {}))?;
+    check("ETag of the replacement", opened.etag, second.etag)
 }
 
 fn uncommitted_writers_change_nothing(s: &dyn Store) -> Outcome {

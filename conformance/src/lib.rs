@@ -60,8 +60,22 @@ pub type MemberErrors = Vec<(String, Error)>;
 pub trait Store {
     fn stat(&self, path: &str) -> Result<Meta>;
     fn list(&self, path: &str, cursor: Option<String>, limit: u32) -> Result<Page>;
+    /// The whole range read through `open-read`, with the metadata the
+    /// opening gave; `between` runs after the opening and before the first
+    /// read (another client's change, in a case).
+    fn read_with(
+        &self,
+        path: &str,
+        offset: u64,
+        length: Option<u64>,
+        between: &dyn Fn(),
+    ) -> Result<(Meta, Vec<u8>)>;
+
     /// The whole range read through `open-read`.
-    fn read(&self, path: &str, offset: u64, length: Option<u64>) -> Result<Vec<u8>>;
+    fn read(&self, path: &str, offset: u64, length: Option<u64>) -> Result<Vec<u8>> {
+        self.read_with(path, offset, length, &|| {})
+            .map(|(_, content)| content)
+    }
     /// `open-write`, one or more `write`s of `chunks`, `commit`.
     fn write(
         &self,

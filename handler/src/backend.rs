@@ -172,6 +172,15 @@ pub trait Reader {
     }
 }
 
+/// A range of a file opened for reading, with the metadata of the version
+/// it reads (the contract's `open-read`): the reader keeps reading that
+/// version if the path is replaced, so comparing `metadata.etag` with an
+/// earlier [`Storage::stat`] tells whether the two describe the same bytes.
+pub struct Opened {
+    pub reader: Box<dyn Reader>,
+    pub metadata: Metadata,
+}
+
 pub trait Writer {
     fn write(&mut self, data: &[u8]) -> StorageResult<()>;
 
@@ -198,12 +207,7 @@ pub enum Appended {
 pub trait Storage {
     fn stat(&self, path: &str) -> StorageResult<Metadata>;
     fn list_members(&self, path: &str, cursor: Option<&str>, limit: u32) -> StorageResult<Page>;
-    fn open_read(
-        &self,
-        path: &str,
-        offset: u64,
-        length: Option<u64>,
-    ) -> StorageResult<Box<dyn Reader>>;
+    fn open_read(&self, path: &str, offset: u64, length: Option<u64>) -> StorageResult<Opened>;
     fn open_write(&self, path: &str, options: &WriteOptions)
     -> StorageResult<Box<dyn Writer + '_>>;
     fn create_collection(&self, path: &str) -> StorageResult<()>;

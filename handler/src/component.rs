@@ -354,14 +354,19 @@ impl b::Storage for WitStorage {
         path: &str,
         offset: u64,
         length: Option<u64>,
-    ) -> b::StorageResult<Box<dyn b::Reader>> {
+    ) -> b::StorageResult<b::Opened> {
         // The stream first: with it the body is spliced host-side.
-        if let Some(stream) = storage::open_read_stream(path, offset, length)? {
-            return Ok(Box::new(WitStream(stream)));
+        if let Some((stream, metadata)) = storage::open_read_stream(path, offset, length)? {
+            return Ok(b::Opened {
+                reader: Box::new(WitStream(stream)),
+                metadata: metadata.into(),
+            });
         }
-        Ok(Box::new(WitReader(storage::open_read(
-            path, offset, length,
-        )?)))
+        let (reader, metadata) = storage::open_read(path, offset, length)?;
+        Ok(b::Opened {
+            reader: Box::new(WitReader(reader)),
+            metadata: metadata.into(),
+        })
     }
 
     fn open_write(

@@ -97,9 +97,11 @@ impl Request<'_> {
 pub enum Part<'a> {
     Bytes(Vec<u8>),
     /// A byte range of a stored file, opened when reached (the parts of a
-    /// multipart/byteranges body).
+    /// multipart/byteranges body); `etag` is the version the response
+    /// describes, and a range of any other version cuts the body short.
     File {
         path: String,
+        etag: String,
         offset: u64,
         length: u64,
     },
@@ -228,13 +230,17 @@ impl<'a> Response<'a> {
                 Part::Bytes(bytes) => sink.write(&bytes)?,
                 Part::File {
                     path,
+                    etag,
                     offset,
                     length,
                 } => {
-                    let reader = storage
+                    let opened = storage
                         .open_read(&path, offset, Some(length))
                         .map_err(|e| e.to_string())?;
-                    copy(reader, &path, length, sink)?;
+                    if opened.metadata.etag != etag {
+                        return Err(format!("{path}: replaced while its ranges were sent"));
+                    }
+                    copy(opened.reader, &path, length, sink)?;
                 }
                 Part::Reader {
                     reader,

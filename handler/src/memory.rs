@@ -140,12 +140,7 @@ impl Storage for MemoryStorage {
         Ok(Page { entries, next })
     }
 
-    fn open_read(
-        &self,
-        path: &str,
-        offset: u64,
-        length: Option<u64>,
-    ) -> StorageResult<Box<dyn Reader>> {
+    fn open_read(&self, path: &str, offset: u64, length: Option<u64>) -> StorageResult<Opened> {
         let nodes = self.nodes.borrow();
         let node = nodes.get(path).ok_or(StorageError::NotFound)?;
         if node.meta.kind == Kind::Collection {
@@ -155,10 +150,13 @@ impl Storage for MemoryStorage {
         let end = length.map_or(node.content.len(), |l| {
             (start + l as usize).min(node.content.len())
         });
-        Ok(Box::new(MemoryReader {
-            data: node.content[start..end].to_vec(),
-            pos: 0,
-        }))
+        Ok(Opened {
+            reader: Box::new(MemoryReader {
+                data: node.content[start..end].to_vec(),
+                pos: 0,
+            }),
+            metadata: node.meta.clone(),
+        })
     }
 
     fn open_write(
@@ -469,7 +467,11 @@ mod tests {
     }
 
     fn content(s: &MemoryStorage, path: &str) -> Vec<u8> {
-        s.open_read(path, 0, None).unwrap().read(u32::MAX).unwrap()
+        s.open_read(path, 0, None)
+            .unwrap()
+            .reader
+            .read(u32::MAX)
+            .unwrap()
     }
 
     #[test]

@@ -59,13 +59,20 @@ impl c::Store for Memory {
         Ok((entries, page.next))
     }
 
-    fn read(&self, path: &str, offset: u64, length: Option<u64>) -> c::Result<Vec<u8>> {
-        let mut reader = self.0.open_read(path, offset, length).map_err(error)?;
+    fn read_with(
+        &self,
+        path: &str,
+        offset: u64,
+        length: Option<u64>,
+        between: &dyn Fn(),
+    ) -> c::Result<(c::Meta, Vec<u8>)> {
+        let mut opened = self.0.open_read(path, offset, length).map_err(error)?;
+        between();
         let mut out = Vec::new();
         loop {
-            let chunk = reader.read(64 * 1024).map_err(error)?;
+            let chunk = opened.reader.read(64 * 1024).map_err(error)?;
             if chunk.is_empty() {
-                return Ok(out);
+                return Ok((meta(opened.metadata), out));
             }
             out.extend_from_slice(&chunk);
         }

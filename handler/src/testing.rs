@@ -3,7 +3,10 @@
 //! `testing` feature) for the protocol tests of `tests/`, which run the
 //! same requests in-process instead of through a server process.
 
-use crate::backend::{Config, Env};
+use crate::backend::{
+    Config, Env, MemberError, Metadata, Opened, Page, Property, PropertyChange, Space, Storage,
+    StorageResult, WriteOptions, Writer,
+};
 use crate::http::{Request, Response};
 use crate::memory::{MemoryLocks, MemoryStorage};
 
@@ -101,4 +104,68 @@ impl Server {
         let reply = self.send(method, target, &[], body);
         assert_eq!(reply.status, status, "{method} {target}: {}", reply.body);
     }
+}
+
+/// A store that calls `before` ahead of each storage call, with the call's
+/// name and the store underneath: how a unit test puts another client's
+/// change between two calls of one request.
+pub struct Interposed<F> {
+    pub inner: MemoryStorage,
+    pub before: F,
+}
+
+impl<F: Fn(&'static str, &MemoryStorage)> Interposed<F> {
+    fn on(&self, call: &'static str) -> &MemoryStorage {
+        (self.before)(call, &self.inner);
+        &self.inner
+    }
+}
+
+impl<F: Fn(&'static str, &MemoryStorage)> Storage for Interposed<F> {
+    fn stat(&self, path: &str) -> StorageResult<Metadata> {
+        self.on("stat").stat(path)
+    }
+    fn list_members(&self, path: &str, cursor: Option<&str>, limit: u32) -> StorageResult<Page> {
+        self.on("list_members").list_members(path, cursor, limit)
+    }
+    fn open_read(&self, path: &str, offset: u64, length: Option<u64>) -> StorageResult<Opened> {
+        self.on("open_read").open_read(path, offset, length)
+    }
+    fn open_write(
+        &self,
+        path: &str,
+        options: &WriteOptions,
+    ) -> StorageResult<Box<dyn Writer + '_>> {
+        self.on("open_write").open_write(path, options)
+    }
+    fn create_collection(&self, path: &str) -> StorageResult<()> {
+        self.on("create_collection").create_collection(path)
+    }
+    fn delete(&self, path: &str) -> StorageResult<Vec<MemberError>> {
+        self.on("delete").delete(path)
+    }
+    fn copy(&self, s: &str, d: &str, r: bool, o: bool) -> StorageResult<Vec<MemberError>> {
+        self.on("copy").copy(s, d, r, o)
+    }
+    fn rename(&self, s: &str, d: &str, o: bool) -> StorageResult<Vec<MemberError>> {
+        self.on("rename").rename(s, d, o)
+    }
+    fn get_properties(&self, path: &str) -> StorageResult<Vec<Property>> {
+        self.on("get_properties").get_properties(path)
+    }
+    fn patch_properties(&self, path: &str, changes: &[PropertyChange]) -> StorageResult<()> {
+        self.on("patch_properties").patch_properties(path, changes)
+    }
+    fn space_usage(&self, path: &str) -> StorageResult<Space> {
+        self.on("space_usage").space_usage(path)
+    }
+}
+
+/// Stores `content` at `path` as a whole write does.
+pub fn store(storage: &MemoryStorage, path: &str, content: &[u8]) {
+    let mut writer = storage
+        .open_write(path, &WriteOptions::default())
+        .expect("open-write");
+    writer.write(content).expect("write");
+    writer.commit().expect("commit");
 }

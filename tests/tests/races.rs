@@ -3,6 +3,7 @@
 //! wins, and refused COPY/MOVE must change nothing.
 
 use std::sync::Barrier;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
 use edgedav_tests::*;
@@ -91,4 +92,43 @@ fn copy_or_move_onto_an_ancestor_is_403_and_changes_nothing() {
             );
         }
     }
+}
+
+/// A file replaced again and again while it is downloaded: each download
+/// is one version whole, never the start of one version under the other's
+/// length (a GET's lookup and its opening of the file once saw different
+/// versions), never a transfer cut short.
+#[test]
+fn downloads_racing_replacements_get_one_version_whole() {
+    let s = Server::start();
+    let versions = [vec![b'a'; 1000], vec![b'b'; 200_000]];
+    s.put("/f.bin", versions[0].clone())
+        .expect(&[201], "first version");
+    let replaced = AtomicBool::new(false);
+    let downloads = thread::scope(|scope| {
+        scope.spawn(|| {
+            for round in 1..=300 {
+                s.put("/f.bin", versions[round % 2].clone())
+                    .expect(&[204], "replacement");
+            }
+            replaced.store(true, Ordering::Release);
+        });
+        let mut downloads = 0;
+        while !replaced.load(Ordering::Acquire) {
+            let got = s.get("/f.bin");
+            // 503: replaced at each of a GET's attempts; asked to retry.
+            got.expect(&[200, 503], "GET while the file is replaced");
+            if got.status == 200 {
+                assert!(
+                    versions.contains(&got.body),
+                    "download {downloads}: {} bytes starting {:?}, not a version",
+                    got.body.len(),
+                    got.body.first()
+                );
+                downloads += 1;
+            }
+        }
+        downloads
+    });
+    assert!(downloads > 0, "no download completed");
 }

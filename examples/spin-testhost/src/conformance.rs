@@ -111,16 +111,20 @@ impl c::Store for Adapter {
         Ok((entries, page.next))
     }
 
-    fn read(&self, path: &str, offset: u64, length: Option<u64>) -> c::Result<Vec<u8>> {
-        self.on(async |s| {
-            let reader = match self
-                .storage()
+    fn read_with(
+        &self,
+        path: &str,
+        offset: u64,
+        length: Option<u64>,
+        between: &dyn Fn(),
+    ) -> c::Result<(c::Meta, Vec<u8>)> {
+        let (reader, opened) = self.on(async |s| {
+            self.storage()
                 .call_open_read(&mut *s, &path.to_owned(), offset, length)
-                .await?
-            {
-                Ok(reader) => reader,
-                Err(e) => return Ok(Err(e)),
-            };
+                .await
+        })?;
+        between();
+        self.on(async |s| {
             let mut out = Vec::new();
             let result = loop {
                 match self
@@ -129,7 +133,7 @@ impl c::Store for Adapter {
                     .call_read(&mut *s, reader, 64 * 1024)
                     .await?
                 {
-                    Ok(chunk) if chunk.is_empty() => break Ok(out),
+                    Ok(chunk) if chunk.is_empty() => break Ok((meta(opened), out)),
                     Ok(chunk) => out.extend_from_slice(&chunk),
                     Err(e) => break Err(e),
                 }

@@ -12,7 +12,32 @@ use crate::props::content_type;
 use crate::range::{self, ByteRange, RangeRequest};
 use crate::webui;
 
+/// How many times a GET looks a file up again after finding it replaced
+/// between the lookup and the opening, before it answers 503.
+const ATTEMPTS: usize = 3;
+
+/// The file's headers come from a lookup and its bytes from an opening
+/// after it; should the path be replaced in between, the opened version's
+/// ETag differs, and the answer starts over, so no client gets one
+/// version's bytes under another's length and validators.
 pub fn get<'a>(env: &'a Env<'a>, req: &Request<'_>, with_body: bool) -> DavResult<Response<'a>> {
+    for _ in 0..ATTEMPTS {
+        if let Some(response) = answer(env, req, with_body)? {
+            return Ok(response);
+        }
+    }
+    Err(
+        DavError::status(503, "the file was replaced each time it was opened")
+            .with_header("Retry-After", "1"),
+    )
+}
+
+/// One attempt of [`get`]: none when the file was replaced meanwhile.
+fn answer<'a>(
+    env: &'a Env<'a>,
+    req: &Request<'_>,
+    with_body: bool,
+) -> DavResult<Option<Response<'a>>> {
     let path = request_path(req)?;
     let meta = stat_existing(env, &path)?;
     // The interface's script and style carry their own validators, so they
@@ -20,7 +45,7 @@ pub fn get<'a>(env: &'a Env<'a>, req: &Request<'_>, with_body: bool) -> DavResul
     if meta.is_collection()
         && let Some(asset) = webui::asset(req, with_body)
     {
-        return Ok(asset);
+        return Ok(Some(asset));
     }
     Preconditions::new(env, req.header("If"), req.authority.as_deref())?.check_if(&path)?;
     let validators = |r: Response<'a>| {
@@ -29,11 +54,11 @@ pub fn get<'a>(env: &'a Env<'a>, req: &Request<'_>, with_body: bool) -> DavResul
     };
     match http_conditions(&header_lookup(req), Some(&meta), true) {
         Outcome::Proceed => {}
-        Outcome::NotModified => return Ok(validators(Response::new(304))),
+        Outcome::NotModified => return Ok(Some(validators(Response::new(304)))),
         Outcome::PreconditionFailed => return Err(DavError::status(412, "precondition failed")),
     }
     if meta.is_collection() {
-        return webui::listing(env, path, with_body);
+        return webui::listing(env, path, with_body).map(Some);
     }
     let ranges = if if_range_holds(req, &meta) {
         range::parse(req.header("Range"), meta.size)
@@ -48,14 +73,14 @@ pub fn get<'a>(env: &'a Env<'a>, req: &Request<'_>, with_body: bool) -> DavResul
                 .header("Content-Type", content_type)
                 .header("Content-Length", meta.size.to_string());
             if meta.size > 0 && with_body {
-                r.body.push(open(
-                    env,
-                    &path,
-                    ByteRange {
-                        start: 0,
-                        length: meta.size,
-                    },
-                )?);
+                let whole = ByteRange {
+                    start: 0,
+                    length: meta.size,
+                };
+                let Some(part) = open(env, &path, &meta, whole)? else {
+                    return Ok(None);
+                };
+                r.body.push(part);
             }
             r
         }
@@ -72,29 +97,38 @@ pub fn get<'a>(env: &'a Env<'a>, req: &Request<'_>, with_body: bool) -> DavResul
                 .header("Content-Range", r.content_range(meta.size))
                 .header("Content-Length", r.length.to_string());
             if with_body {
-                resp.body.push(open(env, &path, r)?);
+                let Some(part) = open(env, &path, &meta, r)? else {
+                    return Ok(None);
+                };
+                resp.body.push(part);
             }
             resp
         }
         RangeRequest::Partial(ranges) => multipart(response, &path, &meta, &content_type, &ranges),
     };
-    Ok(if with_body {
+    Ok(Some(if with_body {
         response
     } else {
         response.without_body()
-    })
+    }))
 }
 
-/// Opens a range before the status is sent, so a refused read is a status.
-fn open<'a>(env: &Env<'_>, path: &DavPath, range: ByteRange) -> DavResult<Part<'a>> {
-    let reader = env
+/// Opens a range before the status is sent, so a refused read is a status;
+/// none when what opened is not the version `meta` describes.
+fn open<'a>(
+    env: &Env<'_>,
+    path: &DavPath,
+    meta: &Metadata,
+    range: ByteRange,
+) -> DavResult<Option<Part<'a>>> {
+    let opened = env
         .storage
         .open_read(path.as_str(), range.start, Some(range.length))?;
-    Ok(Part::Reader {
-        reader,
+    Ok((opened.metadata.etag == meta.etag).then(|| Part::Reader {
+        reader: opened.reader,
         path: path.as_str().to_owned(),
         length: range.length,
-    })
+    }))
 }
 
 /// `If-Range`: a strong ETag or the exact Last-Modified date (RFC 9110 §13.1.5).
@@ -129,6 +163,7 @@ fn multipart<'a>(
         body.push(Part::Bytes(head.into_bytes()));
         body.push(Part::File {
             path: path.as_str().to_owned(),
+            etag: meta.etag.clone(),
             offset: r.start,
             length: r.length,
         });
@@ -144,4 +179,111 @@ fn multipart<'a>(
             format!("multipart/byteranges; boundary={boundary}"),
         )
         .header("Content-Length", length.to_string())
+}
+
+#[cfg(test)]
+mod race_tests {
+    use crate::backend::{Config, Env, Storage};
+    use crate::http::Request;
+    use crate::memory::{MemoryLocks, MemoryStorage};
+    use crate::testing::{Interposed, store};
+    use std::cell::Cell;
+
+    /// What a client of [`get_while_replaced`] saw.
+    struct Seen {
+        status: u16,
+        headers: Vec<(String, String)>,
+        /// The body, or why it was cut short.
+        body: Result<Vec<u8>, String>,
+        /// The quoted ETag of the version stored last.
+        last_etag: String,
+    }
+
+    impl Seen {
+        fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        }
+    }
+
+    /// GET `/f` (with `headers`) on a store where `/f` holds `old` and a
+    /// writer stores a new version just before each of the first `replaced`
+    /// openings.
+    fn get_while_replaced(replaced: usize, headers: &[(&str, &str)]) -> Seen {
+        let inner = MemoryStorage::new();
+        store(&inner, "/f", b"old");
+        let openings = Cell::new(0);
+        let storage = Interposed {
+            inner,
+            before: |call, inner: &MemoryStorage| {
+                if call == "open_read" && openings.get() < replaced {
+                    openings.set(openings.get() + 1);
+                    let version = format!("version {} of the file", openings.get());
+                    store(inner, "/f", version.as_bytes());
+                }
+            },
+        };
+        let (locks, config) = (MemoryLocks::default(), Config::default());
+        let env = Env {
+            storage: &storage,
+            locks: &locks,
+            config: &config,
+        };
+        let req = Request {
+            method: "GET".into(),
+            target: "/f".into(),
+            authority: Some("localhost".into()),
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            body: Box::new(&b""[..]),
+        };
+        let response = crate::handle(&env, req);
+        let (status, headers) = (response.status, response.headers.clone());
+        let mut body = Vec::new();
+        let body = response.write_body(&storage, &mut body).map(|()| body);
+        Seen {
+            status,
+            headers,
+            body,
+            last_etag: storage.inner.stat("/f").unwrap().quoted_etag(),
+        }
+    }
+
+    #[test]
+    fn a_file_replaced_before_it_is_opened_is_answered_as_the_new_version() {
+        let seen = get_while_replaced(1, &[]);
+        assert_eq!(seen.status, 200);
+        assert_eq!(seen.header("Content-Length"), Some("21"));
+        assert_eq!(seen.header("ETag"), Some(seen.last_etag.as_str()));
+        assert_eq!(seen.body.unwrap(), b"version 1 of the file");
+    }
+
+    #[test]
+    fn a_range_of_a_replaced_file_is_taken_from_the_new_version() {
+        let seen = get_while_replaced(2, &[("Range", "bytes=0-6")]);
+        assert_eq!(seen.status, 206);
+        assert_eq!(seen.header("Content-Range"), Some("bytes 0-6/21"));
+        assert_eq!(seen.header("ETag"), Some(seen.last_etag.as_str()));
+        assert_eq!(seen.body.unwrap(), b"version");
+    }
+
+    #[test]
+    fn a_file_replaced_at_every_opening_is_a_503_to_retry() {
+        let seen = get_while_replaced(usize::MAX, &[]);
+        assert_eq!(seen.status, 503);
+        assert_eq!(seen.header("Retry-After"), Some("1"));
+    }
+
+    #[test]
+    fn ranges_of_a_file_replaced_mid_response_cut_the_body_short() {
+        // Multipart ranges are opened as the body is written, after the
+        // status: a replaced file can only abort the transfer.
+        let seen = get_while_replaced(1, &[("Range", "bytes=0-0,2-2")]);
+        assert_eq!(seen.status, 206);
+        assert!(seen.body.unwrap_err().contains("replaced"));
+    }
 }

@@ -210,81 +210,24 @@ mod tests {
 #[cfg(test)]
 mod race_tests {
     use super::*;
-    use crate::backend::{
-        Config, Locks, MemberError, Metadata, Page, Property, PropertyChange, Reader, Space,
-        Storage, StorageResult, Writer,
-    };
+    use crate::backend::{Config, Locks, Storage};
     use crate::memory::{MemoryLocks, MemoryStorage};
+    use crate::testing::{Interposed, store};
     use std::cell::Cell;
-
-    /// A store where a PUT of `uploaded` lands at the path just before the
-    /// first `open-write`: the window between LOCK's stat and its creation
-    /// of the lock-null resource.
-    struct Racing {
-        inner: MemoryStorage,
-        raced: Cell<bool>,
-    }
-
-    impl Storage for Racing {
-        fn stat(&self, path: &str) -> StorageResult<Metadata> {
-            self.inner.stat(path)
-        }
-        fn list_members(
-            &self,
-            path: &str,
-            cursor: Option<&str>,
-            limit: u32,
-        ) -> StorageResult<Page> {
-            self.inner.list_members(path, cursor, limit)
-        }
-        fn open_read(
-            &self,
-            path: &str,
-            offset: u64,
-            length: Option<u64>,
-        ) -> StorageResult<Box<dyn Reader>> {
-            self.inner.open_read(path, offset, length)
-        }
-        fn open_write(
-            &self,
-            path: &str,
-            options: &WriteOptions,
-        ) -> StorageResult<Box<dyn Writer + '_>> {
-            if !self.raced.replace(true) {
-                let mut put = self.inner.open_write(path, &WriteOptions::default())?;
-                put.write(b"uploaded")?;
-                put.commit()?;
-            }
-            self.inner.open_write(path, options)
-        }
-        fn create_collection(&self, path: &str) -> StorageResult<()> {
-            self.inner.create_collection(path)
-        }
-        fn delete(&self, path: &str) -> StorageResult<Vec<MemberError>> {
-            self.inner.delete(path)
-        }
-        fn copy(&self, s: &str, d: &str, r: bool, o: bool) -> StorageResult<Vec<MemberError>> {
-            self.inner.copy(s, d, r, o)
-        }
-        fn rename(&self, s: &str, d: &str, o: bool) -> StorageResult<Vec<MemberError>> {
-            self.inner.rename(s, d, o)
-        }
-        fn get_properties(&self, path: &str) -> StorageResult<Vec<Property>> {
-            self.inner.get_properties(path)
-        }
-        fn patch_properties(&self, path: &str, changes: &[PropertyChange]) -> StorageResult<()> {
-            self.inner.patch_properties(path, changes)
-        }
-        fn space_usage(&self, path: &str) -> StorageResult<Space> {
-            self.inner.space_usage(path)
-        }
-    }
 
     #[test]
     fn lock_null_creation_never_replaces_a_concurrent_put() {
-        let storage = Racing {
+        // A PUT of `uploaded` lands just before the first `open-write`: in
+        // the window between LOCK's stat and its creation of the lock-null
+        // resource.
+        let raced = Cell::new(false);
+        let storage = Interposed {
             inner: MemoryStorage::new(),
-            raced: Cell::new(false),
+            before: |call, inner: &MemoryStorage| {
+                if call == "open_write" && !raced.replace(true) {
+                    store(inner, "/new.txt", b"uploaded");
+                }
+            },
         };
         let locks = MemoryLocks::default();
         let config = Config::default();
@@ -306,7 +249,7 @@ mod race_tests {
             response.status, 200,
             "the resource exists: it is locked, not created"
         );
-        let mut reader = storage.open_read("/new.txt", 0, None).unwrap();
+        let mut reader = storage.open_read("/new.txt", 0, None).unwrap().reader;
         assert_eq!(reader.read(100).unwrap(), b"uploaded");
         assert_eq!(locks.covering("/new.txt").unwrap().len(), 1);
     }

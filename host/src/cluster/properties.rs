@@ -33,8 +33,8 @@ use edgedav_rules::path::{name_of, parent_of};
 use super::{Cluster, below};
 use crate::runtime::bindings::edgedav::dav::storage::PropertyName;
 use crate::storage::{
-    Backend, Committed, Error, FileWriter, MemberError, Metadata, Page, Property, PropertyChange,
-    Reader, Result, Space, WriteOptions, Writer, props,
+    Backend, Committed, Error, FileWriter, MemberError, Metadata, Opened, Page, Property,
+    PropertyChange, Result, Space, WriteOptions, Writer, props,
 };
 
 /// One request's view of a home whose properties are in the database.
@@ -285,7 +285,7 @@ impl Backend for PropertiesInDatabase {
         Ok(page)
     }
 
-    async fn open_read(&self, path: &str, offset: u64, length: Option<u64>) -> Result<Reader> {
+    async fn open_read(&self, path: &str, offset: u64, length: Option<u64>) -> Result<Opened> {
         self.inner.open_read(path, offset, length).await
     }
 

@@ -25,8 +25,8 @@ wasmtime::component::bindgen!({
         package edgedav:host;
 
         world host-imports {
-            import edgedav:dav/storage@0.5.0;
-            import edgedav:dav/locks@0.5.0;
+            import edgedav:dav/storage@0.6.0;
+            import edgedav:dav/locks@0.6.0;
         }
     ",
     path: "../wit",
@@ -95,9 +95,9 @@ impl edgedav::dav::storage::Host for DavView<'_> {
         path: String,
         offset: u64,
         length: Option<u64>,
-    ) -> Answer<Resource<Reader>> {
+    ) -> Answer<(Resource<Reader>, Metadata)> {
         match self.backend.open_read(&path, offset, length).await {
-            Ok(reader) => Ok(Ok(self.table.push(reader)?)),
+            Ok((reader, metadata)) => Ok(Ok((self.table.push(reader)?, metadata))),
             Err(e) => Ok(Err(e)),
         }
     }
@@ -108,11 +108,11 @@ impl edgedav::dav::storage::Host for DavView<'_> {
         path: String,
         offset: u64,
         length: Option<u64>,
-    ) -> Answer<Option<Resource<DynInputStream>>> {
+    ) -> Answer<Option<(Resource<DynInputStream>, Metadata)>> {
         match self.backend.open_read(&path, offset, length).await {
-            Ok(reader) => {
+            Ok((reader, metadata)) => {
                 let stream: DynInputStream = Box::new(ReaderStream::new(reader));
-                Ok(Ok(Some(self.table.push(stream)?)))
+                Ok(Ok(Some((self.table.push(stream)?, metadata))))
             }
             Err(e) => Ok(Err(e)),
         }

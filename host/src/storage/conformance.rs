@@ -72,14 +72,21 @@ impl c::Store for Blocking {
         Ok((entries, page.next))
     }
 
-    fn read(&self, path: &str, offset: u64, length: Option<u64>) -> c::Result<Vec<u8>> {
+    fn read_with(
+        &self,
+        path: &str,
+        offset: u64,
+        length: Option<u64>,
+        between: &dyn Fn(),
+    ) -> c::Result<(c::Meta, Vec<u8>)> {
+        let (mut reader, opened) = self.on(self.backend.open_read(path, offset, length))?;
+        between();
         self.on(async {
-            let mut reader = self.backend.open_read(path, offset, length).await?;
             let mut out = Vec::new();
             loop {
                 let chunk = reader.read(64 * 1024).await?;
                 if chunk.is_empty() {
-                    return Ok(out);
+                    return Ok((meta(opened), out));
                 }
                 out.extend_from_slice(&chunk);
             }

@@ -33,6 +33,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// unbounded memory.
 pub const MAX_READ_CHUNK: u32 = 1 << 20;
 
+/// A range of a file being read and the metadata of the version it reads
+/// (see the contract's `open-read`).
+pub type Opened = (Reader, Metadata);
+
 /// A hierarchical store of files and collections with dead properties.
 ///
 /// Paths are absolute and normalised by the handler; implementations must
@@ -41,7 +45,7 @@ pub const MAX_READ_CHUNK: u32 = 1 << 20;
 pub trait Backend: Send + Sync {
     async fn stat(&self, path: &str) -> Result<Metadata>;
     async fn list_members(&self, path: &str, cursor: Option<String>, limit: u32) -> Result<Page>;
-    async fn open_read(&self, path: &str, offset: u64, length: Option<u64>) -> Result<Reader>;
+    async fn open_read(&self, path: &str, offset: u64, length: Option<u64>) -> Result<Opened>;
     async fn open_write(&self, path: &str, options: WriteOptions) -> Result<Writer>;
     async fn create_collection(&self, path: &str) -> Result<()>;
     async fn delete(&self, path: &str) -> Result<Vec<MemberError>>;

@@ -18,9 +18,9 @@ wit_bindgen::generate!({
         world adapter {
             import wasi:filesystem/preopens@0.2.6;
             import wasi:random/random@0.2.6;
-            export edgedav:dav/types@0.5.0;
-            export edgedav:dav/storage@0.5.0;
-            export edgedav:dav/locks@0.5.0;
+            export edgedav:dav/types@0.6.0;
+            export edgedav:dav/storage@0.6.0;
+            export edgedav:dav/locks@0.6.0;
         }
     "#,
     world: "edgedav:fs-adapter/adapter",
@@ -180,8 +180,7 @@ impl Store {
 
     fn metadata(&self, rel: &str) -> Result<Metadata, ErrorCode> {
         if rel == "." {
-            let hash = self.dir.metadata_hash()?;
-            return Ok(metadata(&self.dir.stat()?, hash));
+            return metadata_of(&self.dir);
         }
         metadata_at(&self.dir, rel)
     }
@@ -324,6 +323,12 @@ fn metadata_at(dir: &Descriptor, rel: &str) -> Result<Metadata, ErrorCode> {
     let stat = dir.stat_at(FOLLOW, rel)?;
     let hash = dir.metadata_hash_at(FOLLOW, rel)?;
     Ok(metadata(&stat, hash))
+}
+
+/// The metadata of an open descriptor: the version it reads, whatever its
+/// path holds by now.
+fn metadata_of(fd: &Descriptor) -> Result<Metadata, ErrorCode> {
+    Ok(metadata(&fd.stat()?, fd.metadata_hash()?))
 }
 
 fn metadata(stat: &DescriptorStat, hash: wasi::filesystem::types::MetadataHashValue) -> Metadata {

@@ -23,17 +23,18 @@ impl st::Guest for Component {
         )?))
     }
 
-    fn open_read(path: String, offset: u64, length: Option<u64>) -> Result<st::Reader, Error> {
-        let s = store()?;
-        let fd = s.open_file(&path)?;
-        if fd.get_type().map_err(fs_err)? == DescriptorType::Directory {
-            return Err(Error::IsACollection);
-        }
-        Ok(st::Reader::new(FsReader {
+    fn open_read(
+        path: String,
+        offset: u64,
+        length: Option<u64>,
+    ) -> Result<(st::Reader, Metadata), Error> {
+        let (fd, opened) = open_file(&path)?;
+        let reader = st::Reader::new(FsReader {
             fd,
             position: RefCell::new(offset),
             remaining: RefCell::new(length.unwrap_or(u64::MAX)),
-        }))
+        });
+        Ok((reader, opened))
     }
 
     /// The descriptor's own stream when the range runs to the end of the
@@ -44,17 +45,12 @@ impl st::Guest for Component {
         path: String,
         offset: u64,
         length: Option<u64>,
-    ) -> Result<Option<InputStream>, Error> {
-        let s = store()?;
-        let fd = s.open_file(&path)?;
-        let stat = fd.stat().map_err(fs_err)?;
-        if stat.type_ == DescriptorType::Directory {
-            return Err(Error::IsACollection);
-        }
-        if length.is_some_and(|n| offset.saturating_add(n) < stat.size) {
+    ) -> Result<Option<(InputStream, Metadata)>, Error> {
+        let (fd, opened) = open_file(&path)?;
+        if length.is_some_and(|n| offset.saturating_add(n) < opened.size) {
             return Ok(None);
         }
-        Ok(Some(fd.read_via_stream(offset).map_err(fs_err)?))
+        Ok(Some((fd.read_via_stream(offset).map_err(fs_err)?, opened)))
     }
 
     fn open_write(path: String, options: WriteOptions) -> Result<st::Writer, Error> {
@@ -117,11 +113,17 @@ impl st::Guest for Component {
     }
 }
 
-impl Store {
-    /// Opens a contract path for reading.
-    fn open_file(&self, path: &str) -> Result<Descriptor, Error> {
-        let at = fstree::resolve(self, path)?;
-        self.open(wasi_path(&at), OpenFlags::empty(), DescriptorFlags::READ)
-            .map_err(lookup_err)
+/// Opens a contract path for reading, with the metadata of the version
+/// opened.
+fn open_file(path: &str) -> Result<(Descriptor, Metadata), Error> {
+    let s = store()?;
+    let at = fstree::resolve(&*s, path)?;
+    let fd = s
+        .open(wasi_path(&at), OpenFlags::empty(), DescriptorFlags::READ)
+        .map_err(lookup_err)?;
+    let opened = metadata_of(&fd).map_err(fs_err)?;
+    if opened.kind == NodeKind::Collection {
+        return Err(Error::IsACollection);
     }
+    Ok((fd, opened))
 }

@@ -17,9 +17,9 @@ wit_bindgen::generate!({
 
         world adapter {
             import wasi:random/random@0.2.6;
-            export edgedav:dav/types@0.5.0;
-            export edgedav:dav/storage@0.5.0;
-            export edgedav:dav/locks@0.5.0;
+            export edgedav:dav/types@0.6.0;
+            export edgedav:dav/storage@0.6.0;
+            export edgedav:dav/locks@0.6.0;
         }
     "#,
     world: "edgedav:spin-adapter/adapter",

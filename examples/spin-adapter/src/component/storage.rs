@@ -50,7 +50,11 @@ impl st::Guest for Component {
         Ok(Page { entries, next })
     }
 
-    fn open_read(path: String, offset: u64, length: Option<u64>) -> Result<st::Reader, Error> {
+    fn open_read(
+        path: String,
+        offset: u64,
+        length: Option<u64>,
+    ) -> Result<(st::Reader, Metadata), Error> {
         let db = db()?;
         let node = db.existing(&path)?;
         if node.is_dir {
@@ -60,12 +64,16 @@ impl st::Guest for Component {
             Some(n) => node.size.min(offset.saturating_add(n)),
             None => node.size,
         };
-        Ok(st::Reader::new(SqlReader {
+        // The reader is bound to this version's content, never rewritten
+        // in place (a replacement is new content).
+        let opened = node.metadata();
+        let reader = st::Reader::new(SqlReader {
             db,
             content: node.content.unwrap_or(0),
             position: Cell::new(offset.min(end)),
             end,
-        }))
+        });
+        Ok((reader, opened))
     }
 
     /// Declined: content lives in SQLite rows, not in a host stream; the
@@ -74,7 +82,7 @@ impl st::Guest for Component {
         _path: String,
         _offset: u64,
         _length: Option<u64>,
-    ) -> Result<Option<wasi::io::streams::InputStream>, Error> {
+    ) -> Result<Option<(wasi::io::streams::InputStream, Metadata)>, Error> {
         Ok(None)
     }
 

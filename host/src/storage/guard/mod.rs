@@ -21,8 +21,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::{
-    Backend, Committed, Error, FileWriter, MemberError, Metadata, NodeKind, Page, Property,
-    PropertyChange, Reader, Result, Space, WriteOptions, Writer, check_transfer,
+    Backend, Committed, Error, FileWriter, MemberError, Metadata, NodeKind, Opened, Page, Property,
+    PropertyChange, Result, Space, WriteOptions, Writer, check_transfer,
 };
 use crate::gate::perms::{PermSet, Permissions};
 use crate::storage::quota::{Amount, Quota, Usage, measure};
@@ -149,7 +149,7 @@ impl Backend for Guarded {
         self.inner.list_members(path, cursor, limit).await
     }
 
-    async fn open_read(&self, path: &str, offset: u64, length: Option<u64>) -> Result<Reader> {
+    async fn open_read(&self, path: &str, offset: u64, length: Option<u64>) -> Result<Opened> {
         let held = self.policy.perms.for_entry(path);
         self.require(held, PermSet::DOWNLOAD, "reading", path)?;
         self.inner.open_read(path, offset, length).await
@@ -458,7 +458,7 @@ impl Backend for DenyAll {
     async fn list_members(&self, _: &str, _: Option<String>, _: u32) -> Result<Page> {
         Err(denied())
     }
-    async fn open_read(&self, _: &str, _: u64, _: Option<u64>) -> Result<Reader> {
+    async fn open_read(&self, _: &str, _: u64, _: Option<u64>) -> Result<Opened> {
         Err(denied())
     }
     async fn open_write(&self, _: &str, _: WriteOptions) -> Result<Writer> {

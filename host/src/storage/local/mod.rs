@@ -48,7 +48,7 @@ use rustix::fs::OFlags;
 
 use super::staging::{self, Staged};
 use super::{
-    Backend, Committed, Entry, Error, FileReader, FileWriter, MemberError, Metadata, Page,
+    Backend, Committed, Entry, Error, FileReader, FileWriter, MemberError, Metadata, Opened, Page,
     Property, PropertyChange, Reader, Result, Space, WriteOptions, Writer,
 };
 
@@ -153,20 +153,25 @@ impl Backend for LocalBackend {
         })
     }
 
-    async fn open_read(&self, path: &str, offset: u64, length: Option<u64>) -> Result<Reader> {
+    async fn open_read(&self, path: &str, offset: u64, length: Option<u64>) -> Result<Opened> {
         self.inline(|s| {
             let mut file = match s.open_beneath(path, OFlags::RDONLY)? {
                 Some(file) => file,
                 None => File::open(s.resolve(path)?).map_err(lookup)?,
             };
-            if file.metadata()?.is_dir() {
+            // Of the open file: the version this reader reads.
+            let opened = file.metadata()?;
+            if opened.is_dir() {
                 return Err(Error::IsACollection);
             }
             if offset > 0 {
                 file.seek(SeekFrom::Start(offset))?;
             }
             let remaining = length.unwrap_or(u64::MAX);
-            Ok(Box::new(LocalReader { file, remaining }) as Reader)
+            Ok((
+                Box::new(LocalReader { file, remaining }) as Reader,
+                metadata(&opened),
+            ))
         })
     }
 

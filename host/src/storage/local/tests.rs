@@ -48,7 +48,7 @@ impl Scratch {
     }
 
     async fn get(&self, path: &str) -> Vec<u8> {
-        let mut reader = self.backend.open_read(path, 0, None).await.unwrap();
+        let (mut reader, _) = self.backend.open_read(path, 0, None).await.unwrap();
         let mut content = Vec::new();
         loop {
             let chunk = reader.read(3).await.unwrap();
@@ -247,7 +247,7 @@ async fn write_errors() {
 async fn ranges_and_listing_pages() {
     let s = Scratch::new();
     s.put("/b", b"0123456789").await;
-    let mut reader = s.backend.open_read("/b", 2, Some(5)).await.unwrap();
+    let (mut reader, _) = s.backend.open_read("/b", 2, Some(5)).await.unwrap();
     assert_eq!(reader.read(100).await.unwrap(), b"23456");
     assert!(reader.read(100).await.unwrap().is_empty());
 

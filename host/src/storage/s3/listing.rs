@@ -168,16 +168,7 @@ impl S3Backend {
                     key: o.key?,
                     size: o.size.unwrap_or(0).max(0) as u64,
                     etag: strip_quotes(o.e_tag.as_deref().unwrap_or_default()),
-                    modified: o
-                        .last_modified
-                        .map(|t| Timestamp {
-                            seconds: t.secs(),
-                            nanoseconds: t.subsec_nanos(),
-                        })
-                        .unwrap_or(Timestamp {
-                            seconds: 0,
-                            nanoseconds: 0,
-                        }),
+                    modified: object_date(o.last_modified.as_ref()),
                 })
             })
             .collect();

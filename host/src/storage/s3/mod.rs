@@ -135,7 +135,8 @@ use aws_sdk_s3::config::{
     BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::operation::get_object::GetObjectOutput;
+use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
@@ -155,7 +156,7 @@ use self::upload::{MAX_COPY_PART, MAX_OBJECT, Source, Upload};
 use super::props;
 use super::{
     Backend, Committed, Entry, Error, FileReader, FileWriter, MemberError, Metadata, NodeKind,
-    Page, Property, PropertyChange, Reader, Result, Space, Timestamp, WriteOptions, Writer,
+    Opened, Page, Property, PropertyChange, Reader, Result, Space, Timestamp, WriteOptions, Writer,
     check_transfer, name_too_long,
 };
 use edgedav_rules::path::is_root;
@@ -380,7 +381,7 @@ impl Backend for S3Backend {
         })
     }
 
-    async fn open_read(&self, path: &str, offset: u64, length: Option<u64>) -> Result<Reader> {
+    async fn open_read(&self, path: &str, offset: u64, length: Option<u64>) -> Result<Opened> {
         if is_root(path) {
             self.key(path)?;
             return Err(Error::IsACollection);
@@ -392,12 +393,14 @@ impl Backend for S3Backend {
                 pending: Bytes::new(),
             }) as Reader
         };
+        // Nothing to read: the object's metadata is all there is to give.
+        let nothing = async || match self.lookup(path).await? {
+            Some(meta) if meta.kind == NodeKind::File => Ok((empty(), meta)),
+            Some(_) => Err(Error::IsACollection),
+            None => Err(Error::NotFound),
+        };
         if length == Some(0) {
-            return match self.lookup(path).await? {
-                Some(meta) if meta.kind == NodeKind::File => Ok(empty()),
-                Some(_) => Err(Error::IsACollection),
-                None => Err(Error::NotFound),
-            };
+            return nothing().await;
         }
         let range = match (offset, length) {
             (0, None) => None,
@@ -417,15 +420,19 @@ impl Backend for S3Backend {
             .send()
             .await
         {
-            Ok(output) => Ok(Box::new(S3Reader {
-                body: Some(output.body),
-                pending: Bytes::new(),
-            })),
+            Ok(output) => {
+                let metadata = opened_metadata(&output);
+                let reader = Box::new(S3Reader {
+                    body: Some(output.body),
+                    pending: Bytes::new(),
+                });
+                Ok((reader, metadata))
+            }
             Err(e) => {
                 let failure = failure("GetObject", e);
                 if failure.status == Some(416) || failure.code.as_deref() == Some("InvalidRange") {
                     // Past the end: nothing to read, as from a file.
-                    Ok(empty())
+                    nothing().await
                 } else if failure.is_not_found() {
                     match self.lookup(path).await? {
                         Some(meta) if meta.kind == NodeKind::Collection => {
@@ -616,6 +623,40 @@ impl Backend for S3Backend {
 
 fn copy_source(bucket: &str, key: &str) -> String {
     format!("{bucket}/{}", utf8_percent_encode(key, COPY_SOURCE))
+}
+
+/// The version a GetObject answered with: its ETag, its whole size (from
+/// `Content-Range` when a range was asked) and its date, to the second.
+fn opened_metadata(output: &GetObjectOutput) -> Metadata {
+    let size = match output.content_range.as_deref() {
+        Some(range) => range
+            .rsplit('/')
+            .next()
+            .and_then(|total| total.parse().ok()),
+        None => output.content_length.and_then(|n| u64::try_from(n).ok()),
+    };
+    Metadata {
+        kind: NodeKind::File,
+        size: size.unwrap_or_default(),
+        modified: object_date(output.last_modified.as_ref()),
+        created: None,
+        etag: strip_quotes(output.e_tag.as_deref().unwrap_or_default()),
+        content_type: None,
+    }
+}
+
+/// An object's date as the contract's timestamp (the epoch when S3 gave none).
+fn object_date(date: Option<&DateTime>) -> Timestamp {
+    date.map_or(
+        Timestamp {
+            seconds: 0,
+            nanoseconds: 0,
+        },
+        |t| Timestamp {
+            seconds: t.secs(),
+            nanoseconds: t.subsec_nanos(),
+        },
+    )
 }
 
 fn strip_quotes(etag: &str) -> String {
