@@ -510,6 +510,42 @@ fn s3_range_gets() {
         .expect(&[416, 200], "range of an empty file");
 }
 
+/// A download asks S3 once: the object's GetObject answer describes the
+/// version it sends. A revalidation asks only for the metadata (a listing),
+/// never starts a download it would drop.
+#[test]
+fn s3_downloads_are_one_request() {
+    let Some(env) = s3_env("s3_downloads_are_one_request") else {
+        return;
+    };
+    let s = start(&env, "downloads");
+    s.create("/f.txt", "content");
+    let operations_of = |request: &dyn Fn() -> u16| {
+        let (before, _) = s.s3_requests();
+        let status = request();
+        let (_, operations) = s.s3_requests();
+        (status, operations[before as usize..].to_vec())
+    };
+    let (status, operations) = operations_of(&|| {
+        let r = s.get("/f.txt");
+        assert_eq!(r.body, b"content");
+        r.status
+    });
+    assert_eq!((status, operations), (200, vec!["GetObject".to_owned()]));
+    let etag = s.head("/f.txt").must_header("ETag");
+    let (status, operations) = operations_of(&|| {
+        s.req("GET", "/f.txt")
+            .header("If-None-Match", etag.as_str())
+            .exec()
+            .status
+    });
+    assert_eq!(status, 304);
+    assert!(
+        !operations.iter().any(|o| o == "GetObject"),
+        "a 304 opened a download: {operations:?}"
+    );
+}
+
 // ---------------------------------------------------------------- copy/move
 
 const Z: &str = "urn:example:z";

@@ -2,7 +2,7 @@
 //! collections the web interface ([`crate::webui`]).
 
 use super::{header_lookup, request_path, stat_existing};
-use crate::backend::{Env, Metadata};
+use crate::backend::{Env, Metadata, Opened, StorageError};
 use crate::conditions::{Outcome, Preconditions, http_conditions, parse_http_date};
 use crate::date::http_date;
 use crate::error::{DavError, DavResult};
@@ -39,7 +39,11 @@ fn answer<'a>(
     with_body: bool,
 ) -> DavResult<Option<Response<'a>>> {
     let path = request_path(req)?;
-    let meta = stat_existing(env, &path)?;
+    let mut whole = open_whole(env, req, &path, with_body)?;
+    let meta = match &whole {
+        Some(opened) => opened.metadata.clone(),
+        None => stat_existing(env, &path)?,
+    };
     // The interface's script and style carry their own validators, so they
     // are answered before the collection's conditionals are evaluated.
     if meta.is_collection()
@@ -73,11 +77,11 @@ fn answer<'a>(
                 .header("Content-Type", content_type)
                 .header("Content-Length", meta.size.to_string());
             if meta.size > 0 && with_body {
-                let whole = ByteRange {
+                let range = ByteRange {
                     start: 0,
                     length: meta.size,
                 };
-                let Some(part) = open(env, &path, &meta, whole)? else {
+                let Some(part) = body(env, &path, &meta, range, whole.take())? else {
                     return Ok(None);
                 };
                 r.body.push(part);
@@ -97,7 +101,7 @@ fn answer<'a>(
                 .header("Content-Range", r.content_range(meta.size))
                 .header("Content-Length", r.length.to_string());
             if with_body {
-                let Some(part) = open(env, &path, &meta, r)? else {
+                let Some(part) = body(env, &path, &meta, r, None)? else {
                     return Ok(None);
                 };
                 resp.body.push(part);
@@ -113,17 +117,58 @@ fn answer<'a>(
     }))
 }
 
-/// Opens a range before the status is sent, so a refused read is a status;
-/// none when what opened is not the version `meta` describes.
-fn open<'a>(
+/// The headers a GET can answer without sending the whole file: a range, or
+/// a condition (which often ends in 304 or 412).
+const NARROWING: [&str; 7] = [
+    "Range",
+    "If-Range",
+    "If",
+    "If-Match",
+    "If-None-Match",
+    "If-Modified-Since",
+    "If-Unmodified-Since",
+];
+
+/// A GET that will send the whole file opens it at once: the opening gives
+/// the metadata, so one storage call (on S3 one request) does the work of
+/// a lookup and an opening, and what is described is what is sent. Other
+/// requests look up first (an S3 download opened for a 304 would be
+/// dropped half-read). None: look up first, also for a collection.
+fn open_whole(
+    env: &Env<'_>,
+    req: &Request<'_>,
+    path: &DavPath,
+    with_body: bool,
+) -> DavResult<Option<Opened>> {
+    if !with_body || NARROWING.iter().any(|name| req.header(name).is_some()) {
+        return Ok(None);
+    }
+    match env.storage.open_read(path.as_str(), 0, None) {
+        Ok(opened) => Ok(Some(opened)),
+        Err(StorageError::IsACollection) => Ok(None),
+        Err(StorageError::NotFound | StorageError::NotACollection) => {
+            Err(DavError::status(404, "not found"))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The body part of `range`: the file `opened` already, or opened now,
+/// before the status is sent, so a refused read is a status. None when
+/// what opened is not the version `meta` describes.
+fn body<'a>(
     env: &Env<'_>,
     path: &DavPath,
     meta: &Metadata,
     range: ByteRange,
+    opened: Option<Opened>,
 ) -> DavResult<Option<Part<'a>>> {
-    let opened = env
-        .storage
-        .open_read(path.as_str(), range.start, Some(range.length))?;
+    let opened = match opened {
+        Some(opened) => opened,
+        None => env
+            .storage
+            .open_read(path.as_str(), range.start, Some(range.length))?,
+    };
     Ok((opened.metadata.etag == meta.etag).then(|| Part::Reader {
         reader: opened.reader,
         path: path.as_str().to_owned(),
@@ -273,9 +318,45 @@ mod race_tests {
 
     #[test]
     fn a_file_replaced_at_every_opening_is_a_503_to_retry() {
-        let seen = get_while_replaced(usize::MAX, &[]);
+        // A range is looked up before it is opened; a whole file is not.
+        let seen = get_while_replaced(usize::MAX, &[("Range", "bytes=0-6")]);
         assert_eq!(seen.status, 503);
         assert_eq!(seen.header("Retry-After"), Some("1"));
+        let seen = get_while_replaced(usize::MAX, &[]);
+        assert_eq!(seen.status, 200);
+        assert_eq!(seen.body.unwrap(), b"version 1 of the file");
+    }
+
+    #[test]
+    fn a_whole_file_is_one_storage_call_and_a_conditional_get_two() {
+        let inner = MemoryStorage::new();
+        store(&inner, "/f", b"content");
+        let calls = std::cell::RefCell::new(Vec::new());
+        let storage = Interposed {
+            inner,
+            before: |call, _: &MemoryStorage| calls.borrow_mut().push(call),
+        };
+        let (locks, config) = (MemoryLocks::default(), Config::default());
+        let env = Env {
+            storage: &storage,
+            locks: &locks,
+            config: &config,
+        };
+        let get = |headers: Vec<(String, String)>| {
+            calls.borrow_mut().clear();
+            let req = Request {
+                method: "GET".into(),
+                target: "/f".into(),
+                authority: Some("localhost".into()),
+                headers,
+                body: Box::new(&b""[..]),
+            };
+            assert_eq!(crate::handle(&env, req).status, 200);
+            calls.borrow().clone()
+        };
+        assert_eq!(get(vec![]), ["open_read"]);
+        let stale = ("If-None-Match".to_owned(), "\"other\"".to_owned());
+        assert_eq!(get(vec![stale]), ["stat", "open_read"]);
     }
 
     #[test]

@@ -167,7 +167,10 @@ impl Backend for LocalBackend {
             if offset > 0 {
                 file.seek(SeekFrom::Start(offset))?;
             }
-            let remaining = length.unwrap_or(u64::MAX);
+            // No further than the size the metadata reports: a range to the
+            // end is then read without a last read to find the end.
+            let size = opened.len().saturating_sub(offset);
+            let remaining = length.map_or(size, |length| length.min(size));
             Ok((
                 Box::new(LocalReader { file, remaining }) as Reader,
                 metadata(&opened),
