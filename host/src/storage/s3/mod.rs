@@ -273,21 +273,17 @@ impl S3Backend {
 
     // ------------------------------------------------------------ keys
 
-    /// The object key of a path (the root prefix for the root).
+    /// The object key of a path (the root prefix for the root), refusing
+    /// what every store refuses (`edgedav_rules::path::below_root`).
     pub(super) fn key(&self, path: &str) -> Result<String> {
-        if !path.starts_with('/') || path.contains('\0') {
-            return Err(forbidden("not an absolute path"));
+        let below = edgedav_rules::path::below_root(path, |s| s == RESERVED).map_err(forbidden)?;
+        let root = &self.0.root;
+        let mut key = String::with_capacity(root.len() + 1 + below.len());
+        key.push_str(root);
+        if !root.is_empty() && !root.ends_with('/') && !below.is_empty() {
+            key.push('/');
         }
-        let mut key = self.0.root.clone();
-        for segment in path.split('/').filter(|s| !s.is_empty()) {
-            if segment == "." || segment == ".." || segment == RESERVED {
-                return Err(forbidden("path segment not allowed"));
-            }
-            if !key.is_empty() && !key.ends_with('/') {
-                key.push('/');
-            }
-            key.push_str(segment);
-        }
+        key.push_str(below);
         // Leave room for the property sidecar (`.edgedav/props/`).
         if key.len() + MEMBER_PROPS.len() + 1 > MAX_KEY_LEN {
             return Err(name_too_long());

@@ -57,6 +57,8 @@ fn keys_of_paths() {
         "/.edgedav",
         "/a/.edgedav/props/b",
         "/a\0b",
+        "/a/",
+        "//a",
     ] {
         assert!(matches!(s.key(bad), Err(Error::Forbidden(_))), "{bad}");
     }
