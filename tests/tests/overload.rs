@@ -63,12 +63,16 @@ fn connect(s: &Server) -> TcpStream {
     c
 }
 
-/// A blocking client whose connections come from 127.0.0.2.
-fn second_address() -> Client {
+/// `GET url` as `u`, from another client address: 127.0.0.2.
+fn get_from_second_address(url: String) -> reqwest::blocking::Response {
     Client::builder()
         .local_address(IpAddr::from([127, 0, 0, 2]))
         .timeout(Duration::from_secs(60))
         .build()
+        .unwrap()
+        .get(url)
+        .basic_auth("u", Some("pw"))
+        .send()
         .unwrap()
 }
 
@@ -147,11 +151,7 @@ fn one_address_at_its_connection_cap_gets_503_while_another_is_served() {
     closed_by_server(&mut fifth);
 
     // Another address is served.
-    let r = second_address()
-        .get(s.url("/"))
-        .basic_auth("u", Some("pw"))
-        .send()
-        .unwrap();
+    let r = get_from_second_address(s.url("/"));
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(
         metric(
@@ -236,15 +236,7 @@ fn a_request_waits_for_an_instance_and_gets_503_with_retry_after_when_none_frees
 
     // The pool is full: a GET from another address waits in the queue...
     let base = s.url("/");
-    let get = std::thread::spawn(move || {
-        second_address()
-            .get(base)
-            .basic_auth("u", Some("pw"))
-            .send()
-            .unwrap()
-            .status()
-            .as_u16()
-    });
+    let get = std::thread::spawn(move || get_from_second_address(base).status().as_u16());
     let queued = Instant::now();
     while metric(&s, "edgedav_instance_queue") != Some(1.0) {
         assert!(queued.elapsed() < BOUND, "the GET never queued");
@@ -259,11 +251,7 @@ fn a_request_waits_for_an_instance_and_gets_503_with_retry_after_when_none_frees
     // With both instances held for longer than instance_wait: 503, Retry-After.
     let _third = upload_holding_an_instance(&s, "/c", 3);
     let started = Instant::now();
-    let r = second_address()
-        .get(s.url("/"))
-        .basic_auth("u", Some("pw"))
-        .send()
-        .unwrap();
+    let r = get_from_second_address(s.url("/"));
     assert_eq!(r.status().as_u16(), 503);
     assert!(r.headers().contains_key("retry-after"), "{:?}", r.headers());
     let waited = started.elapsed();
@@ -290,12 +278,41 @@ fn one_address_cannot_hold_more_than_its_share_of_instances() {
     assert_eq!(r.status, 503);
     assert!(r.header("Retry-After").is_some());
     // ...another is served.
-    let r = second_address()
-        .get(s.url("/"))
-        .basic_auth("u", Some("pw"))
-        .send()
-        .unwrap();
+    let r = get_from_second_address(s.url("/"));
     assert_eq!(r.status().as_u16(), 200);
+}
+
+/// A small body (here a PROPFIND's XML) is read before an instance is taken
+/// for it: a client that trickles one ties up a connection, not one of the
+/// instances every client shares.
+#[test]
+fn a_small_body_trickling_in_holds_no_instance() {
+    let s = start(
+        "max_instances = 1\ninstance_wait = \"1s\"",
+        "min_body_rate = 0",
+    );
+    let body = r#"<?xml version="1.0"?><propfind xmlns="DAV:"><allprop/></propfind>"#;
+    let mut slow = connect(&s);
+    write!(
+        slow,
+        "PROPFIND / HTTP/1.1\r\nHost: x\r\n{AUTH}\r\nDepth: 0\r\nContent-Length: {}\r\n\r\n{}",
+        body.len(),
+        &body[..10]
+    )
+    .unwrap();
+    // The server has read what was sent of the body...
+    let sent = Instant::now();
+    while metric(&s, "edgedav_bytes_received_total") != Some(10.0) {
+        assert!(sent.elapsed() < BOUND, "the body was never read");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // ...and the only instance is free for another client meanwhile
+    // (instead of a 503 after `instance_wait`).
+    let r = get_from_second_address(s.url("/"));
+    assert_eq!(r.status().as_u16(), 200);
+    slow.write_all(&body.as_bytes()[10..]).unwrap();
+    let r = read_raw_response(&mut BufReader::new(&slow), false).unwrap();
+    assert_eq!(r.status, 207, "{}", r.head);
 }
 
 #[test]

@@ -33,7 +33,9 @@ use crate::gate::users::User;
 use crate::locks::LockView;
 use crate::metrics::{self, Refusal};
 use crate::net::connection::RETRY_AFTER_SECS;
-use crate::net::traffic::{AccessLog, BodyOutcome, BodyRate, RequestBody, ResponseBody};
+use crate::net::traffic::{
+    AccessLog, BodyOutcome, BodyRate, READ_AHEAD, RequestBody, ResponseBody,
+};
 use crate::runtime::admission::Busy;
 use crate::runtime::{StorageBinding, Tenant};
 use crate::storage::Backend;
@@ -247,6 +249,10 @@ impl Endpoint {
         };
 
         request.body_mut().throttle(upload);
+        request.body_mut().read_ahead(READ_AHEAD).await;
+        if outcome.cut() {
+            return Ok(finish(slow_body(), download, log, &outcome));
+        }
         let slot = match self.app.admission.enter(remote).await {
             Ok(slot) => slot,
             Err(busy) => {
@@ -289,7 +295,7 @@ impl Endpoint {
         // A body cut for being too slow: whatever the guest made of it, the
         // client is told, and the connection is closed.
         let response = if outcome.cut() {
-            simple(StatusCode::REQUEST_TIMEOUT, Refusal::SlowBody.message())
+            slow_body()
         // An anonymous client refused something may have credentials that
         // allow it: ask for them.
         } else if anonymous && response.status() == StatusCode::FORBIDDEN {
@@ -392,6 +398,12 @@ fn challenge() -> Response<HyperOutgoingBody> {
         hyper::header::HeaderValue::from_static(CHALLENGE),
     );
     response
+}
+
+/// 408: the request body came slower than the binding's `min_body_rate`
+/// (the connection then closes, see [`BodyOutcome::connection_survives`]).
+fn slow_body() -> Response<HyperOutgoingBody> {
+    simple(StatusCode::REQUEST_TIMEOUT, Refusal::SlowBody.message())
 }
 
 /// 503 with `Retry-After`: the cluster's database cannot be reached.

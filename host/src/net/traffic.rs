@@ -9,8 +9,12 @@
 //! that time in a host call, which does not count towards its CPU-time
 //! deadline.
 //!
-//! **Minimum body rate.** An instance is held while its request body
-//! arrives, so a client trickling a body holds one for as long as it likes.
+//! **Read ahead.** A body declared no longer than [`READ_AHEAD`] is read
+//! whole before an instance is taken for its request, so a client
+//! trickling one holds a connection, not an instance.
+//!
+//! **Minimum body rate.** An instance is held while a longer request body
+//! arrives, so a client trickling one would hold it for as long as it likes.
 //! After a grace period, a body whose average rate, counted over the time
 //! spent waiting for the *client* (not for a throttle or for the guest),
 //! falls below the binding's `min_body_rate` is cut: the guest sees a read
@@ -26,6 +30,7 @@
 //! before sending, and polling the body would tell hyper to send
 //! `100 Continue` after the refusal; the connection just closes.
 
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -43,6 +48,11 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::gate::limits::Throttle;
 use crate::metrics::{self, Refusal};
+
+/// Request bodies declared this long or shorter are read before an
+/// instance is taken ([`RequestBody::read_ahead`]): the XML bodies clients
+/// send and small uploads; 1,024 connections reading ahead hold 16 MiB.
+pub const READ_AHEAD: u64 = 16 << 10;
 
 /// A refused request's body is discarded up to this much more...
 const DRAIN_BYTES: u64 = 1 << 20;
@@ -221,6 +231,9 @@ impl BodyOutcome {
 pub struct RequestBody {
     /// None once it ended, was cut or was handed to a drain.
     inner: Option<Incoming>,
+    /// Frames read ahead of the guest ([`Self::read_ahead`]), handed out
+    /// before `inner` is polled again.
+    ahead: VecDeque<Result<Frame<Bytes>, wasmtime_wasi_http::Error>>,
     pacer: Pacer,
     floor: Option<RateFloor>,
     outcome: Arc<BodyOutcome>,
@@ -242,6 +255,7 @@ impl RequestBody {
         };
         Self {
             inner: Some(inner),
+            ahead: VecDeque::new(),
             pacer: Pacer::new(None),
             floor: rate.map(RateFloor::new),
             outcome: Arc::new(outcome),
@@ -251,6 +265,28 @@ impl RequestBody {
     /// Applies the user's upload bandwidth limit.
     pub fn throttle(&mut self, throttle: Option<Arc<Throttle>>) {
         self.pacer.throttle = throttle;
+    }
+
+    /// Reads a body whole now when it declares at most `max` bytes: a small
+    /// body (a PROPFIND's XML, a small PUT) then arrives before an instance
+    /// is taken for it, so a client trickling one holds no instance, and
+    /// the guest finds it there instead of waiting for hyper to read it.
+    /// Counted, throttled and policed as the guest's reads are. Not with
+    /// `Expect: 100-continue` (polling would send `100 Continue` before the
+    /// request is judged) nor for bodies that are long or of unknown length.
+    pub async fn read_ahead(&mut self, max: u64) {
+        // `drain` is false exactly when the client expects 100-continue.
+        let small = self.outcome.declared.is_some_and(|n| n > 0 && n <= max);
+        if !small || !self.outcome.drain {
+            return;
+        }
+        while let Some(frame) = std::future::poll_fn(|cx| self.poll_inner(cx)).await {
+            let failed = frame.is_err();
+            self.ahead.push_back(frame);
+            if failed {
+                break;
+            }
+        }
     }
 
     /// What becomes of the body (shared, so it can be read after the guest
@@ -298,15 +334,13 @@ impl Body for Policed<'_> {
     }
 }
 
-impl Body for RequestBody {
-    type Data = Bytes;
-    type Error = wasmtime_wasi_http::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
+impl RequestBody {
+    /// The next frame from the client, counted, throttled and policed.
+    fn poll_inner(
+        &mut self,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        let this = &mut *self;
+    ) -> Poll<Option<Result<Frame<Bytes>, wasmtime_wasi_http::Error>>> {
+        let this = self;
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);
         };
@@ -335,15 +369,45 @@ impl Body for RequestBody {
         }
         Poll::Ready(frame)
     }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.ahead.pop_front() {
+            Some(frame) => Poll::Ready(Some(frame)),
+            None => self.poll_inner(cx),
+        }
+    }
 
     fn is_end_stream(&self) -> bool {
-        self.pacer.held.is_none() && self.inner.as_ref().is_none_or(|b| b.is_end_stream())
+        self.ahead.is_empty()
+            && self.pacer.held.is_none()
+            && self.inner.as_ref().is_none_or(|b| b.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner
+        let ahead: u64 = self
+            .ahead
+            .iter()
+            .filter_map(|frame| frame.as_ref().ok()?.data_ref())
+            .map(|data| data.len() as u64)
+            .sum();
+        let inner = self
+            .inner
             .as_ref()
-            .map_or_else(|| SizeHint::with_exact(0), |b| b.size_hint())
+            .map_or_else(|| SizeHint::with_exact(0), |b| b.size_hint());
+        let mut hint = SizeHint::new();
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper + ahead);
+        }
+        hint.set_lower(inner.lower() + ahead);
+        hint
     }
 }
 
