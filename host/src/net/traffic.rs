@@ -340,16 +340,15 @@ impl RequestBody {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, wasmtime_wasi_http::Error>>> {
-        let this = self;
-        let Some(inner) = this.inner.as_mut() else {
+        let Some(inner) = self.inner.as_mut() else {
             return Poll::Ready(None);
         };
-        let received = &this.outcome.received;
+        let received = &self.outcome.received;
         let mut policed = Policed {
             inner,
-            floor: &mut this.floor,
+            floor: &mut self.floor,
         };
-        let frame = ready!(this.pacer.poll_next(cx, Pin::new(&mut policed), |bytes| {
+        let frame = ready!(self.pacer.poll_next(cx, Pin::new(&mut policed), |bytes| {
             received.fetch_add(bytes as u64, Relaxed);
             metrics::get()
                 .bytes_received
@@ -357,13 +356,13 @@ impl RequestBody {
         }));
         match &frame {
             None => {
-                this.outcome.ended.store(true, Relaxed);
-                this.inner = None;
+                self.outcome.ended.store(true, Relaxed);
+                self.inner = None;
             }
             Some(Err(wasmtime_wasi_http::Error::ConnectionReadTimeout)) => {
-                this.outcome.cut.store(true, Relaxed);
+                self.outcome.cut.store(true, Relaxed);
                 metrics::get().refused(Refusal::SlowBody);
-                this.inner = None;
+                self.inner = None;
             }
             _ => {}
         }
