@@ -24,11 +24,29 @@ pub struct Reply {
 
 impl Reply {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        header_in(&self.headers, name)
     }
+}
+
+/// What a client of [`exchange`] got.
+pub struct Exchanged {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    /// The body, or why it was cut short.
+    pub body: Result<Vec<u8>, String>,
+}
+
+impl Exchanged {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header_in(&self.headers, name)
+    }
+}
+
+fn header_in<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }
 
 impl Default for Server {
@@ -68,26 +86,8 @@ impl Server {
             locks: &self.locks,
             config: &self.config,
         };
-        let mut all: Vec<(String, String)> = headers
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect();
-        if !body.is_empty() {
-            all.push(("Content-Length".into(), body.len().to_string()));
-        }
-        let req = Request {
-            method: method.into(),
-            target: target.into(),
-            authority: Some("localhost".into()),
-            headers: all,
-            body: Box::new(body),
-        };
-        let response: Response<'_> = crate::handle(&env, req);
-        let status = response.status;
-        let headers = response.headers.clone();
-        let mut out = Vec::new();
-        response.write_body(&self.storage, &mut out).expect("body");
-        (status, headers, out)
+        let got = exchange(&env, method, target, headers, body);
+        (got.status, got.headers, got.body.expect("body"))
     }
 
     pub fn put(&self, target: &str, body: &str) -> u16 {
@@ -103,6 +103,39 @@ impl Server {
         let body = if method == "PUT" { "x" } else { "" };
         let reply = self.send(method, target, &[], body);
         assert_eq!(reply.status, status, "{method} {target}: {}", reply.body);
+    }
+}
+
+/// One whole request to the handler in `env`.
+pub fn exchange(
+    env: &Env<'_>,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Exchanged {
+    let mut all: Vec<(String, String)> = headers
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+    if !body.is_empty() {
+        all.push(("Content-Length".into(), body.len().to_string()));
+    }
+    let req = Request {
+        method: method.into(),
+        target: target.into(),
+        authority: Some("localhost".into()),
+        headers: all,
+        body: Box::new(body),
+    };
+    let response: Response<'_> = crate::handle(env, req);
+    let (status, headers) = (response.status, response.headers.clone());
+    let mut out = Vec::new();
+    let body = response.write_body(env.storage, &mut out).map(|()| out);
+    Exchanged {
+        status,
+        headers,
+        body,
     }
 }
 

@@ -1,7 +1,7 @@
 //! GET and HEAD (RFC 9110 §9.3.1-2): conditionals, ranges, and for
 //! collections the web interface ([`crate::webui`]).
 
-use super::{header_lookup, request_path, stat_existing};
+use super::{existing, header_lookup, request_path, stat_existing};
 use crate::backend::{Env, Metadata, Opened, StorageError};
 use crate::conditions::{Outcome, Preconditions, http_conditions, parse_http_date};
 use crate::date::http_date;
@@ -144,12 +144,8 @@ fn open_whole(
         return Ok(None);
     }
     match env.storage.open_read(path.as_str(), 0, None) {
-        Ok(opened) => Ok(Some(opened)),
         Err(StorageError::IsACollection) => Ok(None),
-        Err(StorageError::NotFound | StorageError::NotACollection) => {
-            Err(DavError::status(404, "not found"))
-        }
-        Err(e) => Err(e.into()),
+        opened => existing(opened).map(Some),
     }
 }
 
@@ -229,34 +225,14 @@ fn multipart<'a>(
 #[cfg(test)]
 mod race_tests {
     use crate::backend::{Config, Env, Storage};
-    use crate::http::Request;
     use crate::memory::{MemoryLocks, MemoryStorage};
-    use crate::testing::{Interposed, store};
+    use crate::testing::{Exchanged, Interposed, exchange, store};
     use std::cell::Cell;
-
-    /// What a client of [`get_while_replaced`] saw.
-    struct Seen {
-        status: u16,
-        headers: Vec<(String, String)>,
-        /// The body, or why it was cut short.
-        body: Result<Vec<u8>, String>,
-        /// The quoted ETag of the version stored last.
-        last_etag: String,
-    }
-
-    impl Seen {
-        fn header(&self, name: &str) -> Option<&str> {
-            self.headers
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.as_str())
-        }
-    }
 
     /// GET `/f` (with `headers`) on a store where `/f` holds `old` and a
     /// writer stores a new version just before each of the first `replaced`
-    /// openings.
-    fn get_while_replaced(replaced: usize, headers: &[(&str, &str)]) -> Seen {
+    /// openings; with the quoted ETag of the version stored last.
+    fn get_while_replaced(replaced: usize, headers: &[(&str, &str)]) -> (Exchanged, String) {
         let inner = MemoryStorage::new();
         store(&inner, "/f", b"old");
         let openings = Cell::new(0);
@@ -276,53 +252,35 @@ mod race_tests {
             locks: &locks,
             config: &config,
         };
-        let req = Request {
-            method: "GET".into(),
-            target: "/f".into(),
-            authority: Some("localhost".into()),
-            headers: headers
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.to_string()))
-                .collect(),
-            body: Box::new(&b""[..]),
-        };
-        let response = crate::handle(&env, req);
-        let (status, headers) = (response.status, response.headers.clone());
-        let mut body = Vec::new();
-        let body = response.write_body(&storage, &mut body).map(|()| body);
-        Seen {
-            status,
-            headers,
-            body,
-            last_etag: storage.inner.stat("/f").unwrap().quoted_etag(),
-        }
+        let seen = exchange(&env, "GET", "/f", headers, b"");
+        (seen, storage.inner.stat("/f").unwrap().quoted_etag())
     }
 
     #[test]
     fn a_file_replaced_before_it_is_opened_is_answered_as_the_new_version() {
-        let seen = get_while_replaced(1, &[]);
+        let (seen, last_etag) = get_while_replaced(1, &[]);
         assert_eq!(seen.status, 200);
         assert_eq!(seen.header("Content-Length"), Some("21"));
-        assert_eq!(seen.header("ETag"), Some(seen.last_etag.as_str()));
+        assert_eq!(seen.header("ETag"), Some(last_etag.as_str()));
         assert_eq!(seen.body.unwrap(), b"version 1 of the file");
     }
 
     #[test]
     fn a_range_of_a_replaced_file_is_taken_from_the_new_version() {
-        let seen = get_while_replaced(2, &[("Range", "bytes=0-6")]);
+        let (seen, last_etag) = get_while_replaced(2, &[("Range", "bytes=0-6")]);
         assert_eq!(seen.status, 206);
         assert_eq!(seen.header("Content-Range"), Some("bytes 0-6/21"));
-        assert_eq!(seen.header("ETag"), Some(seen.last_etag.as_str()));
+        assert_eq!(seen.header("ETag"), Some(last_etag.as_str()));
         assert_eq!(seen.body.unwrap(), b"version");
     }
 
     #[test]
     fn a_file_replaced_at_every_opening_is_a_503_to_retry() {
         // A range is looked up before it is opened; a whole file is not.
-        let seen = get_while_replaced(usize::MAX, &[("Range", "bytes=0-6")]);
+        let (seen, _) = get_while_replaced(usize::MAX, &[("Range", "bytes=0-6")]);
         assert_eq!(seen.status, 503);
         assert_eq!(seen.header("Retry-After"), Some("1"));
-        let seen = get_while_replaced(usize::MAX, &[]);
+        let (seen, _) = get_while_replaced(usize::MAX, &[]);
         assert_eq!(seen.status, 200);
         assert_eq!(seen.body.unwrap(), b"version 1 of the file");
     }
@@ -342,28 +300,21 @@ mod race_tests {
             locks: &locks,
             config: &config,
         };
-        let get = |headers: Vec<(String, String)>| {
+        let get = |headers: &[(&str, &str)]| {
             calls.borrow_mut().clear();
-            let req = Request {
-                method: "GET".into(),
-                target: "/f".into(),
-                authority: Some("localhost".into()),
-                headers,
-                body: Box::new(&b""[..]),
-            };
-            assert_eq!(crate::handle(&env, req).status, 200);
+            assert_eq!(exchange(&env, "GET", "/f", headers, b"").status, 200);
             calls.borrow().clone()
         };
-        assert_eq!(get(vec![]), ["open_read"]);
-        let stale = ("If-None-Match".to_owned(), "\"other\"".to_owned());
-        assert_eq!(get(vec![stale]), ["stat", "open_read"]);
+        assert_eq!(get(&[]), ["open_read"]);
+        let stale = ("If-None-Match", "\"other\"");
+        assert_eq!(get(&[stale]), ["stat", "open_read"]);
     }
 
     #[test]
     fn ranges_of_a_file_replaced_mid_response_cut_the_body_short() {
         // Multipart ranges are opened as the body is written, after the
         // status: a replaced file can only abort the transfer.
-        let seen = get_while_replaced(1, &[("Range", "bytes=0-0,2-2")]);
+        let (seen, _) = get_while_replaced(1, &[("Range", "bytes=0-0,2-2")]);
         assert_eq!(seen.status, 206);
         assert!(seen.body.unwrap_err().contains("replaced"));
     }

@@ -10,7 +10,7 @@ mod propfind;
 mod proppatch;
 mod put;
 
-use crate::backend::{Env, Metadata, StorageError};
+use crate::backend::{Env, Metadata, StorageError, StorageResult};
 use crate::error::{DavError, DavResult};
 use crate::http::{Request, Response};
 use crate::path::DavPath;
@@ -45,18 +45,28 @@ pub fn handle<'a>(env: &'a Env<'a>, mut req: Request<'_>) -> Response<'a> {
     response
 }
 
-/// The resource's metadata, or `None` when nothing is there (including a
-/// path below a file).
-fn stat(env: &Env<'_>, path: &DavPath) -> DavResult<Option<Metadata>> {
-    match env.storage.stat(path.as_str()) {
-        Ok(m) => Ok(Some(m)),
+/// A lookup's answer, or `None` when nothing is there (including a path
+/// below a file).
+fn found<T>(answer: StorageResult<T>) -> DavResult<Option<T>> {
+    match answer {
+        Ok(found) => Ok(Some(found)),
         Err(StorageError::NotFound | StorageError::NotACollection) => Ok(None),
         Err(e) => Err(e.into()),
     }
 }
 
+/// A lookup's answer; 404 when nothing is there.
+fn existing<T>(answer: StorageResult<T>) -> DavResult<T> {
+    found(answer)?.ok_or_else(|| DavError::status(404, "not found"))
+}
+
+/// The resource's metadata, or `None` when nothing is there.
+fn stat(env: &Env<'_>, path: &DavPath) -> DavResult<Option<Metadata>> {
+    found(env.storage.stat(path.as_str()))
+}
+
 fn stat_existing(env: &Env<'_>, path: &DavPath) -> DavResult<Metadata> {
-    stat(env, path)?.ok_or_else(|| DavError::status(404, "not found"))
+    existing(env.storage.stat(path.as_str()))
 }
 
 /// 409 unless the parent collection exists (RFC 4918 §9.3.1, §9.7.1).
