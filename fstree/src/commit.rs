@@ -35,24 +35,41 @@ pub fn check_write(
     Ok(target)
 }
 
-/// Moves a staged file to `target`; returns whether that created the file.
-/// A rename that does not replace decides it atomically: so of concurrent
-/// creations exactly one reports `created`, and a `create_only` commit
-/// fails with `already-exists` having changed nothing; any other then
-/// replaces what is there.
+/// Moves a staged file to `target`; returns whether that created the file
+/// (the rule is [`publish_with`]'s).
 pub fn publish(fs: &impl Fs, staged: &Path, target: &Path, create_only: bool) -> Result<bool> {
+    publish_with(
+        || fs.rename_noreplace(staged, target),
+        || fs.rename(staged, target),
+        create_only,
+    )
+}
+
+/// Publishes staged content with `place`, which puts it at the target
+/// only if nothing is there (else `already-exists`), or `replace`, which
+/// puts it over what is there; returns whether that created the file.
+/// Placing decides it atomically: so of concurrent creations exactly one
+/// reports `created`, and a `create_only` commit fails with
+/// `already-exists` having changed nothing; any other then replaces what
+/// is there. A binding whose staged content has no name of its own (an
+/// anonymous file, linked into place) publishes through this.
+pub fn publish_with(
+    place: impl FnOnce() -> Result<()>,
+    replace: impl FnOnce() -> Result<()>,
+    create_only: bool,
+) -> Result<bool> {
     let gone = |e| match e {
         // The collection went away meanwhile (and took the upload with it).
         Error::NotFound => Error::ParentNotFound,
         e => e,
     };
-    match fs.rename_noreplace(staged, target) {
+    match place() {
         Ok(()) => return Ok(true),
         Err(Error::AlreadyExists) if create_only => return Err(Error::AlreadyExists),
         Err(Error::AlreadyExists) => {}
         Err(e) => return Err(gone(e)),
     }
-    fs.rename(staged, target).map_err(gone)?;
+    replace().map_err(gone)?;
     Ok(false)
 }
 

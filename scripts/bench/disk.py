@@ -4,13 +4,16 @@ ceiling of edgedav's PUT figures, which fsync before they answer (the peers'
 do not).
 
     disk.py big SRC DIR REPS
-        copies SRC into DIR REPS times as a commit does (write in 1 MiB
-        pieces, fsync the file, rename it into place, fsync the directory);
-        prints the median rate in MB/s
+        copies SRC into DIR REPS times as a commit does; prints the median
+        rate in MB/s
     disk.py small DIR SECONDS THREADS
-        THREADS threads create 4 KiB files in DIR for SECONDS as a commit does
-        (write, fsync, rename into place, fsync the directory); prints files
-        per second
+        THREADS threads create 4 KiB files in DIR for SECONDS as a commit
+        does; prints files per second
+
+A commit, as edgedav's local store makes one of a whole upload: write (in
+1 MiB pieces) into an anonymous file in the target's directory (O_TMPFILE),
+fsync it, link it into place, fsync the directory; where the filesystem has
+no anonymous files, into a named file renamed into place.
 
 The files are removed afterwards.
 """
@@ -22,16 +25,26 @@ import time
 
 
 def commit(data_pieces, staged, target, directory):
-    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        for piece in data_pieces:
-            os.write(fd, piece)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(staged, target)
     dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
+        try:
+            fd = os.open(directory, os.O_TMPFILE | os.O_WRONLY, 0o644)
+            anonymous = True
+        except OSError:
+            fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            anonymous = False
+        try:
+            for piece in data_pieces:
+                os.write(fd, piece)
+            os.fsync(fd)
+            if anonymous:
+                # With a directory descriptor Python calls linkat (an
+                # absolute path ignores it), which follows the /proc link.
+                os.link(f"/proc/self/fd/{fd}", target, src_dir_fd=dfd, follow_symlinks=True)
+        finally:
+            os.close(fd)
+        if not anonymous:
+            os.rename(staged, target)
         os.fsync(dfd)
     finally:
         os.close(dfd)

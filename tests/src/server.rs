@@ -293,6 +293,24 @@ impl Server {
         self.child.id()
     }
 
+    /// The sizes of the regular files below `dir` that the server holds
+    /// open, seen through its descriptors (`/proc/PID/fd`, which reach a
+    /// file with no name too). How a test sees uploads being written: a
+    /// whole upload is staged as an anonymous file where the filesystem has
+    /// them, a partial one as a named file in the staging directory.
+    pub fn open_files_below(&self, dir: &Path) -> Vec<u64> {
+        let dir = dir.canonicalize().unwrap();
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{}/fd", self.pid())) else {
+            return Vec::new();
+        };
+        fds.flatten()
+            .filter(|fd| std::fs::read_link(fd.path()).is_ok_and(|to| to.starts_with(&dir)))
+            .filter_map(|fd| std::fs::metadata(fd.path()).ok())
+            .filter(|m| m.is_file())
+            .map(|m| m.len())
+            .collect()
+    }
+
     /// A field of the server's /proc/PID/status (`VmRSS`, `VmHWM`), in KiB.
     pub fn status_kib(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();

@@ -272,15 +272,9 @@ fn a_host_killed_mid_upload_loses_nothing_and_its_locks_hold() {
         uploads.push(stream);
     }
     // Killed once both are being written into their staged files.
-    let staging = c.home.path().join(".edgedav/uploads");
     eventually(Duration::from_secs(30), "both uploads staged", || {
-        std::fs::read_dir(&staging).is_ok_and(|entries| {
-            entries
-                .filter_map(|e| e.ok()?.metadata().ok())
-                .filter(|m| m.len() > 0)
-                .count()
-                >= 2
-        })
+        let open = a.open_files_below(c.home.path());
+        open.into_iter().filter(|&len| len > 0).count() >= 2
     });
     a.signal(libc::SIGKILL);
     drop(uploads);

@@ -2,7 +2,9 @@
 //! SIGKILL while twenty uploads are half sent, then started again on the
 //! same root. Every file holds its old content or the complete new one
 //! (never a prefix, never empty), a file being created is absent or
-//! complete, and the restarted server sweeps what the dead one had staged.
+//! complete, and nothing staged outlives the restart: whole uploads are
+//! anonymous files that die with the process, and what the dead server
+//! staged under a name is swept.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -96,21 +98,22 @@ fn staged_files(root: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Waits until the server has staged a non-empty file for every upload.
-fn wait_for_progress(root: &Path) {
+/// Waits until the server is writing every upload.
+fn wait_for_progress(s: &Server) {
     let deadline = Instant::now() + PROGRESS_TIMEOUT;
     loop {
-        let staged = staged_files(root);
-        let writing = staged
-            .iter()
-            .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0))
+        // The server opens nothing else below the root meanwhile.
+        let writing = s
+            .open_files_below(&s.root())
+            .into_iter()
+            .filter(|&len| len > 0)
             .count();
         if writing >= UPLOADS {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "after {PROGRESS_TIMEOUT:?} the server writes {writing} of {UPLOADS} uploads: {staged:#?}"
+            "after {PROGRESS_TIMEOUT:?} the server writes {writing} of {UPLOADS} uploads"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -139,7 +142,7 @@ fn uploads_cut_by_a_kill_leave_old_or_complete_files() {
         for _ in 0..UPLOADS {
             sent_rx.recv().expect("every client sends part of its body");
         }
-        wait_for_progress(&s.root());
+        wait_for_progress(&s);
         s.signal(libc::SIGKILL);
         assert!(
             s.wait_exit(Duration::from_secs(60)).is_some(),

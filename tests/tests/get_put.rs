@@ -108,6 +108,8 @@ fn an_upload_that_breaks_off_is_400_and_leaves_the_old_content() {
         .map(|entries| entries.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
     assert!(staged.is_empty(), "left staged: {staged:?}");
+    let open = s.open_files_below(&s.root());
+    assert!(open.is_empty(), "files still open: {open:?}");
 }
 
 #[test]

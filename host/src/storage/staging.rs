@@ -1,5 +1,6 @@
 //! Staged files of the local-disk backend: uploads in progress, copies and
-//! property documents, written aside and published by one rename.
+//! property documents, written aside and published by one rename (or, for
+//! an anonymous file, one link).
 //!
 //! * **Where.** In one per-store directory, `<root>/.edgedav/uploads/`, so
 //!   finding what crashed writers left is one directory listing, not a walk
@@ -19,6 +20,14 @@
 //!   writer creating its file and locking it). The backend sweeps the
 //!   staging directory when it opens the store and again, from `open-write`,
 //!   when [`SWEEP_INTERVAL`] has passed since.
+//! * **Anonymous uploads.** Where the filesystem offers `O_TMPFILE`, a
+//!   whole-file upload is staged as a file with no name in its target's
+//!   collection ([`stage_anonymous`]) and linked into place at commit
+//!   ([`link`], [`replace_with`]): nothing to name, lock or sweep, and a
+//!   crashed writer leaves nothing behind (the kernel frees a file no name
+//!   and no descriptor holds). Its fsync does not also write a staging
+//!   directory's new entry, and its publication changes one directory
+//!   instead of two: cheaper, measured in README → Performance.
 //! * **Recreated on demand.** If the store's directory is removed and
 //!   re-created behind the server's back, the staging directory is made
 //!   again when next needed.
@@ -29,10 +38,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use rustix::fs::{FlockOperation, flock};
+use edgedav_fstree::UPLOAD_PREFIX;
+use rustix::fs::{AtFlags, CWD, FlockOperation, Mode, OFlags, flock};
+use rustix::io::Errno;
 
-/// Prefix of staged files beside their target (and reserved in paths).
-pub const UPLOAD_PREFIX: &str = ".edgedav-upload-";
 /// A staged file younger than this is never swept.
 pub const MIN_AGE: Duration = Duration::from_secs(60);
 /// How often `open-write` sweeps the staging directory.
@@ -70,6 +79,68 @@ pub fn stage(dir: &Path, target_dir: &Path) -> io::Result<Staged> {
         return Err(e.into());
     }
     Ok(Staged { file, path })
+}
+
+/// Opens an anonymous file (`O_TMPFILE`) in the collection `dir` (open,
+/// as `dir_fd`, or the working directory) for an upload to publish with
+/// [`link`] or [`replace_with`]. `None` when the filesystem or kernel has
+/// no such files: the caller then stages a named file with [`stage`].
+pub fn stage_anonymous(dir_fd: impl std::os::fd::AsFd, dir: &Path) -> io::Result<Option<File>> {
+    match rustix::fs::openat(
+        dir_fd,
+        dir,
+        OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o666),
+    ) {
+        Ok(fd) => Ok(Some(File::from(fd))),
+        // Unsupported by the filesystem (`EOPNOTSUPP`), or by a kernel that
+        // reads the flag as `O_DIRECTORY` alone (`EISDIR`, `EINVAL`).
+        Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Gives an anonymous file the name `to`; `AlreadyExists` if it is taken.
+/// (Through `/proc/self/fd`: linking the descriptor itself, with
+/// `AT_EMPTY_PATH`, needs a capability the server should not hold.)
+pub fn link(file: &File, to: &Path) -> io::Result<()> {
+    let proc = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(file));
+    Ok(rustix::fs::linkat(
+        CWD,
+        proc.as_str(),
+        CWD,
+        to,
+        AtFlags::SYMLINK_FOLLOW,
+    )?)
+}
+
+/// Puts an anonymous file in place of what is at `to`, atomically: linked
+/// beside it under [`UPLOAD_PREFIX`] (locked, so no sweep takes it), then
+/// renamed over it; the link is removed if the rename fails.
+pub fn replace_with(file: &File, to: &Path) -> io::Result<()> {
+    let dir = to.parent().unwrap_or(Path::new("/"));
+    let temp = dir.join(format!("{UPLOAD_PREFIX}{}", uuid::Uuid::new_v4()));
+    flock(file, FlockOperation::LockExclusive)?;
+    link(file, &temp)?;
+    let renamed = fs::rename(&temp, to);
+    if renamed.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    renamed
+}
+
+/// Whether anonymous staging works in `dir`: an anonymous file can be
+/// made there and linked (which also needs `/proc` mounted).
+pub fn anonymous_works(dir: &Path) -> bool {
+    let Ok(Some(file)) = stage_anonymous(CWD, dir) else {
+        return false;
+    };
+    let probe = dir.join(uuid::Uuid::new_v4().to_string());
+    let linked = link(&file, &probe).is_ok();
+    if linked {
+        let _ = fs::remove_file(&probe);
+    }
+    linked
 }
 
 /// Removes the staged files in `dir` that no live writer owns and that are

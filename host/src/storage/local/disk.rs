@@ -5,8 +5,8 @@
 //! paths live here: confinement proved by one `openat2`, listings that
 //! `statx` each member relative to the open collection,
 //! `renameat2(RENAME_NOREPLACE)`, copies in the kernel (`copy_file_range`,
-//! reflinks where the filesystem has them), staging in the store's locked
-//! staging directory.
+//! reflinks where the filesystem has them), copies and property documents
+//! staged in the store's locked staging directory.
 
 use std::fs::{self, File};
 use std::io::{self, Seek, SeekFrom, Write as _};
@@ -53,7 +53,7 @@ impl Store {
     /// root's descriptor and the rest of the path for a location below the
     /// root (a lookup then walks only the path inside the store), else the
     /// working directory and the location itself.
-    fn anchored<'a>(&'a self, at: &'a Path) -> (BorrowedFd<'a>, &'a Path) {
+    pub(super) fn anchored<'a>(&'a self, at: &'a Path) -> (BorrowedFd<'a>, &'a Path) {
         match at.strip_prefix(&self.root) {
             Ok(inside) if inside.as_os_str().is_empty() => (self.root_fd.as_fd(), Path::new(".")),
             Ok(inside) => (self.root_fd.as_fd(), inside),

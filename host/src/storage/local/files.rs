@@ -38,9 +38,8 @@ impl FileReader for LocalReader {
 /// How much of an upload is written before its writeback is started.
 pub(super) const WRITEBACK_STEP: u64 = 8 << 20;
 
-/// An upload staged in a locked file (see [`staging`]), published at commit
-/// by a rename: over the target for a whole write; for a partial update,
-/// after the piece was applied on a staged copy of the current file.
+/// An upload: written into its staged file as it comes, published at
+/// commit (see [`Staging`]).
 ///
 /// Chunks are written on the calling thread (into the page cache, like the
 /// reads of [`LocalReader`]); the commit, which waits for the disk, runs on
@@ -51,11 +50,25 @@ pub(super) struct LocalWriter {
     /// Bytes written, and how many of them writeback was started for.
     pub(super) written: u64,
     pub(super) flushing: u64,
-    pub(super) temp: PathBuf,
+    pub(super) staging: Staging,
     pub(super) target: PathBuf,
-    pub(super) offset: Option<u64>,
     pub(super) create_only: bool,
-    pub(super) committed: bool,
+    /// Whether the staged file became the target (nothing to discard).
+    pub(super) published: bool,
+}
+
+/// What an upload is staged in, and so how its commit publishes it.
+pub(super) enum Staging {
+    /// A whole file, in an anonymous file in the target's collection (see
+    /// [`staging::stage_anonymous`]), linked into place.
+    Anonymous,
+    /// A whole file, in a named and locked staged file (see
+    /// [`staging::stage`]), renamed into place.
+    Named(PathBuf),
+    /// A piece to write at an offset of the target (a partial update), in a
+    /// named staged file; a staged copy of the target with the piece applied
+    /// is renamed into place.
+    Piece(PathBuf, u64),
 }
 
 #[async_trait]
@@ -83,26 +96,10 @@ impl FileWriter for LocalWriter {
         Ok(())
     }
 
-    async fn commit(mut self: Box<Self>) -> Result<Committed> {
-        let file = self.file.try_clone()?;
-        let (store, temp, target) = (self.store.clone(), self.temp.clone(), self.target.clone());
-        let (offset, create_only) = (self.offset, self.create_only);
-        let (meta, created) = tokio::task::spawn_blocking(move || {
-            file.sync_all()?;
-            let created = match offset {
-                Some(offset) => {
-                    commit::apply_piece(&*store, &temp, &target, offset)?;
-                    false
-                }
-                None => commit::publish(&*store, &temp, &target, create_only)?,
-            };
-            // Make the rename itself durable.
-            File::open(parent(&target))?.sync_all()?;
-            Ok::<_, Error>((fs::metadata(&target)?, created))
-        })
-        .await
-        .map_err(|e| Error::Io(format!("storage task failed: {e}")))??;
-        self.committed = offset.is_none();
+    async fn commit(self: Box<Self>) -> Result<Committed> {
+        let (meta, created) = tokio::task::spawn_blocking(move || self.publish())
+            .await
+            .map_err(|e| Error::Io(format!("storage task failed: {e}")))??;
         Ok(Committed {
             metadata: metadata(&meta),
             created,
@@ -110,12 +107,52 @@ impl FileWriter for LocalWriter {
     }
 }
 
+impl LocalWriter {
+    /// Makes the upload durable and puts it in place (on the blocking pool):
+    /// the target's metadata, and whether the target was created.
+    fn publish(mut self) -> Result<(fs::Metadata, bool)> {
+        self.file.sync_all()?;
+        let (store, target) = (&*self.store, &self.target);
+        let created = match &self.staging {
+            Staging::Anonymous => commit::publish_with(
+                || Ok(staging::link(&self.file, target)?),
+                || Ok(staging::replace_with(&self.file, target)?),
+                self.create_only,
+            )?,
+            Staging::Named(temp) => commit::publish(store, temp, target, self.create_only)?,
+            Staging::Piece(piece, offset) => {
+                commit::apply_piece(store, piece, target, *offset)?;
+                false
+            }
+        };
+        // Make the new name durable.
+        File::open(parent(target))?.sync_all()?;
+        // A whole file's staged file is now the target; a piece went into a
+        // copy of it.
+        let meta = match self.staging {
+            Staging::Piece(..) => fs::metadata(target)?,
+            Staging::Anonymous | Staging::Named(_) => {
+                self.published = true;
+                self.file.metadata()?
+            }
+        };
+        Ok((meta, created))
+    }
+}
+
 impl Drop for LocalWriter {
     /// Discards an upload that was not published, and the staged piece of a
     /// partial update (one unlink, cheap enough to do inline).
+    /// (An anonymous file needs nothing: the kernel frees it on close.)
     fn drop(&mut self) {
-        if !self.committed {
-            let _ = fs::remove_file(&self.temp);
+        match &self.staging {
+            Staging::Named(temp) if !self.published => {
+                let _ = fs::remove_file(temp);
+            }
+            Staging::Piece(piece, _) => {
+                let _ = fs::remove_file(piece);
+            }
+            Staging::Anonymous | Staging::Named(_) => {}
         }
     }
 }

@@ -13,13 +13,15 @@
 //!   root and out of the internal directory, so a symlink cannot lead out of
 //!   the store. This is defence in depth against a buggy handler, not a
 //!   sandbox against a hostile local user racing renames on the same disk.
-//! * **Staging.** A writer stages into a locked file (see
-//!   [`super::staging`]: `<root>/.edgedav/uploads/`, swept of what crashed
-//!   writers leave); commit fsyncs it, publishes it by rename and fsyncs the
-//!   collection, so an acknowledged write survives a crash and readers see
-//!   the old or the new content, never a mix. A writer dropped without a
-//!   commit deletes its staged file. Large uploads start their writeback as
-//!   they go ([`files`]).
+//! * **Staging.** A whole-file upload is written into an anonymous file
+//!   (`O_TMPFILE`) in its target's collection where the filesystem has
+//!   them, else into a locked file in `<root>/.edgedav/uploads/`; a partial
+//!   update's piece always into the latter (see [`super::staging`], which
+//!   also sweeps what crashed writers leave). Commit fsyncs the file,
+//!   publishes it by a link or a rename and fsyncs the collection, so an
+//!   acknowledged write survives a crash and readers see the old or the
+//!   new content, never a mix. A writer dropped without a commit leaves
+//!   nothing. Large uploads start their writeback as they go ([`files`]).
 //! * **Errors.** Out of file descriptors (`EMFILE`, `ENFILE`) and a
 //!   read-only filesystem (`EROFS`) are `unavailable` (503, transient server
 //!   conditions, not permissions). A name longer than the filesystem holds
@@ -58,7 +60,7 @@ mod metadata;
 #[cfg(test)]
 mod tests;
 
-use self::files::{LocalReader, LocalWriter};
+use self::files::{LocalReader, LocalWriter, Staging};
 use self::metadata::metadata;
 
 /// A store rooted at a local directory. Cheap to clone.
@@ -74,6 +76,9 @@ struct Store {
     internal: PathBuf,
     /// `<root>/.edgedav/uploads`, where files are staged.
     uploads: PathBuf,
+    /// Whether whole-file uploads are staged as anonymous files (where the
+    /// filesystem offers them; see [`staging::stage_anonymous`]).
+    anonymous: bool,
     /// When the staging directory was last swept.
     last_sweep: Mutex<Instant>,
     /// Serialise property patches and partial updates
@@ -104,6 +109,7 @@ impl LocalBackend {
             root,
             root_fd,
             internal,
+            anonymous: staging::anonymous_works(&uploads),
             uploads,
             last_sweep: Mutex::new(Instant::now()),
             patching: Mutex::new(()),
@@ -262,17 +268,34 @@ impl Store {
             return Err(Error::NoSpace);
         }
         self.sweep_now_and_then();
-        let Staged { file, path: temp } = staging::stage(&self.uploads, parent(&target))?;
+        let dir = parent(&target);
+        let anonymous = match options.offset {
+            None if self.anonymous => {
+                let (at, path) = self.anchored(dir);
+                staging::stage_anonymous(at, path)?
+            }
+            _ => None,
+        };
+        let (file, staging) = match (anonymous, options.offset) {
+            (Some(file), _) => (file, Staging::Anonymous),
+            (None, offset) => {
+                let Staged { file, path } = staging::stage(&self.uploads, dir)?;
+                let staging = match offset {
+                    Some(offset) => Staging::Piece(path, offset),
+                    None => Staging::Named(path),
+                };
+                (file, staging)
+            }
+        };
         Ok(Box::new(LocalWriter {
             store: self.clone(),
             file,
             written: 0,
             flushing: 0,
-            temp,
+            staging,
             target,
-            offset: options.offset,
             create_only: options.create_only,
-            committed: false,
+            published: false,
         }))
     }
 

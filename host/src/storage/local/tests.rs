@@ -37,8 +37,46 @@ impl Scratch {
         Self { dir, backend }
     }
 
+    /// A store that stages every upload under a name, as on a filesystem
+    /// without anonymous files.
+    fn named() -> Self {
+        let mut s = Self::new();
+        Arc::get_mut(&mut s.backend.0).unwrap().anonymous = false;
+        s
+    }
+
+    /// Both ways of staging a whole upload.
+    fn both() -> [Self; 2] {
+        [Self::new(), Self::named()]
+    }
+
     fn root(&self) -> PathBuf {
         self.dir.join("root")
+    }
+
+    /// Every name in the store but the store's own directories, and every
+    /// file staged in its staging directory.
+    fn names(&self) -> Vec<String> {
+        fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
+            for entry in fs::read_dir(dir).unwrap() {
+                let p = entry.unwrap().path();
+                let name = p.strip_prefix(root).unwrap().display().to_string();
+                let own = matches!(
+                    name.as_str(),
+                    ".edgedav" | ".edgedav/props" | ".edgedav/uploads"
+                );
+                if p.is_dir() && name != ".edgedav/props" {
+                    walk(&p, root, out);
+                }
+                if !own {
+                    out.push(name);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.root(), &self.root(), &mut out);
+        out.sort();
+        out
     }
 
     async fn put(&self, path: &str, content: &[u8]) -> Metadata {
@@ -500,50 +538,85 @@ async fn commits_report_created_or_replaced() {
 
 #[tokio::test]
 async fn create_only_never_replaces() {
-    let s = Scratch::new();
-    s.put("/f", b"kept").await;
-    s.backend.create_collection("/d").await.unwrap();
-    for path in ["/f", "/d"] {
-        assert!(matches!(
-            s.backend.open_write(path, create_only()).await,
-            Err(Error::AlreadyExists)
-        ));
+    for s in Scratch::both() {
+        s.put("/f", b"kept").await;
+        s.backend.create_collection("/d").await.unwrap();
+        for path in ["/f", "/d"] {
+            assert!(matches!(
+                s.backend.open_write(path, create_only()).await,
+                Err(Error::AlreadyExists)
+            ));
+        }
+        // The path was free when the writer opened, taken when it commits.
+        let mut w = s.backend.open_write("/new", create_only()).await.unwrap();
+        w.write(b"late".to_vec().into()).await.unwrap();
+        s.put("/new", b"first").await;
+        assert!(matches!(w.commit().await, Err(Error::AlreadyExists)));
+        assert_eq!(s.get("/new").await, b"first");
+        assert_eq!(s.names(), ["d", "f", "new"]);
     }
-    // The path was free when the writer opened, taken when it commits.
-    let mut w = s.backend.open_write("/new", create_only()).await.unwrap();
-    w.write(b"late".to_vec().into()).await.unwrap();
-    s.put("/new", b"first").await;
-    assert!(matches!(w.commit().await, Err(Error::AlreadyExists)));
-    assert_eq!(s.get("/new").await, b"first");
-    assert_eq!(
-        fs::read_dir(s.root().join(".edgedav/uploads"))
-            .unwrap()
-            .count(),
-        0
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_creations_have_exactly_one_winner() {
-    let s = Scratch::new();
-    for (path, options) in [("/only", create_only()), ("/any", no_options())] {
-        let mut writers = Vec::new();
-        for i in 0..16u8 {
-            let mut w = s.backend.open_write(path, options.clone()).await.unwrap();
-            w.write(vec![i; 1000].into()).await.unwrap();
-            writers.push(w);
-        }
-        let commits = writers.into_iter().map(|w| tokio::spawn(w.commit()));
-        let mut created = 0;
-        for commit in commits {
-            match commit.await.unwrap() {
-                Ok(c) => created += usize::from(c.created),
-                Err(Error::AlreadyExists) if options.create_only => {}
-                Err(e) => panic!("{path}: {e:?}"),
+    for s in Scratch::both() {
+        for (path, options) in [("/only", create_only()), ("/any", no_options())] {
+            let mut writers = Vec::new();
+            for i in 0..16u8 {
+                let mut w = s.backend.open_write(path, options.clone()).await.unwrap();
+                w.write(vec![i; 1000].into()).await.unwrap();
+                writers.push(w);
             }
+            let commits = writers.into_iter().map(|w| tokio::spawn(w.commit()));
+            let mut created = 0;
+            for commit in commits {
+                match commit.await.unwrap() {
+                    Ok(c) => created += usize::from(c.created),
+                    Err(Error::AlreadyExists) if options.create_only => {}
+                    Err(e) => panic!("{path}: {e:?}"),
+                }
+            }
+            assert_eq!(created, 1, "{path}");
+            assert_eq!(s.get(path).await.len(), 1000);
         }
-        assert_eq!(created, 1, "{path}");
-        assert_eq!(s.get(path).await.len(), 1000);
+        assert_eq!(s.names(), ["any", "only"]);
+    }
+}
+
+/// Where the filesystem has them (ext4, xfs, btrfs, tmpfs: the tests' temp
+/// directory), a whole upload is an anonymous file until its commit, with
+/// no name anywhere; elsewhere it is staged in the staging directory. Both
+/// leave nothing once published or dropped, and create or replace
+/// atomically.
+#[tokio::test]
+async fn whole_uploads_leave_nothing_staged() {
+    let [anonymous, named] = Scratch::both();
+    assert!(
+        anonymous.backend.0.anonymous,
+        "O_TMPFILE works in {}",
+        anonymous.dir.display()
+    );
+    for s in [anonymous, named] {
+        s.put("/old", b"old content").await;
+        let mut replacing = s.backend.open_write("/old", no_options()).await.unwrap();
+        let mut creating = s.backend.open_write("/new", no_options()).await.unwrap();
+        let mut dropped = s.backend.open_write("/gone", no_options()).await.unwrap();
+        for w in [&mut replacing, &mut creating, &mut dropped] {
+            w.write(b"new content".to_vec().into()).await.unwrap();
+        }
+        let staged: Vec<_> = s.names().into_iter().filter(|n| n != "old").collect();
+        if s.backend.0.anonymous {
+            assert!(staged.is_empty(), "nothing staged has a name: {staged:?}");
+        } else {
+            assert_eq!(staged.len(), 3, "{staged:?}");
+            assert!(staged.iter().all(|n| n.starts_with(".edgedav/uploads/")));
+        }
+        drop(dropped);
+        assert!(!replacing.commit().await.unwrap().created);
+        assert!(creating.commit().await.unwrap().created);
+        assert_eq!(s.get("/old").await, b"new content");
+        assert_eq!(s.get("/new").await, b"new content");
+        assert_eq!(s.names(), ["new", "old"]);
     }
 }
 
@@ -587,8 +660,14 @@ async fn start_up_sweeps_only_abandoned_uploads() {
         .unwrap()
         .set_modified(old)
         .unwrap();
-    // A live writer, its file just as old.
-    let mut live = s.backend.open_write("/f", no_options()).await.unwrap();
+    // A live writer, its file just as old (a partial update: whole uploads
+    // are anonymous here, with no file to sweep).
+    s.put("/f", b"dead").await;
+    let partial = WriteOptions {
+        offset: Some(0),
+        ..no_options()
+    };
+    let mut live = s.backend.open_write("/f", partial).await.unwrap();
     live.write(b"live".to_vec().into()).await.unwrap();
     let live_file = fs::read_dir(&uploads)
         .unwrap()
@@ -605,7 +684,7 @@ async fn start_up_sweeps_only_abandoned_uploads() {
     let _reopened = LocalBackend::open(&s.root()).unwrap();
     assert!(!stale.exists(), "an abandoned upload is swept");
     assert!(live_file.exists(), "a live writer's upload is kept");
-    assert!(live.commit().await.unwrap().created);
+    assert!(!live.commit().await.unwrap().created);
     assert_eq!(s.get("/f").await, b"live");
 }
 
