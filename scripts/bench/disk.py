@@ -12,8 +12,9 @@ do not).
 
 A commit, as edgedav's local store makes one of a whole upload: write (in
 1 MiB pieces) into an anonymous file in the target's directory (O_TMPFILE),
-fsync it, link it into place, fsync the directory; where the filesystem has
-no anonymous files, into a named file renamed into place.
+fsync it, link it into place, fsync it again (its link count), fsync the
+directory; where the filesystem has no anonymous files, into a named file
+renamed into place.
 
 The files are removed afterwards.
 """
@@ -41,6 +42,8 @@ def commit(data_pieces, staged, target, directory):
                 # With a directory descriptor Python calls linkat (an
                 # absolute path ignores it), which follows the /proc link.
                 os.link(f"/proc/self/fd/{fd}", target, src_dir_fd=dfd, follow_symlinks=True)
+                # The link count, 0 until now, is the inode's to write.
+                os.fsync(fd)
         finally:
             os.close(fd)
         if not anonymous:

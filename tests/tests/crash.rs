@@ -4,7 +4,8 @@
 //! (never a prefix, never empty), a file being created is absent or
 //! complete, and nothing staged outlives the restart: whole uploads are
 //! anonymous files that die with the process, and what the dead server
-//! staged under a name is swept.
+//! staged under a name is swept. And what a power cut would leave: an
+//! answered PUT is whole on the disk of a journal-less ext4.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -211,4 +212,135 @@ fn uploads_cut_by_a_kill_leave_old_or_complete_files() {
         "staged files left after the restart: {left:#?}\nserver log:\n{}",
         s.log()
     );
+}
+
+/// A journal-less ext4 (as on this project's CI machines) in an image
+/// file, mounted through a loop device for as long as the value lives.
+/// What its files hold *on the disk* is read from the image with
+/// `debugfs`: what the kernel has written to the device, not its caches,
+/// i.e. what a power cut would leave.
+struct Ext4Image {
+    dir: tempfile::TempDir,
+}
+
+impl Ext4Image {
+    fn mount(test: &str) -> Option<Self> {
+        // SAFETY: a plain query of the process's effective user.
+        if unsafe { libc::geteuid() } != 0 {
+            skip(&format!("SKIPPED {test}: mounting an image needs root\n"));
+            return None;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("edgedav-ext4-")
+            .tempdir()
+            .unwrap();
+        let image = Self { dir };
+        std::fs::File::create(image.image())
+            .and_then(|f| f.set_len(64 << 20))
+            .unwrap();
+        std::fs::create_dir(image.mount_point()).unwrap();
+        let run = |program: &str, args: &[&Path]| {
+            std::process::Command::new(program)
+                .args(args)
+                .output()
+                .is_ok_and(|out| out.status.success())
+        };
+        let made = run(
+            "mkfs.ext4",
+            &[
+                Path::new("-q"),
+                Path::new("-O"),
+                Path::new("^has_journal"),
+                &image.image(),
+            ],
+        );
+        if !made
+            || !run(
+                "mount",
+                &[
+                    Path::new("-o"),
+                    Path::new("loop"),
+                    &image.image(),
+                    &image.mount_point(),
+                ],
+            )
+        {
+            // Dropping the value would unmount what was never mounted.
+            skip(&format!(
+                "SKIPPED {test}: no journal-less ext4 on a loop device (mkfs.ext4, mount -o loop)\n"
+            ));
+            return None;
+        }
+        Some(image)
+    }
+
+    fn image(&self) -> PathBuf {
+        self.dir.path().join("image")
+    }
+
+    fn mount_point(&self) -> PathBuf {
+        self.dir.path().join("mnt")
+    }
+
+    /// `debugfs -R REQUEST` on the image: its standard output.
+    fn debugfs(&self, request: &str) -> Vec<u8> {
+        let out = std::process::Command::new("debugfs")
+            .arg("-R")
+            .arg(request)
+            .arg(self.image())
+            .output()
+            .expect("debugfs (e2fsprogs) runs");
+        out.stdout
+    }
+
+    /// The link count and content the disk holds for `path` (absolute in
+    /// the filesystem).
+    fn on_disk(&self, path: &str) -> (u32, Vec<u8>) {
+        let stat = String::from_utf8_lossy(&self.debugfs(&format!("stat {path}"))).into_owned();
+        let links = stat
+            .split_once("Links: ")
+            .and_then(|(_, rest)| rest.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{path} is not on the disk: {stat}"));
+        (links, self.debugfs(&format!("cat {path}")))
+    }
+}
+
+impl Drop for Ext4Image {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.mount_point())
+            .status();
+    }
+}
+
+/// When a PUT is answered, the disk holds the file whole and named: its
+/// content, its name in the collection, and its link count, which a
+/// journal-less ext4 writes only with the file's own fsync (a file
+/// published by linking an anonymous one raises it from 0: without that
+/// fsync a power cut leaves a name the kernel refuses as a deleted file).
+#[test]
+fn an_answered_put_is_on_the_disk_whole() {
+    let test = "an_answered_put_is_on_the_disk_whole";
+    let Some(disk) = Ext4Image::mount(test) else {
+        return;
+    };
+    let store = disk.mount_point().join("store");
+    let s = Server::start_config(&format!(
+        "[[bindings]]\nlisten = \"127.0.0.1:0\"\n\n[[users]]\nname = \"u\"\npassword_hash = \"{}\"\nhome = {{ backend = \"local\", path = \"{}\" }}\n",
+        hash_password("pw"),
+        store.display()
+    ));
+    for (round, status) in [(1, 201), (2, 204)] {
+        let body = format!("round {round} ").repeat(1000);
+        s.req_as("u", "pw", "PUT", "/f")
+            .body(body.clone())
+            .exec()
+            .expect(&[status], "PUT");
+        let (links, content) = disk.on_disk("/store/f");
+        assert_eq!(links, 1, "round {round}: the link count on the disk");
+        assert!(
+            content == body.as_bytes(),
+            "round {round}: the content on the disk"
+        );
+    }
 }

@@ -25,9 +25,9 @@
 //!   collection ([`stage_anonymous`]) and linked into place at commit
 //!   ([`link`], [`replace_with`]): nothing to name, lock or sweep, and a
 //!   crashed writer leaves nothing behind (the kernel frees a file no name
-//!   and no descriptor holds). Its fsync does not also write a staging
-//!   directory's new entry, and its publication changes one directory
-//!   instead of two: cheaper, measured in README → Performance.
+//!   and no descriptor holds). Its publication changes one directory
+//!   instead of two, and is cheaper even though the file is fsynced once
+//!   more after its link (measured in README → Performance).
 //! * **Recreated on demand.** If the store's directory is removed and
 //!   re-created behind the server's back, the staging directory is made
 //!   again when next needed.

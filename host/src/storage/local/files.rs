@@ -125,6 +125,13 @@ impl LocalWriter {
                 false
             }
         };
+        if let Staging::Anonymous = self.staging {
+            // Linking raised the file's link count from 0, a change of its
+            // inode that the collection's fsync does not write: on an ext4
+            // without a journal the name would reach the disk before it,
+            // and after a power cut name a file the kernel calls deleted.
+            self.file.sync_all()?;
+        }
         // Make the new name durable.
         File::open(parent(target))?.sync_all()?;
         // A whole file's staged file is now the target; a piece went into a

@@ -18,7 +18,8 @@
 //!   them, else into a locked file in `<root>/.edgedav/uploads/`; a partial
 //!   update's piece always into the latter (see [`super::staging`], which
 //!   also sweeps what crashed writers leave). Commit fsyncs the file,
-//!   publishes it by a link or a rename and fsyncs the collection, so an
+//!   publishes it by a link (then fsyncs the file again: the link count is
+//!   its inode's) or a rename and fsyncs the collection, so an
 //!   acknowledged write survives a crash and readers see the old or the
 //!   new content, never a mix. A writer dropped without a commit leaves
 //!   nothing. Large uploads start their writeback as they go ([`files`]).
