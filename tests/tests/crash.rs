@@ -265,7 +265,6 @@ impl Ext4Image {
                 ],
             )
         {
-            // Dropping the value would unmount what was never mounted.
             skip(&format!(
                 "SKIPPED {test}: no journal-less ext4 on a loop device (mkfs.ext4, mount -o loop)\n"
             ));

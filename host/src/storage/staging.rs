@@ -67,7 +67,7 @@ pub fn stage(dir: &Path, target_dir: &Path) -> io::Result<Staged> {
     let path = if same_fs {
         dir.join(uuid::Uuid::new_v4().to_string())
     } else {
-        target_dir.join(format!("{UPLOAD_PREFIX}{}", uuid::Uuid::new_v4()))
+        beside(target_dir)
     };
     let file = OpenOptions::new()
         .read(true)
@@ -79,6 +79,12 @@ pub fn stage(dir: &Path, target_dir: &Path) -> io::Result<Staged> {
         return Err(e.into());
     }
     Ok(Staged { file, path })
+}
+
+/// A fresh name for a file staged in the collection `dir` itself, under
+/// the reserved [`UPLOAD_PREFIX`] (so listings hide and sweep it).
+fn beside(dir: &Path) -> PathBuf {
+    dir.join(format!("{UPLOAD_PREFIX}{}", uuid::Uuid::new_v4()))
 }
 
 /// Opens an anonymous file (`O_TMPFILE`) in the collection `dir` (open,
@@ -118,8 +124,7 @@ pub fn link(file: &File, to: &Path) -> io::Result<()> {
 /// beside it under [`UPLOAD_PREFIX`] (locked, so no sweep takes it), then
 /// renamed over it; the link is removed if the rename fails.
 pub fn replace_with(file: &File, to: &Path) -> io::Result<()> {
-    let dir = to.parent().unwrap_or(Path::new("/"));
-    let temp = dir.join(format!("{UPLOAD_PREFIX}{}", uuid::Uuid::new_v4()));
+    let temp = beside(to.parent().unwrap_or(Path::new("/")));
     flock(file, FlockOperation::LockExclusive)?;
     link(file, &temp)?;
     let renamed = fs::rename(&temp, to);

@@ -114,24 +114,26 @@ impl LocalWriter {
         self.file.sync_all()?;
         let (store, target) = (&*self.store, &self.target);
         let created = match &self.staging {
-            Staging::Anonymous => commit::publish_with(
-                || Ok(staging::link(&self.file, target)?),
-                || Ok(staging::replace_with(&self.file, target)?),
-                self.create_only,
-            )?,
+            Staging::Anonymous => {
+                let created = commit::publish_with(
+                    || Ok(staging::link(&self.file, target)?),
+                    || Ok(staging::replace_with(&self.file, target)?),
+                    self.create_only,
+                )?;
+                // Linking raised the file's link count from 0, a change of
+                // its inode that the collection's fsync does not write: on
+                // an ext4 without a journal the name would reach the disk
+                // before it, and after a power cut name a file the kernel
+                // calls deleted.
+                self.file.sync_all()?;
+                created
+            }
             Staging::Named(temp) => commit::publish(store, temp, target, self.create_only)?,
             Staging::Piece(piece, offset) => {
                 commit::apply_piece(store, piece, target, *offset)?;
                 false
             }
         };
-        if let Staging::Anonymous = self.staging {
-            // Linking raised the file's link count from 0, a change of its
-            // inode that the collection's fsync does not write: on an ext4
-            // without a journal the name would reach the disk before it,
-            // and after a power cut name a file the kernel calls deleted.
-            self.file.sync_all()?;
-        }
         // Make the new name durable.
         File::open(parent(target))?.sync_all()?;
         // A whole file's staged file is now the target; a piece went into a

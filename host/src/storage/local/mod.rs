@@ -270,18 +270,17 @@ impl Store {
         }
         self.sweep_now_and_then();
         let dir = parent(&target);
-        let anonymous = match options.offset {
-            None if self.anonymous => {
-                let (at, path) = self.anchored(dir);
-                staging::stage_anonymous(at, path)?
-            }
-            _ => None,
+        let anonymous = if self.anonymous && options.offset.is_none() {
+            let (at, path) = self.anchored(dir);
+            staging::stage_anonymous(at, path)?
+        } else {
+            None
         };
-        let (file, staging) = match (anonymous, options.offset) {
-            (Some(file), _) => (file, Staging::Anonymous),
-            (None, offset) => {
+        let (file, staging) = match anonymous {
+            Some(file) => (file, Staging::Anonymous),
+            None => {
                 let Staged { file, path } = staging::stage(&self.uploads, dir)?;
-                let staging = match offset {
+                let staging = match options.offset {
                     Some(offset) => Staging::Piece(path, offset),
                     None => Staging::Named(path),
                 };
