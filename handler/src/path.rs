@@ -65,7 +65,8 @@ impl DavPath {
                 "request target must be an absolute path",
             ));
         }
-        let mut segments = Vec::new();
+        // Written as it is checked, without a string per segment.
+        let mut normal = String::with_capacity(path.len());
         for raw in path.split('/') {
             let segment = percent_decode_str(raw)
                 .decode_utf8()
@@ -88,22 +89,16 @@ impl DavPath {
                         format!("path segment longer than {MAX_SEGMENT} bytes"),
                     ));
                 }
-                s => segments.push(s.to_owned()),
+                s => {
+                    normal.push('/');
+                    normal.push_str(s);
+                }
             }
         }
-        Ok(Self::from_segments(&segments))
-    }
-
-    fn from_segments<S: AsRef<str>>(segments: &[S]) -> Self {
-        let mut path = String::new();
-        for s in segments {
-            path.push('/');
-            path.push_str(s.as_ref());
+        if normal.is_empty() {
+            normal.push('/');
         }
-        if path.is_empty() {
-            path.push('/');
-        }
-        Self { path }
+        Ok(Self { path: normal })
     }
 
     pub fn as_str(&self) -> &str {
@@ -120,7 +115,15 @@ impl DavPath {
 
     /// The last segment, or "" for the root.
     pub fn name(&self) -> &str {
-        self.path.rsplit('/').next().unwrap_or("")
+        // A byte loop rather than `rsplit`: a name is a few bytes, and the
+        // `memrchr` behind `rsplit` costs more to set up than this takes
+        // (a PROPFIND asks each member's name twice).
+        let start = self
+            .path
+            .bytes()
+            .rposition(|b| b == b'/')
+            .map_or(0, |i| i + 1);
+        &self.path[start..]
     }
 
     pub fn parent(&self) -> Option<Self> {

@@ -257,7 +257,7 @@ thread_local! {
 fn guessed_type(path: &DavPath) -> (&'static str, &'static str) {
     let name = path.name();
     // As `Path::extension`: a leading dot starts a name, not an extension.
-    let extension = match name.rfind('.') {
+    let extension = match name.bytes().rposition(|b| b == b'.') {
         Some(dot) if dot > 0 => &name[dot + 1..],
         _ => "",
     };
