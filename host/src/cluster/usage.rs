@@ -132,7 +132,7 @@ impl SharedUsage {
         more: Amount,
         quota: &Quota,
     ) -> Result<bool, tokio_postgres::Error> {
-        let tx = client.transaction().await?;
+        let tx = queued(client).await?;
         let (used, reserved) = self.totals(&tx, true).await?;
         if !fits(used, reserved, more, quota) {
             return Ok(false);
@@ -168,10 +168,10 @@ impl SharedUsage {
         bytes: i128,
         files: i128,
     ) -> Result<(), tokio_postgres::Error> {
-        let tx = client.transaction().await?;
+        let tx = queued(client).await?;
         // The usage row first, locked, as in `try_reserve`: every change of
-        // a home's usage or reservations queues on that row, so they neither
-        // deadlock nor (at serializable isolation) undo one another.
+        // a home's usage or reservations queues on that row, so they do not
+        // deadlock (and, read committed, do not undo one another).
         tx.query_opt(
             "SELECT home FROM edgedav_usage WHERE home = $1 FOR UPDATE",
             &[&self.home],
@@ -202,6 +202,28 @@ impl SharedUsage {
         }
         tx.commit().await
     }
+}
+
+/// A transaction of the home's queue: its first statement locks the
+/// home's usage row, and every change of the home's usage or reservations
+/// takes that lock first, so the lock alone orders them.
+///
+/// Read committed, whatever the database's default: at serializable or
+/// repeatable read isolation PostgreSQL undoes every transaction that waited
+/// for the lock while its holder updated the row ("could not serialize
+/// access due to concurrent update"), so with thirty uploads queued some ran
+/// out of retries and were answered 500. Read committed, a statement after
+/// the lock sees everything committed before it, which is all the queue
+/// needs. (CockroachDB runs it serializable unless read committed is
+/// enabled there; the retries stay for that.)
+async fn queued(
+    client: &mut deadpool_postgres::Object,
+) -> Result<deadpool_postgres::Transaction<'_>, tokio_postgres::Error> {
+    client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::ReadCommitted)
+        .start()
+        .await
 }
 
 /// Renews this host's reservations and removes those of hosts long gone
