@@ -137,8 +137,9 @@ fn walk_locks(env: &Env<'_>, root: &DavPath, below: bool) -> DavResult<Vec<Activ
 const PAGE: u32 = 1000;
 
 /// Bytes of XML per chunk of output: a page of members goes out in several
-/// chunks, each written while it is still in the CPU's cache (a page of
-/// 1,000 files is 700 KiB with `allprop`), and no buffer grows to a page.
+/// chunks small enough for the CPU's cache (a page of 1,000 files is 700
+/// KiB with `allprop`), and no buffer, in the guest or the host, grows to
+/// a page.
 const CHUNK: usize = 64 * 1024;
 
 /// Walks the requested tree depth-first, a page of members at a time.
