@@ -109,6 +109,31 @@ fn put(s: &Server, path: &str, body: &str, token: Option<&str>) -> Resp {
     rb.exec()
 }
 
+/// The statuses of `n` requests sent at once, round-robin through the
+/// cluster's hosts: each client's `prepare`d input (its body, say) is ready
+/// before a barrier releases them all into `send`.
+fn at_once<P: Send>(
+    c: &Cluster,
+    n: usize,
+    prepare: impl Fn(usize) -> P + Sync,
+    send: impl Fn(&Server, P) -> u16 + Sync,
+) -> Vec<u16> {
+    let start = Barrier::new(n);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..n)
+            .map(|i| {
+                let (host, start, prepare, send) = (&c.hosts[i % 3], &start, &prepare, &send);
+                scope.spawn(move || {
+                    let input = prepare(i);
+                    start.wait();
+                    send(host, input)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
 /// Polls `check` until it holds, for at most `limit` (for what another
 /// host learns on its next probe of the database, once a second).
 fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
@@ -171,19 +196,12 @@ fn concurrent_locks_through_three_hosts_grant_exactly_one() {
     };
     const CLIENTS: usize = 60;
     put(&c.hosts[0], "/race.txt", "x", None).expect(&[201], "PUT");
-    let start = Barrier::new(CLIENTS);
-    let statuses: Vec<u16> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..CLIENTS)
-            .map(|i| {
-                let (host, start) = (&c.hosts[i % 3], &start);
-                scope.spawn(move || {
-                    start.wait();
-                    lock(host, "alice", "/race.txt", "0").status
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let statuses = at_once(
+        &c,
+        CLIENTS,
+        |_| (),
+        |host, ()| lock(host, "alice", "/race.txt", "0").status,
+    );
     let granted = statuses.iter().filter(|s| **s == 200).count();
     let refused = statuses.iter().filter(|s| **s == 423).count();
     assert_eq!((granted, refused), (1, CLIENTS - 1), "{statuses:?}");
@@ -198,19 +216,12 @@ fn concurrent_locks_of_different_files_are_all_granted() {
         return;
     };
     const CLIENTS: usize = 30;
-    let start = Barrier::new(CLIENTS);
-    let statuses: Vec<u16> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..CLIENTS)
-            .map(|i| {
-                let (host, start) = (&c.hosts[i % 3], &start);
-                scope.spawn(move || {
-                    start.wait();
-                    lock(host, "alice", &format!("/many-{i}.txt"), "0").status
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let statuses = at_once(
+        &c,
+        CLIENTS,
+        |i| format!("/many-{i}.txt"),
+        |host, path| lock(host, "alice", &path, "0").status,
+    );
     // 201: each file is created by its lock (RFC 4918 §9.10.4).
     assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
 }
@@ -222,23 +233,17 @@ fn parallel_uploads_through_three_hosts_never_exceed_a_quota() {
     };
     const UPLOADS: usize = 30;
     const SIZE: usize = 256 * 1024;
-    let start = Barrier::new(UPLOADS);
-    let statuses: Vec<u16> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..UPLOADS)
-            .map(|i| {
-                let (host, start) = (&c.hosts[i % 3], &start);
-                scope.spawn(move || {
-                    let body = pseudo_random(SIZE, i as u64 + 1);
-                    start.wait();
-                    host.req_as("carol", "pw", "PUT", &format!("/f{i}.bin"))
-                        .body(body)
-                        .exec()
-                        .status
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let statuses = at_once(
+        &c,
+        UPLOADS,
+        |i| (format!("/f{i}.bin"), pseudo_random(SIZE, i as u64 + 1)),
+        |host, (path, body)| {
+            host.req_as("carol", "pw", "PUT", &path)
+                .body(body)
+                .exec()
+                .status
+        },
+    );
     let stored: u64 = std::fs::read_dir(c.quota_home.path())
         .unwrap()
         .map(|e| e.unwrap())
