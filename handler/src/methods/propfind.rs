@@ -386,8 +386,7 @@ impl Walk<'_> {
                 for (name, &live) in include.iter().zip(&self.live) {
                     let written = dead.iter().any(|p| p.name == *name)
                         || included.contains(&name)
-                        || (in_allprop(name)
-                            && live.is_some_and(|l| live_value(env, &r, l).is_some()));
+                        || allprop_has(env, &r, name);
                     if !written {
                         match lookup(&name.namespace, &name.name, live) {
                             Some(f) => {
@@ -405,11 +404,7 @@ impl Walk<'_> {
                         found.write(&Found::name(DAV, live.name()));
                     }
                 }
-                let listed = |name: &PropertyName| {
-                    LiveProp::of(name)
-                        .is_some_and(|l| ALLPROP.contains(&l) && live_value(env, &r, l).is_some())
-                };
-                for p in dead.iter().filter(|p| !listed(&p.name)) {
+                for p in dead.iter().filter(|p| !allprop_has(env, &r, &p.name)) {
                     found.write(&Found::name(&p.name.namespace, &p.name.name));
                 }
             }
@@ -425,6 +420,13 @@ impl Walk<'_> {
 /// Whether `name` is one of the live properties `allprop` writes.
 fn in_allprop(name: &PropertyName) -> bool {
     LiveProp::of(name).is_some_and(|l| ALLPROP.contains(&l))
+}
+
+/// Whether `name` is one of `allprop`'s live properties and the resource
+/// has it (a collection has no `getcontentlength`), so `allprop` and
+/// `propname` list it among the live ones.
+fn allprop_has(env: &Env<'_>, r: &Resource<'_>, name: &PropertyName) -> bool {
+    LiveProp::of(name).is_some_and(|l| ALLPROP.contains(&l) && live_value(env, r, l).is_some())
 }
 
 /// The `DAV:propstat` of a resource's found properties (status 200), opened
@@ -461,18 +463,11 @@ pub fn propstat<'n>(
     props: impl Iterator<Item = (&'n PropertyName, Option<&'n str>)>,
     status: u16,
 ) {
-    propstat_with(w, status, |w| {
-        for (name, value) in props {
-            w.property(&name.namespace, &name.name, value);
-        }
-    });
-}
-
-/// A `DAV:propstat` whose properties `write_props` writes.
-fn propstat_with(w: &mut XmlWriter, status: u16, write_props: impl FnOnce(&mut XmlWriter)) {
     w.open_dav("propstat");
     w.open_dav("prop");
-    write_props(w);
+    for (name, value) in props {
+        w.property(&name.namespace, &name.name, value);
+    }
     w.close_dav("prop");
     close_propstat(w, status);
 }
