@@ -142,6 +142,11 @@ const PAGE: u32 = 1000;
 /// a page.
 const CHUNK: usize = 64 * 1024;
 
+/// Room reserved past [`CHUNK`] for the member that crosses it (one of
+/// `allprop` is about 700 bytes), so that member does not grow the buffer
+/// by a copy of everything written before it.
+const CROSSING: usize = 4 * 1024;
+
 /// Walks the requested tree depth-first, a page of members at a time.
 struct Walk<'a> {
     env: &'a Env<'a>,
@@ -185,7 +190,7 @@ impl ChunkSource for Walk<'_> {
             return Ok(Some(w.take()));
         }
         let mut w = XmlWriter::fragment();
-        w.reserve(CHUNK);
+        w.reserve(CHUNK + CROSSING);
         while w.len() < CHUNK && !self.done {
             let Some(mut listing) = self.listing.take().or_else(|| self.next_listing(&mut w))
             else {
@@ -508,15 +513,21 @@ mod tests {
         let Some(Part::Generated(mut walk)) = response.body.pop() else {
             panic!("a multistatus is generated");
         };
-        let (mut body, mut sizes) = (Vec::new(), Vec::new());
+        let (mut body, mut sizes, mut capacities) = (Vec::new(), Vec::new(), Vec::new());
         while let Some(chunk) = walk.next_chunk().expect("chunk") {
             sizes.push(chunk.len());
+            capacities.push(chunk.capacity());
             body.extend(chunk);
         }
         // Two pages of members (1,000 and 500), each cut into chunks of
         // CHUNK bytes and the member that crossed it.
         assert!(sizes.len() > 10, "{sizes:?}");
         assert!(sizes.iter().all(|&n| n < CHUNK + 1024), "{sizes:?}");
+        // No chunk's buffer grew (by a copy) for the member that crossed.
+        assert!(
+            capacities.iter().all(|&c| c <= CHUNK + CROSSING),
+            "{capacities:?}"
+        );
         let body = String::from_utf8(body).expect("utf-8");
         assert_eq!(body.matches("<D:response>").count(), 1501);
         for i in 0..1500 {
