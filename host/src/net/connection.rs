@@ -44,6 +44,7 @@ use tracing::debug;
 
 use crate::gate::access::{Dropped, Endpoint};
 use crate::metrics::{self, Refusal};
+use crate::net::sendfile;
 use crate::net::traffic::ResponseBody;
 use crate::runtime::admission::IpHold;
 
@@ -385,7 +386,7 @@ impl AsyncWrite for Socket {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let polled = self.stream().poll_write_vectored(cx, bufs);
+        let polled = sendfile::poll_write_vectored(self.stream().get_mut(), cx, bufs);
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
             self.state.wrote();
         }

@@ -3,6 +3,7 @@
 //! No users and no WebDAV here: a request leaves for [`crate::gate`].
 
 pub mod connection;
+pub mod sendfile;
 pub mod server;
 pub mod tls;
 pub mod traffic;

@@ -72,6 +72,13 @@ pub trait Backend: Send + Sync {
 pub trait FileReader: Send {
     /// Up to `max` bytes; empty once the range is exhausted.
     async fn read(&mut self, max: u32) -> Result<Vec<u8>>;
+
+    /// The same bytes as [`FileReader::read`], as the buffer a download
+    /// hands hyper. The local store's say where in its file they are, so
+    /// the socket can send them from the file ([`crate::net::sendfile`]).
+    async fn read_chunk(&mut self, max: u32) -> Result<Bytes> {
+        self.read(max).await.map(Bytes::from)
+    }
 }
 
 /// Content being written. Dropping it without [`FileWriter::commit`] must

@@ -20,7 +20,7 @@ use super::{Error, Reader};
 /// keeps a transfer's buffer in the CPU cache between file and socket.
 const CHUNK: u32 = 128 * 1024;
 
-type Pending = Pin<Box<dyn Future<Output = (Reader, Result<Vec<u8>, Error>)> + Send>>;
+type Pending = Pin<Box<dyn Future<Output = (Reader, Result<Bytes, Error>)> + Send>>;
 
 /// A reader turned into a pollable stream. `ready` reads one chunk ahead and
 /// `read` hands it out; the read in flight is kept here, not in `ready`'s
@@ -59,7 +59,7 @@ impl Pollable for ReaderStream {
         let pending = match (&mut self.pending, self.reader.take()) {
             (Some(pending), _) => pending,
             (slot, Some(mut reader)) => slot.insert(Box::pin(async move {
-                let read = reader.read(CHUNK).await;
+                let read = reader.read_chunk(CHUNK).await;
                 (reader, read)
             })),
             // No reader and nothing in flight cannot happen: every path that
@@ -71,7 +71,7 @@ impl Pollable for ReaderStream {
         self.reader = Some(reader);
         match read {
             Ok(chunk) if chunk.is_empty() => self.end = Some(End::Exhausted),
-            Ok(chunk) => self.buffered = Bytes::from(chunk),
+            Ok(chunk) => self.buffered = chunk,
             Err(e) => self.end = Some(End::Failed(e)),
         }
     }

@@ -5,12 +5,21 @@ use super::*;
 
 /// Reads a chunk at a time on the calling thread (see [`LocalBackend::inline`]).
 pub(super) struct LocalReader {
-    pub(super) file: File,
+    /// Shared with the chunks read, which a socket may send from it.
+    pub(super) file: Arc<File>,
+    /// Where the next chunk starts in the file.
+    pub(super) position: u64,
     pub(super) remaining: u64,
 }
 
 #[async_trait]
 impl FileReader for LocalReader {
+    async fn read_chunk(&mut self, max: u32) -> Result<Bytes> {
+        let at = self.position;
+        let data = self.read(max).await?;
+        Ok(crate::net::sendfile::chunk(data, &self.file, at))
+    }
+
     async fn read(&mut self, max: u32) -> Result<Vec<u8>> {
         let want = self.remaining.min(max.into()) as usize;
         // Into spare capacity, so a buffer about to be filled is not zeroed
@@ -31,6 +40,7 @@ impl FileReader for LocalReader {
         } else {
             self.remaining - want as u64
         };
+        self.position += buf.len() as u64;
         Ok(buf)
     }
 }

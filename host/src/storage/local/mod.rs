@@ -179,7 +179,11 @@ impl Backend for LocalBackend {
             let size = opened.len().saturating_sub(offset);
             let remaining = length.map_or(size, |length| length.min(size));
             Ok((
-                Box::new(LocalReader { file, remaining }) as Reader,
+                Box::new(LocalReader {
+                    file: Arc::new(file),
+                    position: offset,
+                    remaining,
+                }) as Reader,
                 metadata(&opened),
             ))
         })
