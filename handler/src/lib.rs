@@ -19,6 +19,8 @@ pub mod range;
 mod webui;
 pub mod xml;
 
+#[cfg(test)]
+mod instructions;
 #[cfg(any(test, feature = "testing"))]
 pub mod memory;
 #[cfg(test)]
