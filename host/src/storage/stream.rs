@@ -15,10 +15,14 @@ use wasmtime_wasi::p2::{InputStream, Pollable, StreamError, StreamResult};
 use super::{Error, Reader};
 
 /// Bytes fetched from the backend per read-ahead. The guest's splice asks
-/// for up to the response body's write budget (1 MiB); 128 KiB measured as
-/// fast as 256 KiB and 1 MiB for 1 MiB and 256 MiB GETs, and a small chunk
-/// keeps a transfer's buffer in the CPU cache between file and socket.
-const CHUNK: u32 = 128 * 1024;
+/// for up to the response body's write budget (1 MiB). Since the local
+/// store's chunks reach the socket by `sendfile` (`net::sendfile`), their
+/// bytes are not copied out of the buffer, and fewer, larger chunks mean
+/// fewer host calls and `sendfile`s: 16 alternating 256 MiB downloads,
+/// median 1.77 GB/s with 128 KiB, 2.56 with 256 KiB, 2.86 with 512 KiB;
+/// 1 MiB GETs at 32 connections and the server's peak RSS (29 MiB) the
+/// same within noise.
+const CHUNK: u32 = 512 * 1024;
 
 type Pending = Pin<Box<dyn Future<Output = (Reader, Result<Bytes, Error>)> + Send>>;
 
