@@ -1,5 +1,7 @@
-//! Downloads sent from the file: chunks of the local store that the plain
-//! TCP socket sends with `sendfile` instead of from memory.
+//! Downloads sent from the file: the plain-TCP socket sends a slice that
+//! lies in a registered chunk of the local store
+//! ([`file_chunks`](crate::storage::file_chunks)) with `sendfile` instead
+//! of copying it from memory.
 //!
 //! A download goes from the store to hyper as `Bytes` (the guest splices
 //! the store's stream into its response body, and wasi-http hands hyper the
@@ -7,107 +9,21 @@
 //! from the page cache into a buffer, then from that buffer into the socket.
 //! The second copy costs the most (the kernel copies into freshly allocated
 //! socket pages); `sendfile` avoids it, handing the socket references to the
-//! page cache's pages.
-//!
-//! So a chunk the local store reads is registered here with the file and
-//! the offset it was read at, for as long as its buffer lives ([`chunk`]).
-//! When the connection's socket is asked to write a slice that lies in a
-//! registered buffer ([`poll_write_vectored`]), it sends the same bytes from
-//! the file. Everything else that meets the chunk (TLS, a guest reading it)
-//! sees the bytes in memory, which are real.
-//!
-//! Why an address identifies the chunk: an entry is removed before its
-//! buffer is freed, so while it is registered no other allocation lies at
-//! those addresses. The bytes are the file's at that offset when they were
-//! read; edgedav never changes a published file in place (new content is a
-//! new file), so the descriptor keeps them. A file that another program
-//! changes in place may send its newer bytes of the same length, as with
-//! any server that uses `sendfile`; one cut short sends what the buffer
-//! holds.
+//! page cache's pages. A file that another program changes in place may
+//! send its newer bytes of the same length, as with any server that uses
+//! `sendfile`; one cut short sends what the buffer holds.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use bytes::Bytes;
 use rustix::net::{SendAncillaryBuffer, SendFlags};
 use tokio::io::{AsyncWrite, Interest};
 use tokio::net::TcpStream;
 
-/// Chunks smaller than this are sent from memory: a small copy costs less
-/// than a `sendfile` and the registration's lock.
-pub const MIN_CHUNK: usize = 32 * 1024;
-
-/// A registered buffer: where its bytes are in which file.
-struct Span {
-    end: usize,
-    file: Arc<File>,
-    offset: u64,
-}
-
-/// Registered buffers by start address.
-static SPANS: Mutex<BTreeMap<usize, Span>> = Mutex::new(BTreeMap::new());
-
-/// How many buffers are registered: a socket skips the lookup (and the
-/// lock) when none is, as for every small response.
-static REGISTERED: AtomicUsize = AtomicUsize::new(0);
-
-/// `data`, read from `file` at `offset`, as bytes that the socket sends
-/// from the file.
-pub fn chunk(data: Vec<u8>, file: &Arc<File>, offset: u64) -> Bytes {
-    if data.len() < MIN_CHUNK {
-        return Bytes::from(data);
-    }
-    let start = data.as_ptr() as usize;
-    let span = Span {
-        end: start + data.len(),
-        file: Arc::clone(file),
-        offset,
-    };
-    spans().insert(start, span);
-    REGISTERED.fetch_add(1, Relaxed);
-    Bytes::from_owner(Registered(data))
-}
-
-/// Where the slice starting at `ptr` is in a file, if it lies in a
-/// registered buffer: the file and the offset of `ptr`'s byte in it.
-fn file_of(ptr: *const u8) -> Option<(Arc<File>, u64)> {
-    if REGISTERED.load(Relaxed) == 0 {
-        return None;
-    }
-    let at = ptr as usize;
-    let spans = spans();
-    let (&start, span) = spans.range(..=at).next_back()?;
-    (at < span.end).then(|| (Arc::clone(&span.file), span.offset + (at - start) as u64))
-}
-
-fn spans() -> MutexGuard<'static, BTreeMap<usize, Span>> {
-    // Each operation leaves the map whole: a panic elsewhere while it was
-    // held leaves nothing half-done in it.
-    SPANS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// A registered buffer's owner: unregisters it before it is freed.
-struct Registered(Vec<u8>);
-
-impl AsRef<[u8]> for Registered {
-    fn as_ref(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl Drop for Registered {
-    fn drop(&mut self) {
-        spans().remove(&(self.0.as_ptr() as usize));
-        REGISTERED.fetch_sub(1, Relaxed);
-    }
-}
+use crate::storage::file_chunks::file_of;
 
 /// Writes `bufs` to `stream` as `writev` would, except that a slice lying
 /// in a registered chunk (and the slices after it that continue it in the
@@ -197,10 +113,12 @@ mod tests {
     use std::os::unix::fs::FileExt;
     use std::path::PathBuf;
 
+    use bytes::Bytes;
     use tokio::io::AsyncReadExt;
     use tokio::net::TcpListener;
 
     use super::*;
+    use crate::storage::file_chunks::{MIN_CHUNK, chunk};
 
     const N: usize = 2 * MIN_CHUNK;
 
@@ -260,31 +178,6 @@ mod tests {
         let (_, read) = tokio::join!(write, client.read_exact(&mut received));
         read.unwrap();
         received
-    }
-
-    #[test]
-    fn a_chunk_is_found_from_any_of_its_bytes_until_dropped() {
-        let scratch = Scratch::new();
-        let bytes = scratch.chunk(100, N - 100);
-        let (_, offset) = file_of(bytes.as_ptr()).expect("registered");
-        assert_eq!(offset, 100);
-        // A slice from the middle, as after a partial write or a split.
-        let tail = bytes.slice(1000..);
-        assert_eq!(file_of(tail.as_ptr()).expect("registered").1, 1100);
-        let at = bytes.as_ptr();
-        drop(bytes);
-        assert!(file_of(tail.as_ptr()).is_some(), "a slice keeps it");
-        drop(tail);
-        assert!(file_of(at).is_none(), "unregistered with its buffer");
-    }
-
-    #[test]
-    fn small_chunks_and_other_memory_are_not_registered() {
-        let scratch = Scratch::new();
-        let small = scratch.chunk(0, MIN_CHUNK - 1);
-        assert!(file_of(small.as_ptr()).is_none());
-        let other = vec![0u8; N];
-        assert!(file_of(other.as_ptr()).is_none());
     }
 
     #[tokio::test]

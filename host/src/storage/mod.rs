@@ -9,6 +9,7 @@
 
 #[cfg(test)]
 mod conformance;
+pub mod file_chunks;
 pub mod guard;
 pub mod home;
 pub mod local;
@@ -74,8 +75,8 @@ pub trait FileReader: Send {
     async fn read(&mut self, max: u32) -> Result<Vec<u8>>;
 
     /// The same bytes as [`FileReader::read`], as the buffer a download
-    /// hands hyper. The local store's say where in its file they are, so
-    /// the socket can send them from the file ([`crate::net::sendfile`]).
+    /// hands hyper. The local store's say where in its file they are
+    /// ([`file_chunks`]), so the socket can send them from the file.
     async fn read_chunk(&mut self, max: u32) -> Result<Bytes> {
         self.read(max).await.map(Bytes::from)
     }

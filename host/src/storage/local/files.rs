@@ -17,7 +17,7 @@ impl FileReader for LocalReader {
     async fn read_chunk(&mut self, max: u32) -> Result<Bytes> {
         let at = self.position;
         let data = self.read(max).await?;
-        Ok(crate::net::sendfile::chunk(data, &self.file, at))
+        Ok(file_chunks::chunk(data, &self.file, at))
     }
 
     async fn read(&mut self, max: u32) -> Result<Vec<u8>> {

@@ -49,6 +49,7 @@ use bytes::Bytes;
 use edgedav_fstree::{self as fstree, commit, listing, sidecar, tree};
 use rustix::fs::OFlags;
 
+use super::file_chunks;
 use super::staging::{self, Staged};
 use super::{
     Backend, Committed, Entry, Error, FileReader, FileWriter, MemberError, Metadata, Opened, Page,
