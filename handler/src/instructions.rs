@@ -7,8 +7,7 @@
 //! buffer, both the same before and after such a change.
 
 use crate::backend::Env;
-use crate::http::Request;
-use crate::testing::Server;
+use crate::testing::{Server, request};
 
 /// PROPFIND of five properties common clients ask for.
 const NAMED: &str = r#"<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop><D:getcontentlength/><D:getlastmodified/><D:getetag/><D:resourcetype/><D:displayname/></D:prop></D:propfind>"#;
@@ -43,17 +42,7 @@ fn requests() {
     // counted.
     let mut out: Vec<u8> = Vec::with_capacity(1 << 20);
     for _ in 0..iters {
-        let mut headers = vec![("Depth".to_string(), "1".to_string())];
-        if !body.is_empty() {
-            headers.push(("Content-Length".into(), body.len().to_string()));
-        }
-        let request = Request {
-            method: method.into(),
-            target: target.into(),
-            authority: Some("localhost".into()),
-            headers,
-            body: Box::new(body.as_bytes()),
-        };
+        let request = request(method, target, &[("Depth", "1")], body.as_bytes());
         let response = crate::handle(&env, request);
         assert_eq!(response.status, status);
         out.clear();

@@ -106,6 +106,30 @@ impl Server {
     }
 }
 
+/// A request as a client sends it to `localhost`, with `Content-Length`
+/// when it has a body.
+pub fn request<'b>(
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &'b [u8],
+) -> Request<'b> {
+    let mut all: Vec<(String, String)> = headers
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+    if !body.is_empty() {
+        all.push(("Content-Length".into(), body.len().to_string()));
+    }
+    Request {
+        method: method.into(),
+        target: target.into(),
+        authority: Some("localhost".into()),
+        headers: all,
+        body: Box::new(body),
+    }
+}
+
 /// One whole request to the handler in `env`.
 pub fn exchange(
     env: &Env<'_>,
@@ -114,21 +138,7 @@ pub fn exchange(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Exchanged {
-    let mut all: Vec<(String, String)> = headers
-        .iter()
-        .map(|(n, v)| (n.to_string(), v.to_string()))
-        .collect();
-    if !body.is_empty() {
-        all.push(("Content-Length".into(), body.len().to_string()));
-    }
-    let req = Request {
-        method: method.into(),
-        target: target.into(),
-        authority: Some("localhost".into()),
-        headers: all,
-        body: Box::new(body),
-    };
-    let response: Response<'_> = crate::handle(env, req);
+    let response: Response<'_> = crate::handle(env, request(method, target, headers, body));
     let (status, headers) = (response.status, response.headers.clone());
     let mut out = Vec::new();
     let body = response.write_body(env.storage, &mut out).map(|()| out);

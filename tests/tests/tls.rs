@@ -44,6 +44,14 @@ fn curl(args: &[&str]) -> (String, String) {
     )
 }
 
+/// Uploads `file` to `url` as user `u` (`flag` picks the HTTP version);
+/// returns the status.
+fn upload(flag: &str, file: &Path, url: &str) -> String {
+    let file = file.to_str().unwrap();
+    let args = ["-k", flag, "-u", "u:pw", "-T", file, "-o", "/dev/null"];
+    curl(&[&args[..], &["-w", "%{http_code}", url]].concat()).0
+}
+
 fn start() -> Server {
     let hash = hash_password("pw");
     Server::start_config_with(
@@ -103,20 +111,7 @@ fn tls_negotiates_http2_and_serves_webdav() {
     // WebDAV over HTTP/2 + TLS.
     let file = s.dir().join("upload.txt");
     std::fs::write(&file, "over h2").unwrap();
-    let (code, _) = curl(&[
-        "-k",
-        "--http2",
-        "-u",
-        "u:pw",
-        "-T",
-        file.to_str().unwrap(),
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        &format!("{https}/h2.txt"),
-    ]);
-    assert_eq!(code, "201");
+    assert_eq!(upload("--http2", &file, &format!("{https}/h2.txt")), "201");
     let (body, _) = curl(&["-k", "--http2", "-u", "u:pw", &format!("{https}/h2.txt")]);
     assert_eq!(body, "over h2");
     let (code, _) = curl(&[
@@ -141,19 +136,10 @@ fn big_downloads_arrive_whole_over_every_protocol() {
     let file = s.dir().join("big.bin");
     std::fs::write(&file, &data).unwrap();
     let (https, plain) = (&s.urls[0], &s.urls[1]);
-    let (code, _) = curl(&[
-        "-k",
-        "-u",
-        "u:pw",
-        "-T",
-        file.to_str().unwrap(),
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        &format!("{https}/big.bin"),
-    ]);
-    assert_eq!(code, "201");
+    assert_eq!(
+        upload("--http1.1", &file, &format!("{https}/big.bin")),
+        "201"
+    );
     let got = s.dir().join("got.bin");
     for (base, flag) in [
         (https, "--http1.1"),
