@@ -59,12 +59,19 @@ const DRAIN_BYTES: u64 = 1 << 20;
 /// ...for at most this long.
 const DRAIN_TIME: Duration = Duration::from_secs(5);
 
+/// The most a throttled body moves at once: a larger data frame (a
+/// download's chunks are 512 KiB) is paid for and passed on in pieces, so
+/// a slow limit sends steadily instead of in bursts seconds apart.
+const PACE: usize = 32 * 1024;
+
 /// Holds each data frame until a throttle has paid for it.
 struct Pacer {
     throttle: Option<Arc<Throttle>>,
     /// A frame waiting for `wait`.
     held: Option<Frame<Bytes>>,
     wait: Option<Pin<Box<Sleep>>>,
+    /// What is left to pass on of a throttled frame larger than [`PACE`].
+    rest: Bytes,
 }
 
 impl Pacer {
@@ -73,7 +80,13 @@ impl Pacer {
             throttle,
             held: None,
             wait: None,
+            rest: Bytes::new(),
         }
+    }
+
+    /// Whether every frame taken from the body underneath was passed on.
+    fn is_idle(&self) -> bool {
+        self.held.is_none() && self.rest.is_empty()
     }
 
     /// Releases a held frame once paid for; `None` when nothing is held.
@@ -102,6 +115,16 @@ impl Pacer {
         None
     }
 
+    /// Charges the next piece of `rest`: passes it on or holds it.
+    fn charge_rest(&mut self, cx: &mut Context<'_>) -> Poll<Option<Frame<Bytes>>> {
+        let piece = self.rest.split_to(PACE.min(self.rest.len()));
+        let bytes = piece.len();
+        match self.charge(Frame::data(piece), bytes) {
+            Some(frame) => Poll::Ready(Some(frame)),
+            None => self.poll_held(cx),
+        }
+    }
+
     /// Polls `inner` for the next frame, counting data with `count` and
     /// holding it as long as the throttle says.
     fn poll_next<B, E>(
@@ -116,12 +139,19 @@ impl Pacer {
         if let Some(frame) = ready!(self.poll_held(cx)) {
             return Poll::Ready(Some(Ok(frame)));
         }
+        if !self.rest.is_empty() {
+            return self.charge_rest(cx).map(|frame| frame.map(Ok));
+        }
         match ready!(inner.poll_frame(cx)) {
             Some(Ok(frame)) => {
                 let Some(bytes) = frame.data_ref().map(|d| d.len()) else {
                     return Poll::Ready(Some(Ok(frame)));
                 };
                 count(bytes);
+                if self.throttle.is_some() && bytes > PACE {
+                    self.rest = frame.into_data().unwrap_or_default();
+                    return self.charge_rest(cx).map(|frame| frame.map(Ok));
+                }
                 match self.charge(frame, bytes) {
                     Some(frame) => Poll::Ready(Some(Ok(frame))),
                     None => self.poll_held(cx).map(|frame| frame.map(Ok)),
@@ -386,7 +416,7 @@ impl Body for RequestBody {
 
     fn is_end_stream(&self) -> bool {
         self.ahead.is_empty()
-            && self.pacer.held.is_none()
+            && self.pacer.is_idle()
             && self.inner.as_ref().is_none_or(|b| b.is_end_stream())
     }
 
@@ -557,7 +587,7 @@ impl Body for ResponseBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.pacer.held.is_none() && self.inner.is_end_stream()
+        self.pacer.is_idle() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -575,5 +605,38 @@ impl Drop for ResponseBody {
             || self.bodiless();
         let aborted = self.failed || !ended;
         self.log.emit(self.sent, aborted);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::Full;
+
+    use super::*;
+
+    /// The frames `pacer` passes on from a body of one frame of `len` bytes.
+    async fn paced(mut pacer: Pacer, len: usize) -> Vec<Bytes> {
+        let data: Bytes = (0..len).map(|i| i as u8).collect();
+        let mut body = Full::new(data.clone());
+        let mut out = Vec::new();
+        while let Some(frame) =
+            std::future::poll_fn(|cx| pacer.poll_next(cx, Pin::new(&mut body), |_| {})).await
+        {
+            out.push(frame.unwrap().into_data().unwrap());
+        }
+        assert!(pacer.is_idle());
+        assert_eq!(out.concat(), data, "every byte, in order");
+        out
+    }
+
+    #[tokio::test]
+    async fn a_throttled_big_frame_goes_out_in_pieces() {
+        // A bucket holding the whole frame: no waiting, only the pieces.
+        let throttle = Arc::new(Throttle::new(1 << 20));
+        let pieces = paced(Pacer::new(Some(throttle)), 512 * 1024 + 1).await;
+        assert_eq!(pieces.len(), 17);
+        assert!(pieces.iter().all(|p| p.len() <= PACE));
+        // Unthrottled, the frame passes as it is.
+        assert_eq!(paced(Pacer::new(None), 512 * 1024).await.len(), 1);
     }
 }
