@@ -6,7 +6,6 @@
 //! include the in-memory store's work and the copying of the body into a
 //! buffer, both the same before and after such a change.
 
-use crate::backend::Env;
 use crate::testing::{Server, request};
 
 /// PROPFIND of five properties common clients ask for.
@@ -25,11 +24,7 @@ fn requests() {
     for i in 1..=1000 {
         assert_eq!(s.put(&format!("/small/f{i}.bin"), &content), 201);
     }
-    let env = Env {
-        storage: &s.storage,
-        locks: &s.locks,
-        config: &s.config,
-    };
+    let env = s.env();
     let what = std::env::var("WHAT").unwrap_or_else(|_| "allprop".into());
     let iters: u32 = std::env::var("ITERS").map_or(1, |n| n.parse().expect("ITERS"));
     let (method, target, body, status) = match what.as_str() {

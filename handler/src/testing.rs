@@ -81,13 +81,18 @@ impl Server {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> (u16, Vec<(String, String)>, Vec<u8>) {
-        let env = Env {
+        let got = exchange(&self.env(), method, target, headers, body);
+        (got.status, got.headers, got.body.expect("body"))
+    }
+
+    /// What the handler runs against: this server's store, locks and
+    /// settings.
+    pub fn env(&self) -> Env<'_> {
+        Env {
             storage: &self.storage,
             locks: &self.locks,
             config: &self.config,
-        };
-        let got = exchange(&env, method, target, headers, body);
-        (got.status, got.headers, got.body.expect("body"))
+        }
     }
 
     pub fn put(&self, target: &str, body: &str) -> u16 {

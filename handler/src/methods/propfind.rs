@@ -488,7 +488,7 @@ fn close_propstat(w: &mut XmlWriter, status: u16) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::Server;
+    use crate::testing::{Server, request};
 
     #[test]
     fn a_listing_goes_out_in_bounded_chunks() {
@@ -497,18 +497,8 @@ mod tests {
         for i in 0..1500 {
             s.expect("PUT", &format!("/c/{i:04}"), 201);
         }
-        let env = Env {
-            storage: &s.storage,
-            locks: &s.locks,
-            config: &s.config,
-        };
-        let mut req = Request {
-            method: "PROPFIND".into(),
-            target: "/c/".into(),
-            authority: None,
-            headers: vec![("Depth".into(), "1".into())],
-            body: Box::new(&b""[..]),
-        };
+        let env = s.env();
+        let mut req = request("PROPFIND", "/c/", &[("Depth", "1")], b"");
         let mut response = propfind(&env, &mut req).expect("propfind");
         let Some(Part::Generated(mut walk)) = response.body.pop() else {
             panic!("a multistatus is generated");

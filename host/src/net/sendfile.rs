@@ -69,21 +69,15 @@ fn poll_sendfile(
     len: usize,
     in_memory: &[u8],
 ) -> Poll<io::Result<usize>> {
-    loop {
-        ready!(stream.poll_write_ready(cx))?;
-        let socket = &*stream;
-        let sent = socket.try_io(Interest::WRITABLE, || {
-            rustix::fs::sendfile(socket, file, Some(&mut offset), len).map_err(io::Error::from)
-        });
-        match sent {
-            Ok(0) => break,
-            Ok(n) => return Poll::Ready(Ok(n)),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            // A failure of the socket comes back from the write below.
-            Err(_) => break,
-        }
+    let sent = ready!(poll_writing(stream, cx, |socket| {
+        rustix::fs::sendfile(socket, file, Some(&mut offset), len)
+    }));
+    match sent {
+        Ok(n) if n > 0 => Poll::Ready(Ok(n)),
+        // None sent (cut short), or a failure, which the write below
+        // reports again if it is the socket's.
+        _ => Pin::new(stream).poll_write(cx, in_memory),
     }
-    Pin::new(stream).poll_write(cx, in_memory)
 }
 
 /// Writes `bufs` with `MSG_MORE`: the kernel holds a last partial packet
@@ -93,17 +87,24 @@ fn poll_send_more(
     cx: &mut Context<'_>,
     bufs: &[IoSlice<'_>],
 ) -> Poll<io::Result<usize>> {
+    poll_writing(stream, cx, |socket| {
+        let mut no_ancillary = SendAncillaryBuffer::default();
+        rustix::net::sendmsg(socket, bufs, &mut no_ancillary, SendFlags::MORE)
+    })
+}
+
+/// Runs the non-blocking write `op` on `stream` once it is writable, again
+/// each time it would block.
+fn poll_writing(
+    stream: &TcpStream,
+    cx: &mut Context<'_>,
+    mut op: impl FnMut(&TcpStream) -> rustix::io::Result<usize>,
+) -> Poll<io::Result<usize>> {
     loop {
         ready!(stream.poll_write_ready(cx))?;
-        let socket = &*stream;
-        let sent = socket.try_io(Interest::WRITABLE, || {
-            let mut no_ancillary = SendAncillaryBuffer::default();
-            rustix::net::sendmsg(socket, bufs, &mut no_ancillary, SendFlags::MORE)
-                .map_err(io::Error::from)
-        });
-        match sent {
+        match stream.try_io(Interest::WRITABLE, || op(stream).map_err(io::Error::from)) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            sent => return Poll::Ready(sent),
+            done => return Poll::Ready(done),
         }
     }
 }

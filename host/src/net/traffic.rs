@@ -139,26 +139,25 @@ impl Pacer {
         if let Some(frame) = ready!(self.poll_held(cx)) {
             return Poll::Ready(Some(Ok(frame)));
         }
-        if !self.rest.is_empty() {
-            return self.charge_rest(cx).map(|frame| frame.map(Ok));
-        }
-        match ready!(inner.poll_frame(cx)) {
-            Some(Ok(frame)) => {
-                let Some(bytes) = frame.data_ref().map(|d| d.len()) else {
-                    return Poll::Ready(Some(Ok(frame)));
-                };
-                count(bytes);
-                if self.throttle.is_some() && bytes > PACE {
+        if self.rest.is_empty() {
+            match ready!(inner.poll_frame(cx)) {
+                Some(Ok(frame)) => {
+                    let Some(bytes) = frame.data_ref().map(|d| d.len()) else {
+                        return Poll::Ready(Some(Ok(frame)));
+                    };
+                    count(bytes);
+                    if self.throttle.is_none() || bytes <= PACE {
+                        return match self.charge(frame, bytes) {
+                            Some(frame) => Poll::Ready(Some(Ok(frame))),
+                            None => self.poll_held(cx).map(|frame| frame.map(Ok)),
+                        };
+                    }
                     self.rest = frame.into_data().unwrap_or_default();
-                    return self.charge_rest(cx).map(|frame| frame.map(Ok));
                 }
-                match self.charge(frame, bytes) {
-                    Some(frame) => Poll::Ready(Some(Ok(frame))),
-                    None => self.poll_held(cx).map(|frame| frame.map(Ok)),
-                }
+                other => return Poll::Ready(other),
             }
-            other => Poll::Ready(other),
         }
+        self.charge_rest(cx).map(|frame| frame.map(Ok))
     }
 }
 
