@@ -272,12 +272,21 @@ measure_webdav() {
         fail "$SERVER" peak_rss_mib "the server exited during the run"
     fi
     bench_server_stop "$SRV_PID"
-    rm -rf "$RUN"
+    # $RUN stays until the benchmark ends (see KEEP_FILES).
 }
+
+# KEEP_FILES: what a measurement wrote is removed when the benchmark ends
+# (the EXIT trap of scripts/lib.sh), not after it. On ext4 without a
+# journal (this machine kind's root) the kernel does not reuse the inode of
+# a file deleted less than 1 to 6 minutes ago, and every file created
+# meanwhile pays a scan past each such inode (recently_deleted() in the
+# inode allocator): deleting one server's 50,000-odd PUT files made the
+# next server's 4 KiB PUTs 2.5 to 3 times slower here, and edgedav is
+# measured last.
 
 # measure_disk: the durable-write ceiling of this disk, without a server
 # (scripts/bench/disk.py commits as edgedav does: write, fsync, rename,
-# fsync the directory); run first, while no server has deleted files.
+# fsync the directory); run first.
 measure_disk() {
     local dir small big
     new_tmpdir dir bench-disk
@@ -285,7 +294,7 @@ measure_disk() {
     small=$(python3 "$BENCH_HERE/disk.py" small "$dir" "$DURATION" 32)
     big=$(python3 "$BENCH_HERE/disk.py" big "$SRC/big.bin" "$dir" "$REPS")
     DISK_NOTE="The disk alone, committing as edgedav does with no server in the way (\`scripts/bench/disk.py\`): $small new 4 KiB files/s from 32 threads, $big MB/s for the big file (median of $REPS): the ceiling of edgedav's † rows."
-    rm -rf "$dir"
+    # $dir stays until the benchmark ends (see KEEP_FILES).
 }
 
 # measure_hello NAME COLUMN: the hello-world component under NAME's host.
@@ -306,7 +315,6 @@ measure_hello() {
         record "$SERVER" hello_cpu_us "$(cpu_us_per_request)"
     fi
     bench_server_stop "$SRV_PID"
-    rm -rf "$RUN"
 }
 
 main() {
