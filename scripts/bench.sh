@@ -238,6 +238,10 @@ measure_propfind() {
 measure_webdav() {
     SERVER=$1
     new_tmpdir RUN "bench-$SERVER"
+    # What was written before (the sources, the previous server's files:
+    # the peers do not fsync theirs) goes to disk now, not while this
+    # server is measured.
+    sync
     log "$SERVER: start"
     if ! bench_server_start "$SERVER" "$RUN"; then
         fail "$SERVER" startup_ms "did not start"
