@@ -2,7 +2,7 @@
 # The benchmark of edgedav against the WebDAV servers users would pick
 # instead (lighttpd with mod_webdav, nginx with dav-ext), on loopback.
 #
-#   ./scripts/bench.sh [--duration S] [--servers "lighttpd nginx edgedav"] [--smoke]
+#   ./scripts/bench.sh [--duration S] [--rounds N] [--servers "lighttpd nginx edgedav"] [--smoke]
 #
 # For each server in turn, started fresh on 127.0.0.1 with an empty data
 # directory: builds the fixture through the server itself (MKCOL, PUT: N x 4
@@ -23,6 +23,12 @@
 # Prints one markdown table, a column per server, and the ceiling below it.
 #
 #   --duration S   seconds per wrk figure (default 8)
+#   --rounds N     measure every server N times (default 1), the order of
+#                  the servers rotated each round, and print each figure's
+#                  median with the range of edgedav's ratio over the rounds:
+#                  on a shared machine a figure moves by a third between
+#                  runs minutes apart, and one round puts each server in
+#                  one stretch of time
 #   --servers L    which of lighttpd, nginx, edgedav to measure (default all
 #                  three; the hello-world floor runs with edgedav)
 #   --smoke        1 s per figure, 50 files, an 8 MiB big file moved once:
@@ -45,14 +51,17 @@ BENCH_HERE="$REPO/scripts/bench"
 source "$BENCH_HERE/servers.sh"
 
 DURATION=8
+ROUNDS=1
+ROUND=1
 SERVERS="lighttpd nginx edgedav"
 SMOKE=0
 while (($#)); do
     case $1 in
         --duration) DURATION=${2:?--duration needs seconds}; shift 2 ;;
+        --rounds) ROUNDS=${2:?--rounds needs a count}; shift 2 ;;
         --servers) SERVERS=${2:?--servers needs a list}; shift 2 ;;
         --smoke) SMOKE=1; shift ;;
-        -h | --help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,42p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -60,6 +69,7 @@ for server in $SERVERS; do
     case $server in lighttpd | nginx | edgedav) ;; *) echo "unknown server $server" >&2; exit 2 ;; esac
 done
 [[ $DURATION =~ ^[1-9][0-9]*$ ]] || { echo "--duration takes whole seconds" >&2; exit 2; }
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "--rounds takes a positive count" >&2; exit 2; }
 
 FILES=1000
 FEW=5
@@ -115,7 +125,7 @@ make_sources() {
 
 # ---------------------------------------------------------------- recording
 RESULTS=""
-record() { echo "$1 $2 $3" >>"$RESULTS"; }
+record() { echo "$1 $2 $3 $ROUND" >>"$RESULTS"; }
 # fail SERVER METRIC WHY: the figure shows FAIL and the run exits non-zero.
 fail() {
     record "$1" "$2" FAIL
@@ -321,6 +331,14 @@ measure_hello() {
     bench_server_stop "$SRV_PID"
 }
 
+# rotated K WORDS...: the words, the first K moved to the end.
+rotated() {
+    local k=$1
+    shift
+    k=$((k % $#))
+    echo "${@:k+1}" "${@:1:k}"
+}
+
 main() {
     local started=$SECONDS notes=()
     ensure_tools
@@ -334,20 +352,22 @@ main() {
     make_sources
     DISK_NOTE=""
     [[ " $SERVERS " == *" edgedav "* ]] && measure_disk
-    for server in $SERVERS; do
-        measure_webdav "$server"
-    done
-    if [[ " $SERVERS " == *" edgedav "* ]]; then
-        measure_hello edgedav-hello edgedav
-        if command -v wasmtime >/dev/null 2>&1; then
-            measure_hello wasmtime wasmtime
-        else
-            notes+=("wasmtime is not installed: no \`wasmtime serve\` column for the hello-world floor.")
+    for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
+        ((ROUNDS == 1)) || log "round $ROUND of $ROUNDS"
+        for server in $(rotated $((ROUND - 1)) $SERVERS); do
+            measure_webdav "$server"
+        done
+        if [[ " $SERVERS " == *" edgedav "* ]]; then
+            measure_hello edgedav-hello edgedav
+            command -v wasmtime >/dev/null 2>&1 && measure_hello wasmtime wasmtime
         fi
+    done
+    if [[ " $SERVERS " == *" edgedav "* ]] && ! command -v wasmtime >/dev/null 2>&1; then
+        notes+=("wasmtime is not installed: no \`wasmtime serve\` column for the hello-world floor.")
     fi
 
     echo
-    echo "### edgedav benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); ${DURATION}s per wrk figure; wrk -t1)"
+    echo "### edgedav benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); ${DURATION}s per wrk figure; wrk -t1; $ROUNDS round(s))"
     echo
     python3 "$BENCH_HERE/report.py" "$RESULTS" "$FILES" "$FEW" "$BIG_MIB" "$REPS"
     echo "Client and servers share this machine's cores: compare servers within one run."
