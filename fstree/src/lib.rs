@@ -98,6 +98,19 @@ pub trait Fs {
     /// reads the names in it, in no order (not `.` or `..`; reserved names
     /// included).
     fn list(&self, at: &Path) -> Result<(Self::Listing, Vec<String>)>;
+    /// [`Fs::list`] of the collection at contract path `path`, located and
+    /// confined as [`resolve`] does it. A binding that proves confinement
+    /// in the call that opens the collection (the local store's `openat2`
+    /// below the root) overrides it, saving [`Fs::confine`]'s lookups on
+    /// every listing.
+    fn list_path(&self, path: &str) -> Result<(PathBuf, Self::Listing, Vec<String>)>
+    where
+        Self: Sized,
+    {
+        let at = resolve(self, path)?;
+        let (listing, names) = self.list(&at).map_err(Error::looked_up)?;
+        Ok((at, listing, names))
+    }
     /// The metadata of member `name` of a listed collection; none when it
     /// vanished meanwhile or is a symlink leading out of the store.
     fn member(&self, listing: &Self::Listing, name: &str) -> Option<Self::Meta>;

@@ -2,7 +2,7 @@
 
 use edgedav_rules::path::child_path;
 
-use crate::{Error, Fs, Result, UPLOAD_PREFIX, is_reserved, resolve, sidecar};
+use crate::{Fs, Result, UPLOAD_PREFIX, is_reserved, sidecar};
 
 /// The most entries one page holds, whatever the caller asks.
 pub const MAX_PAGE: u32 = 1000;
@@ -31,8 +31,7 @@ pub fn list_members<F: Fs>(
     cursor: Option<String>,
     limit: u32,
 ) -> Result<Page<F::Meta>> {
-    let at = resolve(fs, path)?;
-    let (listing, names) = fs.list(&at).map_err(Error::looked_up)?;
+    let (at, listing, names) = fs.list_path(path)?;
     let mut staged = Vec::new();
     let mut names: Vec<String> = names
         .into_iter()

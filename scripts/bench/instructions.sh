@@ -7,7 +7,8 @@
 #   ./scripts/bench/instructions.sh [ITERS]
 #
 # Prints, for a Depth-1 PROPFIND of 1,000 files (allprop and 5 named
-# properties) and a GET of a 4 KiB file, the instructions per request:
+# properties), one of a folder of 5 files (5 named properties: `few`) and
+# a GET of a 4 KiB file, the instructions per request:
 # the count of ITERS requests (default 4) less that of none, divided by
 # ITERS. The requests are handler/src/instructions.rs. Installs valgrind
 # from Debian when missing.
@@ -44,7 +45,7 @@ total() {
 }
 
 log "instructions per request (callgrind, $ITERS requests less none)"
-for what in allprop named get; do
+for what in allprop named few get; do
     none=$(total "$what" 0)
     some=$(total "$what" "$ITERS")
     printf '%-8s %12d\n' "$what" $(((some - none) / ITERS))

@@ -175,9 +175,18 @@ async fn symlinks_out_of_the_root_are_refused() {
             "{path}"
         );
     }
-    // Neither link is listed.
+    // Neither link is listed, nor listed through.
     let page = s.backend.list_members("/", None, 10).await.unwrap();
     assert!(page.entries.is_empty());
+    for path in ["/escape", "/internal/props"] {
+        assert!(
+            matches!(
+                s.backend.list_members(path, None, 10).await,
+                Err(Error::Forbidden(_))
+            ),
+            "{path}"
+        );
+    }
 }
 
 /// Lookups take one `openat2` that refuses symlinks, and the general path
@@ -202,6 +211,23 @@ async fn symlinks_inside_the_root_are_followed() {
         s.backend.stat("/f.txt/x").await,
         Err(Error::NotACollection)
     ));
+    // Listed through the link (the general path), and without one (the
+    // single `openat2`) with the same answers.
+    for dir in ["/dir", "/d"] {
+        let page = s.backend.list_members(dir, None, 10).await.unwrap();
+        let names: Vec<_> = page.entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["g.txt"], "{dir}");
+    }
+    for (path, file) in [("/link.txt", true), ("/f.txt", true), ("/none", false)] {
+        let listed = s.backend.list_members(path, None, 10).await;
+        assert!(
+            match file {
+                true => matches!(listed, Err(Error::NotACollection)),
+                false => matches!(listed, Err(Error::NotFound)),
+            },
+            "{path}"
+        );
+    }
 }
 
 #[tokio::test]
