@@ -107,9 +107,7 @@ pub trait Fs {
     where
         Self: Sized,
     {
-        let at = resolve(self, path)?;
-        let (listing, names) = self.list(&at).map_err(Error::looked_up)?;
-        Ok((at, listing, names))
+        list_resolved(self, path)
     }
     /// The metadata of member `name` of a listed collection; none when it
     /// vanished meanwhile or is a symlink leading out of the store.
@@ -170,10 +168,24 @@ pub fn below_root(path: &str) -> Result<&str> {
 
 /// Maps a contract path to its location in the store, or refuses it.
 pub fn resolve(fs: &impl Fs, path: &str) -> Result<PathBuf> {
-    let mut at = fs.root().to_path_buf();
-    at.extend(segments(path)?);
+    let at = locate(fs, path)?;
     fs.confine(&at)?;
     Ok(at)
+}
+
+/// A contract path's location in the store, not yet confined: for a
+/// binding that proves confinement in the call that uses it.
+pub fn locate(fs: &impl Fs, path: &str) -> Result<PathBuf> {
+    let mut at = fs.root().to_path_buf();
+    at.extend(segments(path)?);
+    Ok(at)
+}
+
+/// [`Fs::list_path`] the general way: [`resolve`], then [`Fs::list`].
+pub fn list_resolved<F: Fs>(fs: &F, path: &str) -> Result<(PathBuf, F::Listing, Vec<String>)> {
+    let at = resolve(fs, path)?;
+    let (listing, names) = fs.list(&at).map_err(Error::looked_up)?;
+    Ok((at, listing, names))
 }
 
 /// The parent location of a non-root location.

@@ -151,12 +151,9 @@ impl Fs for Store {
     /// that call cannot tell.
     fn list_path(&self, path: &str) -> Result<(PathBuf, Listing, Vec<String>)> {
         let Some(dir) = self.open_beneath(path, OFlags::RDONLY | OFlags::DIRECTORY)? else {
-            let at = fstree::resolve(self, path)?;
-            let (listing, names) = self.list(&at).map_err(fstree::Error::looked_up)?;
-            return Ok((at, listing, names));
+            return fstree::list_resolved(self, path);
         };
-        let mut at = self.root.clone();
-        at.extend(fstree::segments(path)?);
+        let at = fstree::locate(self, path)?;
         let (listing, names) = listing(at.clone(), dir.into())?;
         Ok((at, listing, names))
     }
@@ -294,7 +291,6 @@ impl Fs for Store {
     }
 }
 
-/// A collection open for listing (see [`Store::list`]).
 /// Reads the names in the open collection `fd` (at `dir`) through the
 /// descriptor, not by path again, into one buffer: nothing is allocated per
 /// entry but the name kept.
@@ -316,6 +312,7 @@ fn listing(dir: PathBuf, fd: OwnedFd) -> Result<(Listing, Vec<String>)> {
     Ok((Listing { dir, fd }, names))
 }
 
+/// A collection open for listing (see [`Store::list`]).
 pub(super) struct Listing {
     dir: PathBuf,
     /// The open collection, read to its end.
