@@ -29,6 +29,7 @@
 //! anything not normalised, and asks the binding to confine it (symlinks
 //! must not lead out of the store).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// The shared rules this crate applies (re-exported for [`contract_conversions!`]).
@@ -125,8 +126,9 @@ pub trait Fs {
     /// Renames only if nothing is at `to`: otherwise `already-exists`,
     /// nothing changed, decided atomically where the filesystem can.
     fn rename_noreplace(&self, from: &Path, to: &Path) -> Result<()>;
-    /// Copies a file's content to `to` through a staged file renamed into
-    /// place, so a failed copy leaves nothing at `to`.
+    /// Copies a file's content to `to` through a staged file, synced to
+    /// disk before it is renamed into place: a failed copy leaves nothing
+    /// at `to`, a crash the old file or the whole copy.
     fn copy_file(&self, from: &Path, to: &Path) -> Result<()>;
     /// Replaces file `target` with a staged copy of it that has file
     /// `piece` written over it at `offset`, synced to disk before the
@@ -137,8 +139,13 @@ pub trait Fs {
     fn sweep_staged(&self, dir: &Path, names: &[String]);
     /// The whole content of a small internal file.
     fn read_file(&self, at: &Path) -> Result<Vec<u8>>;
-    /// Replaces a small internal file atomically (staged, then renamed).
+    /// Replaces a small internal file atomically (staged, synced to disk,
+    /// then renamed).
     fn write_file(&self, at: &Path, bytes: &[u8]) -> Result<()>;
+    /// Makes directory `at`'s entries durable (fsync), so that a power cut
+    /// after the server answered cannot undo a name it created, replaced
+    /// or removed there.
+    fn sync_dir(&self, at: &Path) -> Result<()>;
     /// Runs `work` while no other work of the same section runs on this
     /// store (in this instance, and in others where the binding shares the
     /// store between them).
@@ -191,6 +198,36 @@ pub fn list_resolved<F: Fs>(fs: &F, path: &str) -> Result<(PathBuf, F::Listing, 
 /// The parent location of a non-root location.
 fn parent(at: &Path) -> &Path {
     at.parent().expect("a location below the root has a parent")
+}
+
+/// The directories whose entries an operation changed, each synced once
+/// ([`Fs::sync_dir`]) when the operation ends, before it is answered: a
+/// recursive one then syncs a directory once, not once per member.
+#[derive(Default)]
+pub(crate) struct Touched(BTreeSet<PathBuf>);
+
+impl Touched {
+    pub(crate) fn dir(&mut self, at: &Path) {
+        if !self.0.contains(at) {
+            self.0.insert(at.to_owned());
+        }
+    }
+
+    /// A new directory: its own entries (`.`, `..`, what was put in it)
+    /// and its name in its parent.
+    pub(crate) fn created(&mut self, at: &Path) {
+        self.dir(at);
+        self.dir(parent(at));
+    }
+
+    /// Makes the changes durable. A directory removed since it was touched
+    /// has nothing left to sync.
+    pub(crate) fn sync(self, fs: &impl Fs) -> Result<()> {
+        self.0.iter().try_for_each(|at| match fs.sync_dir(at) {
+            Err(Error::NotFound) => Ok(()),
+            synced => synced,
+        })
+    }
 }
 
 /// The parent of a new resource must be an existing collection.

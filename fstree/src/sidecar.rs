@@ -7,15 +7,20 @@
 //! server's back are orphaned, not reused (the next resource of that path
 //! would inherit them only if created outside the server).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use edgedav_rules::props::{self, Change, Property, sidecar};
 
-use crate::{Error, Fs, INTERNAL_DIR, Result, Section, resolve};
+use crate::{Error, Fs, INTERNAL_DIR, Result, Section, Touched, resolve};
 
 /// The sidecar directory.
 pub fn dir(fs: &impl Fs) -> PathBuf {
-    fs.root().join(INTERNAL_DIR).join("props")
+    dir_at(fs.root())
+}
+
+/// The sidecar directory of the store rooted at `root`.
+pub fn dir_at(root: &Path) -> PathBuf {
+    root.join(INTERNAL_DIR).join("props")
 }
 
 fn file(fs: &impl Fs, path: &str) -> PathBuf {
@@ -29,15 +34,18 @@ pub fn get(fs: &impl Fs, path: &str) -> Result<Vec<Property>> {
     load(fs, path)
 }
 
-/// Applies the changes in order and publishes them at once; patches of one
-/// store are serialised so two at once do not lose one another's changes.
+/// Applies the changes in order and publishes them at once, durably;
+/// patches of one store are serialised so two at once do not lose one
+/// another's changes.
 pub fn patch(fs: &impl Fs, path: &str, changes: impl IntoIterator<Item = Change>) -> Result<()> {
     fs.node(&resolve(fs, path)?, true)?;
+    let mut touched = Touched::default();
     fs.exclusive(Section::Properties, || {
         let mut properties = load(fs, path)?;
         props::apply(&mut properties, changes);
-        store(fs, path, properties)
-    })
+        store(fs, path, properties, &mut touched)
+    })?;
+    touched.sync(fs)
 }
 
 /// Whether any resource has dead properties (any sidecar exists). When that
@@ -61,9 +69,11 @@ fn load(fs: &impl Fs, path: &str) -> Result<Vec<Property>> {
 }
 
 /// Replaces a resource's properties atomically (none: removes its sidecar).
-fn store(fs: &impl Fs, path: &str, properties: Vec<Property>) -> Result<()> {
+/// The sidecar directory is `touched`: its new or removed name is durable
+/// with the operation's other changes.
+fn store(fs: &impl Fs, path: &str, properties: Vec<Property>, touched: &mut Touched) -> Result<()> {
     if properties.is_empty() {
-        return remove(fs, path);
+        return remove(fs, path, touched);
     }
     let bytes = sidecar::encode(path, properties);
     let at = file(fs, path);
@@ -73,28 +83,38 @@ fn store(fs: &impl Fs, path: &str, properties: Vec<Property>) -> Result<()> {
         Err(Error::NotFound) => {
             for made in [fs.root().join(INTERNAL_DIR), dir(fs)] {
                 match fs.create_dir(&made) {
-                    Ok(()) | Err(Error::AlreadyExists) => {}
+                    Ok(()) => touched.created(&made),
+                    Err(Error::AlreadyExists) => {}
                     Err(e) => return Err(e),
                 }
             }
-            fs.write_file(&at, &bytes)
+            fs.write_file(&at, &bytes)?;
         }
-        written => written,
+        written => written?,
     }
+    touched.dir(&dir(fs));
+    Ok(())
 }
 
-pub(crate) fn remove(fs: &impl Fs, path: &str) -> Result<()> {
+/// Removes a resource's sidecar, if it has one. Durably (the directory is
+/// `touched`): a power cut must not hand the properties of a deleted
+/// resource to the next one of its path.
+pub(crate) fn remove(fs: &impl Fs, path: &str, touched: &mut Touched) -> Result<()> {
     match fs.remove_file(&file(fs, path)) {
-        Ok(()) | Err(Error::NotFound) => Ok(()),
+        Ok(()) => {
+            touched.dir(&dir(fs));
+            Ok(())
+        }
+        Err(Error::NotFound) => Ok(()),
         Err(e) => Err(e),
     }
 }
 
-pub(crate) fn copy(fs: &impl Fs, from: &str, to: &str) -> Result<()> {
-    store(fs, to, load(fs, from)?)
+pub(crate) fn copy(fs: &impl Fs, from: &str, to: &str, touched: &mut Touched) -> Result<()> {
+    store(fs, to, load(fs, from)?, touched)
 }
 
-pub(crate) fn rename(fs: &impl Fs, from: &str, to: &str) -> Result<()> {
-    copy(fs, from, to)?;
-    remove(fs, from)
+pub(crate) fn rename(fs: &impl Fs, from: &str, to: &str, touched: &mut Touched) -> Result<()> {
+    copy(fs, from, to, touched)?;
+    remove(fs, from, touched)
 }

@@ -1,22 +1,35 @@
 //! Tree operations: create, delete, copy and move, recursive, carrying dead
 //! properties and reporting the members that failed (RFC 4918's
 //! multistatus), never touching anything when a precondition fails.
+//!
+//! Each is durable when it returns, as an upload is at its commit: the
+//! directories whose entries it changed are synced ([`Fs::sync_dir`]), copies
+//! are synced before they are renamed into place ([`Fs::copy_file`]), so a
+//! power cut after the answer neither undoes it nor leaves an empty file
+//! where a copy replaced a good one.
 
 use std::path::{Path, PathBuf};
 
 use edgedav_rules::path::{child_path, rebase};
 use edgedav_rules::transfer;
 
-use crate::{Error, Fs, Kind, MemberError, Result, check_parent, is_reserved, resolve, sidecar};
+use crate::{
+    Error, Fs, Kind, MemberError, Result, Touched, check_parent, is_reserved, parent, resolve,
+    sidecar,
+};
 
 pub fn create_collection(fs: &impl Fs, path: &str) -> Result<()> {
     if path == "/" {
         return Err(Error::AlreadyExists);
     }
-    fs.create_dir(&resolve(fs, path)?).map_err(|e| match e {
+    let at = resolve(fs, path)?;
+    fs.create_dir(&at).map_err(|e| match e {
         Error::NotFound => Error::ParentNotFound,
         e => e,
-    })
+    })?;
+    let mut touched = Touched::default();
+    touched.created(&at);
+    touched.sync(fs)
 }
 
 /// Deletes a file, or a collection with everything below it, with their
@@ -27,48 +40,71 @@ pub fn delete(fs: &impl Fs, path: &str) -> Result<Vec<MemberError>> {
         return Err(Error::forbidden("the root collection cannot be deleted"));
     }
     let at = resolve(fs, path)?;
-    let mut errors = Vec::new();
-    delete_at(fs, &at, path, &mut errors)?;
-    Ok(errors)
+    let mut done = Done::default();
+    delete_at(fs, &at, path, &mut done)?;
+    done.finish(fs)
 }
 
-fn delete_at(fs: &impl Fs, at: &Path, path: &str, errors: &mut Vec<MemberError>) -> Result<()> {
+/// What a tree operation has done so far: the members that failed, and the
+/// directories to sync before it is answered.
+#[derive(Default)]
+struct Done {
+    errors: Vec<MemberError>,
+    touched: Touched,
+}
+
+impl Done {
+    fn failed(&mut self, path: String, error: Error) {
+        self.errors.push(MemberError { path, error });
+    }
+
+    /// Makes what was done durable; the members that failed.
+    fn finish(self, fs: &impl Fs) -> Result<Vec<MemberError>> {
+        self.touched.sync(fs)?;
+        Ok(self.errors)
+    }
+}
+
+fn delete_at(fs: &impl Fs, at: &Path, path: &str, done: &mut Done) -> Result<()> {
     if fs.node(at, false)?.is_dir() {
-        if remove_tree(fs, at, path, errors)? {
-            sidecar::remove(fs, path)?;
+        if remove_tree(fs, at, path, done)? {
+            done.touched.dir(parent(at));
+            sidecar::remove(fs, path, &mut done.touched)?;
         }
     } else {
         fs.remove_file(at)?;
-        sidecar::remove(fs, path)?;
+        done.touched.dir(parent(at));
+        sidecar::remove(fs, path, &mut done.touched)?;
     }
     Ok(())
 }
 
 /// Removes directory `at` and everything below it with their properties.
 /// Fails only when `at` itself cannot be listed; returns whether it is gone.
-fn remove_tree(fs: &impl Fs, at: &Path, path: &str, errors: &mut Vec<MemberError>) -> Result<bool> {
+fn remove_tree(fs: &impl Fs, at: &Path, path: &str, done: &mut Done) -> Result<bool> {
     let mut complete = true;
     for (name, kind) in fs.read_dir(at)? {
         let member = child_path(path, &name);
         let member_at = at.join(&name);
         let removed = if kind == Kind::Directory {
-            remove_tree(fs, &member_at, &member, errors)
+            remove_tree(fs, &member_at, &member, done)
         } else {
             fs.remove_file(&member_at).map(|()| true)
         }
         .and_then(|removed| {
-            if removed && !is_reserved(&name) {
-                sidecar::remove(fs, &member)?;
+            if removed {
+                // Kept durable only if `at` stays (a member failed).
+                done.touched.dir(at);
+                if !is_reserved(&name) {
+                    sidecar::remove(fs, &member, &mut done.touched)?;
+                }
             }
             Ok(removed)
         });
         match removed {
             Ok(removed) => complete &= removed,
             Err(error) => {
-                errors.push(MemberError {
-                    path: member,
-                    error,
-                });
+                done.failed(member, error);
                 complete = false;
             }
         }
@@ -79,10 +115,7 @@ fn remove_tree(fs: &impl Fs, at: &Path, path: &str, errors: &mut Vec<MemberError
     match fs.remove_dir(at) {
         Ok(()) => Ok(true),
         Err(error) => {
-            errors.push(MemberError {
-                path: path.to_owned(),
-                error,
-            });
+            done.failed(path.to_owned(), error);
             Ok(false)
         }
     }
@@ -96,13 +129,13 @@ pub fn copy(
     recursive: bool,
     overwrite: bool,
 ) -> Result<Vec<MemberError>> {
-    let (from, to) = match prepare_transfer(fs, source, destination, overwrite)? {
-        Ok(locations) => locations,
-        Err(errors) => return Ok(errors),
+    let mut done = Done::default();
+    let Some((from, to)) = prepare_transfer(fs, source, destination, overwrite, &mut done)? else {
+        return done.finish(fs);
     };
-    let mut errors = Vec::new();
-    copy_node(fs, &from, &to, source, destination, recursive, &mut errors)?;
-    Ok(errors)
+    copy_node(fs, &from, &to, source, destination, recursive, &mut done)?;
+    done.touched.dir(parent(&to));
+    done.finish(fs)
 }
 
 /// Moves a resource with everything below it and their properties.
@@ -115,39 +148,42 @@ pub fn rename(
     if source == "/" {
         return Err(Error::forbidden("the root collection cannot be moved"));
     }
-    let (from, to) = match prepare_transfer(fs, source, destination, overwrite)? {
-        Ok(locations) => locations,
-        Err(errors) => return Ok(errors),
+    let mut done = Done::default();
+    let Some((from, to)) = prepare_transfer(fs, source, destination, overwrite, &mut done)? else {
+        return done.finish(fs);
     };
     fs.rename(&from, &to)?;
+    done.touched.dir(parent(&from));
+    done.touched.dir(parent(&to));
     // The content has moved; now its properties follow, member by member.
     let mut moved = vec![(source.to_owned(), destination.to_owned())];
     if fs.node(&to, false)?.is_dir() {
+        // Its `..` entry changed with its parent.
+        done.touched.dir(&to);
         walk(fs, &to, destination, &mut |member| {
             moved.push((rebase(member, destination, source), member.to_owned()));
         })?;
     }
-    let mut errors = Vec::new();
     for (old, new) in moved {
-        if let Err(error) = sidecar::rename(fs, &old, &new) {
-            errors.push(MemberError { path: new, error });
+        if let Err(error) = sidecar::rename(fs, &old, &new, &mut done.touched) {
+            done.failed(new, error);
         }
     }
-    Ok(errors)
+    done.finish(fs)
 }
 
 /// Checks a copy or move (the overlap rule first, before anything is
 /// touched) and returns the source and destination locations, with the
 /// destination's parent checked and an existing destination cleared (unless
 /// a file replaces a file, atomically by rename, its properties replaced
-/// with its content). Member errors left by clearing are returned instead.
-#[allow(clippy::type_complexity)]
+/// with its content). None when clearing left members, which are in `done`.
 fn prepare_transfer(
     fs: &impl Fs,
     source: &str,
     destination: &str,
     overwrite: bool,
-) -> Result<Result<(PathBuf, PathBuf), Vec<MemberError>>> {
+    done: &mut Done,
+) -> Result<Option<(PathBuf, PathBuf)>> {
     transfer::check(source, destination).map_err(|r| Error::forbidden(r.reason()))?;
     let (from, to) = (resolve(fs, source)?, resolve(fs, destination)?);
     let source_is_dir = fs.node(&from, true)?.is_dir();
@@ -155,16 +191,15 @@ fn prepare_transfer(
         Ok(_) if !overwrite => return Err(Error::AlreadyExists),
         Ok(node) if !node.is_dir() && !source_is_dir => {}
         Ok(_) => {
-            let mut errors = Vec::new();
-            delete_at(fs, &to, destination, &mut errors)?;
-            if !errors.is_empty() {
-                return Ok(Err(errors));
+            delete_at(fs, &to, destination, done)?;
+            if !done.errors.is_empty() {
+                return Ok(None);
             }
         }
         Err(Error::NotFound) => check_parent(fs, &to)?,
         Err(e) => return Err(e),
     }
-    Ok(Ok((from, to)))
+    Ok(Some((from, to)))
 }
 
 /// Copies one resource with its properties and, if `recursive`, its
@@ -177,14 +212,16 @@ fn copy_node(
     source: &str,
     destination: &str,
     recursive: bool,
-    errors: &mut Vec<MemberError>,
+    done: &mut Done,
 ) -> Result<()> {
     if !fs.node(from, true)?.is_dir() {
         fs.copy_file(from, to)?;
-        return sidecar::copy(fs, source, destination);
+        done.touched.dir(parent(to));
+        return sidecar::copy(fs, source, destination, &mut done.touched);
     }
     fs.create_dir(to)?;
-    sidecar::copy(fs, source, destination)?;
+    done.touched.created(to);
+    sidecar::copy(fs, source, destination, &mut done.touched)?;
     if !recursive {
         return Ok(());
     }
@@ -202,14 +239,11 @@ fn copy_node(
                 &child_path(source, &name),
                 &target,
                 true,
-                errors,
+                done,
             )
         });
         if let Err(error) = copied {
-            errors.push(MemberError {
-                path: target,
-                error,
-            });
+            done.failed(target, error);
         }
     }
     Ok(())

@@ -5,7 +5,8 @@
 //! complete, and nothing staged outlives the restart: whole uploads are
 //! anonymous files that die with the process, and what the dead server
 //! staged under a name is swept. And what a power cut would leave: an
-//! answered PUT is whole on the disk of a journal-less ext4.
+//! answered PUT, and every answered change of names and properties (MKCOL,
+//! COPY, MOVE, DELETE, PROPPATCH), is on the disk of a journal-less ext4.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -292,6 +293,32 @@ impl Ext4Image {
         out.stdout
     }
 
+    /// A server whose user `u` (password `pw`) keeps their files in
+    /// `/store` of this filesystem.
+    fn serve(&self) -> Server {
+        Server::start_config(&format!(
+            "[[bindings]]\nlisten = \"127.0.0.1:0\"\n\n[[users]]\nname = \"u\"\npassword_hash = \"{}\"\nhome = {{ backend = \"local\", path = \"{}\" }}\n",
+            hash_password("pw"),
+            self.mount_point().join("store").display()
+        ))
+    }
+
+    /// Whether the disk holds a name at `path` (absolute in the filesystem).
+    fn has(&self, path: &str) -> bool {
+        String::from_utf8_lossy(&self.debugfs(&format!("stat {path}"))).contains("Links: ")
+    }
+
+    /// The names the disk holds in directory `path`.
+    fn names(&self, path: &str) -> Vec<String> {
+        let listed = String::from_utf8_lossy(&self.debugfs(&format!("ls -p {path}"))).into_owned();
+        // `/inode/mode/uid/gid/name/size/`, one entry per line.
+        listed
+            .lines()
+            .filter_map(|line| line.split('/').nth(5).map(str::to_owned))
+            .filter(|name| !name.is_empty() && name != "." && name != "..")
+            .collect()
+    }
+
     /// The link count and content the disk holds for `path` (absolute in
     /// the filesystem).
     fn on_disk(&self, path: &str) -> (u32, Vec<u8>) {
@@ -323,12 +350,7 @@ fn an_answered_put_is_on_the_disk_whole() {
     let Some(disk) = Ext4Image::mount(test) else {
         return;
     };
-    let store = disk.mount_point().join("store");
-    let s = Server::start_config(&format!(
-        "[[bindings]]\nlisten = \"127.0.0.1:0\"\n\n[[users]]\nname = \"u\"\npassword_hash = \"{}\"\nhome = {{ backend = \"local\", path = \"{}\" }}\n",
-        hash_password("pw"),
-        store.display()
-    ));
+    let s = disk.serve();
     for (round, status) in [(1, 201), (2, 204)] {
         let body = format!("round {round} ").repeat(1000);
         s.req_as("u", "pw", "PUT", "/f")
@@ -342,4 +364,85 @@ fn an_answered_put_is_on_the_disk_whole() {
             "round {round}: the content on the disk"
         );
     }
+}
+
+/// When a MKCOL, COPY, MOVE, DELETE or PROPPATCH is answered, the disk
+/// holds its outcome: a copy whole (also one that replaced a file: never an
+/// empty file where a good one was), a move under its new name only, a
+/// deletion gone, a new collection, dead properties in their sidecar.
+#[test]
+fn answered_changes_of_names_and_properties_are_on_the_disk() {
+    let test = "answered_changes_of_names_and_properties_are_on_the_disk";
+    let Some(disk) = Ext4Image::mount(test) else {
+        return;
+    };
+    let s = disk.serve();
+    let send = |method: &str, path: &str, destination: Option<&str>, body: &str, status: u16| {
+        let mut r = s.req_as("u", "pw", method, path);
+        if let Some(to) = destination {
+            r = r.header("Destination", s.url(to));
+        }
+        r.body(body.as_bytes().to_vec())
+            .exec()
+            .expect(&[status], &format!("{method} {path}"));
+    };
+    let content = "the original ".repeat(1000);
+    let whole = |path: &str, what: &str| {
+        assert!(disk.on_disk(path).1 == content.as_bytes(), "{what}");
+    };
+    let gone = |path: &str, what: &str| assert!(!disk.has(path), "{what}");
+    let sidecars = |count: usize, what: &str| {
+        let names = disk.names("/store/.edgedav/props");
+        assert_eq!(names.len(), count, "{what}: {names:?}");
+        names
+    };
+    send("PUT", "/f", None, &content, 201);
+    send("PUT", "/old", None, "a file a copy replaces", 201);
+
+    send(
+        "PROPPATCH",
+        "/f",
+        None,
+        r#"<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:z"><D:set><D:prop><Z:color>teal</Z:color></D:prop></D:set></D:propertyupdate>"#,
+        207,
+    );
+    let names = sidecars(1, "PROPPATCH: the sidecar of /f on the disk");
+    let sidecar = disk
+        .on_disk(&format!("/store/.edgedav/props/{}", names[0]))
+        .1;
+    assert!(
+        String::from_utf8_lossy(&sidecar).contains("teal"),
+        "PROPPATCH: the dead property on the disk"
+    );
+
+    send("MKCOL", "/c", None, "", 201);
+    assert!(
+        disk.debugfs("stat /store/c")
+            .windows(15)
+            .any(|w| w == b"Type: directory"),
+        "MKCOL: the collection on the disk"
+    );
+
+    send("COPY", "/f", Some("/c/copy"), "", 201);
+    whole("/store/c/copy", "COPY: the new copy on the disk");
+    send("COPY", "/f", Some("/old"), "", 204);
+    whole("/store/old", "COPY: the replaced file on the disk");
+    sidecars(3, "COPY: the copies' sidecars on the disk");
+
+    send("COPY", "/c", Some("/d"), "", 201);
+    whole(
+        "/store/d/copy",
+        "COPY of a collection: its member on the disk",
+    );
+
+    send("MOVE", "/c/copy", Some("/moved"), "", 201);
+    whole("/store/moved", "MOVE: the new name on the disk");
+    gone("/store/c/copy", "MOVE: the old name gone from the disk");
+
+    send("DELETE", "/old", None, "", 204);
+    gone("/store/old", "DELETE: the file gone from the disk");
+    send("DELETE", "/d", None, "", 204);
+    gone("/store/d", "DELETE: the collection gone from the disk");
+    // /f, /moved (its sidecar followed it) and nothing of the deleted ones.
+    sidecars(2, "DELETE: the sidecars gone from the disk");
 }

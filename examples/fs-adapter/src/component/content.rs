@@ -93,6 +93,8 @@ impl st::GuestWriter for FsWriter {
             }
             None => fstree::commit::publish(&*s, &w.staged, &w.target, w.create_only)?,
         };
+        // Its name, durable before the answer.
+        fstree::Fs::sync_dir(&*s, w.target.parent().unwrap_or(&s.root))?;
         // The staged file is gone (published) or no longer needed (a piece).
         w.committed = w.offset.is_none();
         Ok(Committed {

@@ -108,7 +108,8 @@ impl Fs for Store {
     fn copy_file(&self, from: &Path, to: &Path) -> Result<()> {
         self.publish_copy(to, |copy| {
             let source = self.open(wasi_path(from), OpenFlags::empty(), DescriptorFlags::READ)?;
-            copy_content(&source, copy, 0)
+            copy_content(&source, copy, 0)?;
+            copy.sync()
         })
     }
 
@@ -139,6 +140,12 @@ impl Fs for Store {
             self.sweep(at.parent().unwrap_or(&self.root));
         }
         self.write_atomic(at, bytes).map_err(fs_err)
+    }
+
+    fn sync_dir(&self, at: &Path) -> Result<()> {
+        self.open(wasi_path(at), OpenFlags::DIRECTORY, DescriptorFlags::READ)
+            .and_then(|dir| dir.sync())
+            .map_err(fs_err)
     }
 
     /// Serialised by a mutex file, since every instance (one per request

@@ -163,7 +163,14 @@ impl Store {
             fstree::sidecar::dir(self),
         ] {
             match self.dir.create_directory_at(wasi_path(&dir)) {
-                Ok(()) | Err(ErrorCode::Exist) => {}
+                // New: on the disk, with its name, before sidecars are
+                // synced into it.
+                Ok(()) => {
+                    let parent = dir.parent().unwrap_or(&self.root);
+                    fstree::Fs::sync_dir(self, &dir)?;
+                    fstree::Fs::sync_dir(self, parent)?;
+                }
+                Err(ErrorCode::Exist) => {}
                 Err(e) => return Err(fs_err(e).into()),
             }
         }
@@ -232,10 +239,12 @@ impl Store {
     /// Replaces a small file atomically: a file staged beside it, renamed over it.
     fn write_atomic(&self, at: &Path, bytes: &[u8]) -> Result<(), ErrorCode> {
         let (staged, fd) = self.stage_beside(at)?;
-        let written = write_all(&fd, bytes, 0).and_then(|()| {
-            self.dir
-                .rename_at(wasi_path(&staged), &self.dir, wasi_path(at))
-        });
+        let written = write_all(&fd, bytes, 0)
+            .and_then(|()| fd.sync())
+            .and_then(|()| {
+                self.dir
+                    .rename_at(wasi_path(&staged), &self.dir, wasi_path(at))
+            });
         if written.is_err() {
             let _ = self.dir.unlink_file_at(wasi_path(&staged));
         }

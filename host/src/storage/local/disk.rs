@@ -232,7 +232,8 @@ impl Fs for Store {
         let mut staged = staging::stage(&self.uploads, super::parent(to))?;
         let copied = File::open(from)
             .and_then(|mut source| io::copy(&mut source, &mut staged.file))
-            .and_then(|_| fs::rename(&staged.path, to));
+            .and_then(|_| staged.file.sync_all())
+            .and_then(|()| fs::rename(&staged.path, to));
         if copied.is_err() {
             let _ = fs::remove_file(&staged.path);
         }
@@ -274,11 +275,16 @@ impl Fs for Store {
         let written = staged
             .file
             .write_all(bytes)
+            .and_then(|()| staged.file.sync_all())
             .and_then(|()| fs::rename(&staged.path, at));
         if written.is_err() {
             let _ = fs::remove_file(&staged.path);
         }
         Ok(written?)
+    }
+
+    fn sync_dir(&self, at: &Path) -> Result<()> {
+        rustix::fs::fsync(self.open_dir(at)?).map_err(errno)
     }
 
     /// Serialised within the process: the store belongs to one server.

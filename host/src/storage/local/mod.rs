@@ -97,7 +97,15 @@ impl LocalBackend {
         let internal = root.join(fstree::INTERNAL_DIR);
         let uploads = internal.join("uploads");
         fs::create_dir_all(&uploads)?;
-        fs::create_dir_all(internal.join("props"))?;
+        let props = sidecar::dir_at(&root);
+        if !props.exists() {
+            // Sidecars are synced into it as properties change: it must
+            // itself be on the disk by then, with the names leading to it.
+            fs::create_dir_all(&props)?;
+            for made in [&props, &internal, &root] {
+                File::open(made)?.sync_all()?;
+            }
+        }
         let swept = staging::sweep(&uploads, None);
         if swept > 0 {
             tracing::info!(root = %root.display(), swept, "removed uploads left by a crash");
