@@ -10,7 +10,8 @@
 //!
 //! * [`tree`]: create, delete, copy and move, recursive, reporting the
 //!   members that failed, carrying dead properties;
-//! * [`listing`]: pages of a collection's members;
+//! * [`listing`]: pages of a collection's members, and [`snapshot`] the
+//!   names of big ones kept between pages;
 //! * [`commit`]: what a write may do, publication that decides atomically
 //!   whether it created the file, and partial updates;
 //! * [`sidecar`]: dead properties in sidecar files;
@@ -39,6 +40,7 @@ pub mod commit;
 mod contract;
 pub mod listing;
 pub mod sidecar;
+pub mod snapshot;
 pub mod tree;
 
 mod error;
@@ -109,6 +111,19 @@ pub trait Fs {
         Self: Sized,
     {
         list_resolved(self, path)
+    }
+    /// [`Fs::list_path`] without reading the names: for the later pages of
+    /// a listing whose names are kept ([`Fs::snapshots`]).
+    fn open_listing(&self, path: &str) -> Result<(PathBuf, Self::Listing)>
+    where
+        Self: Sized,
+    {
+        self.list_path(path).map(|(at, listing, _)| (at, listing))
+    }
+    /// Where the binding keeps the names of big collections between the
+    /// pages of a listing; none keeps none (every page reads them again).
+    fn snapshots(&self) -> Option<&snapshot::Snapshots> {
+        None
     }
     /// The metadata of member `name` of a listed collection; none when it
     /// vanished meanwhile or is a symlink leading out of the store.

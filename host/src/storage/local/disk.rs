@@ -158,6 +158,21 @@ impl Fs for Store {
         Ok((at, listing, names))
     }
 
+    fn open_listing(&self, path: &str) -> Result<(PathBuf, Listing)> {
+        let at = fstree::locate(self, path)?;
+        let fd = match self.open_beneath(path, OFlags::RDONLY | OFlags::DIRECTORY)? {
+            Some(dir) => dir.into(),
+            None => self
+                .open_dir(&fstree::resolve(self, path)?)
+                .map_err(fstree::Error::looked_up)?,
+        };
+        Ok((at.clone(), Listing { dir: at, fd }))
+    }
+
+    fn snapshots(&self) -> Option<&fstree::snapshot::Snapshots> {
+        Some(&self.snapshots)
+    }
+
     fn member(&self, listing: &Listing, name: &str) -> Option<Metadata> {
         let stat = statx(
             &listing.fd,

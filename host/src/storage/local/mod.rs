@@ -87,6 +87,8 @@ struct Store {
     /// ([`edgedav_fstree::Section`]).
     patching: Mutex<()>,
     updating: Mutex<()>,
+    /// The names of big collections between the pages of their listings.
+    snapshots: fstree::snapshot::Snapshots,
 }
 
 impl LocalBackend {
@@ -124,6 +126,7 @@ impl LocalBackend {
             last_sweep: Mutex::new(Instant::now()),
             patching: Mutex::new(()),
             updating: Mutex::new(()),
+            snapshots: Default::default(),
         })))
     }
 
