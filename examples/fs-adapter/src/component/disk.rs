@@ -44,6 +44,18 @@ impl Fs for Store {
         Ok((dir, names))
     }
 
+    fn open_listing(&self, path: &str) -> Result<(PathBuf, Descriptor)> {
+        let at = fstree::resolve(self, path)?;
+        let dir = self
+            .open(wasi_path(&at), OpenFlags::DIRECTORY, DescriptorFlags::READ)
+            .map_err(|e| fs_err(e).looked_up())?;
+        Ok((at, dir))
+    }
+
+    fn snapshots(&self) -> Option<&fstree::snapshot::Snapshots> {
+        Some(&self.snapshots)
+    }
+
     /// Symlinks that lead out of the store fail here (the runtime refuses
     /// to follow them), so they are skipped.
     fn member(&self, dir: &Descriptor, name: &str) -> Option<Metadata> {

@@ -69,6 +69,9 @@ struct Store {
     /// The root's location for `edgedav_fstree`: the empty path, so
     /// locations are relative paths ([`wasi_path`]).
     root: PathBuf,
+    /// The names of big collections between the pages of their listings
+    /// (an instance answers a whole listing).
+    snapshots: fstree::snapshot::Snapshots,
 }
 
 thread_local! {
@@ -98,6 +101,7 @@ fn store() -> Result<Rc<Store>, Error> {
     let store = Rc::new(Store {
         dir,
         root: PathBuf::new(),
+        snapshots: Default::default(),
     });
     store.init()?;
     STORE.with(|s| *s.borrow_mut() = Some(store.clone()));
