@@ -40,22 +40,46 @@ pub fn delete(fs: &impl Fs, path: &str) -> Result<Vec<MemberError>> {
         return Err(Error::forbidden("the root collection cannot be deleted"));
     }
     let at = resolve(fs, path)?;
-    let mut done = Done::default();
+    let mut done = Done::new(fs);
     delete_at(fs, &at, path, &mut done)?;
     done.finish(fs)
 }
 
 /// What a tree operation has done so far: the members that failed, and the
 /// directories to sync before it is answered.
-#[derive(Default)]
 struct Done {
     errors: Vec<MemberError>,
     touched: Touched,
+    /// Whether the store holds any dead property: when it holds none (the
+    /// usual case) there are none to carry or remove, member by member.
+    properties: bool,
 }
 
 impl Done {
+    fn new(fs: &impl Fs) -> Self {
+        Self {
+            errors: Vec::new(),
+            touched: Touched::default(),
+            properties: sidecar::any(fs),
+        }
+    }
+
     fn failed(&mut self, path: String, error: Error) {
         self.errors.push(MemberError { path, error });
+    }
+
+    fn remove_properties(&mut self, fs: &impl Fs, path: &str) -> Result<()> {
+        if !self.properties {
+            return Ok(());
+        }
+        sidecar::remove(fs, path, &mut self.touched)
+    }
+
+    fn copy_properties(&mut self, fs: &impl Fs, from: &str, to: &str) -> Result<()> {
+        if !self.properties {
+            return Ok(());
+        }
+        sidecar::copy(fs, from, to, &mut self.touched)
     }
 
     /// Makes what was done durable; the members that failed.
@@ -69,12 +93,12 @@ fn delete_at(fs: &impl Fs, at: &Path, path: &str, done: &mut Done) -> Result<()>
     if fs.node(at, false)?.is_dir() {
         if remove_tree(fs, at, path, done)? {
             done.touched.dir(parent(at));
-            sidecar::remove(fs, path, &mut done.touched)?;
+            done.remove_properties(fs, path)?;
         }
     } else {
         fs.remove_file(at)?;
         done.touched.dir(parent(at));
-        sidecar::remove(fs, path, &mut done.touched)?;
+        done.remove_properties(fs, path)?;
     }
     Ok(())
 }
@@ -96,7 +120,7 @@ fn remove_tree(fs: &impl Fs, at: &Path, path: &str, done: &mut Done) -> Result<b
                 // Kept durable only if `at` stays (a member failed).
                 done.touched.dir(at);
                 if !is_reserved(&name) {
-                    sidecar::remove(fs, &member, &mut done.touched)?;
+                    done.remove_properties(fs, &member)?;
                 }
             }
             Ok(removed)
@@ -129,7 +153,7 @@ pub fn copy(
     recursive: bool,
     overwrite: bool,
 ) -> Result<Vec<MemberError>> {
-    let mut done = Done::default();
+    let mut done = Done::new(fs);
     let Some((from, to)) = prepare_transfer(fs, source, destination, overwrite, &mut done)? else {
         return done.finish(fs);
     };
@@ -148,18 +172,24 @@ pub fn rename(
     if source == "/" {
         return Err(Error::forbidden("the root collection cannot be moved"));
     }
-    let mut done = Done::default();
+    let mut done = Done::new(fs);
     let Some((from, to)) = prepare_transfer(fs, source, destination, overwrite, &mut done)? else {
         return done.finish(fs);
     };
     fs.rename(&from, &to)?;
     done.touched.dir(parent(&from));
     done.touched.dir(parent(&to));
-    // The content has moved; now its properties follow, member by member.
-    let mut moved = vec![(source.to_owned(), destination.to_owned())];
-    if fs.node(&to, false)?.is_dir() {
+    let is_dir = fs.node(&to, false)?.is_dir();
+    if is_dir {
         // Its `..` entry changed with its parent.
         done.touched.dir(&to);
+    }
+    if !done.properties {
+        return done.finish(fs);
+    }
+    // The content has moved; now its properties follow, member by member.
+    let mut moved = vec![(source.to_owned(), destination.to_owned())];
+    if is_dir {
         walk(fs, &to, destination, &mut |member| {
             moved.push((rebase(member, destination, source), member.to_owned()));
         })?;
@@ -217,11 +247,11 @@ fn copy_node(
     if !fs.node(from, true)?.is_dir() {
         fs.copy_file(from, to)?;
         done.touched.dir(parent(to));
-        return sidecar::copy(fs, source, destination, &mut done.touched);
+        return done.copy_properties(fs, source, destination);
     }
     fs.create_dir(to)?;
     done.touched.created(to);
-    sidecar::copy(fs, source, destination, &mut done.touched)?;
+    done.copy_properties(fs, source, destination)?;
     if !recursive {
         return Ok(());
     }
