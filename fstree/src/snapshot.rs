@@ -70,15 +70,15 @@ impl Names {
     fn new(sorted: &[String]) -> Option<Self> {
         let text_bytes: usize = sorted.iter().map(String::len).sum();
         let bytes = text_bytes + 4 * sorted.len();
-        let reserved = PROCESS_BYTES.fetch_update(Relaxed, Relaxed, |kept| {
-            (kept + bytes <= MAX_PROCESS_BYTES).then_some(kept + bytes)
-        });
-        if bytes > MAX_BYTES || reserved.is_err() {
-            if reserved.is_ok() {
-                PROCESS_BYTES.fetch_sub(bytes, Relaxed);
-            }
+        if bytes > MAX_BYTES {
             return None;
         }
+        // Taken from the process's budget; given back on drop.
+        PROCESS_BYTES
+            .fetch_update(Relaxed, Relaxed, |kept| {
+                (kept + bytes <= MAX_PROCESS_BYTES).then_some(kept + bytes)
+            })
+            .ok()?;
         let mut text = String::with_capacity(text_bytes);
         let mut ends = Vec::with_capacity(sorted.len());
         for name in sorted {
