@@ -114,11 +114,11 @@ pub trait Fs {
     }
     /// [`Fs::list_path`] without reading the names: for the later pages of
     /// a listing whose names are kept ([`Fs::snapshots`]).
-    fn open_listing(&self, path: &str) -> Result<(PathBuf, Self::Listing)>
+    fn open_listing(&self, path: &str) -> Result<Self::Listing>
     where
         Self: Sized,
     {
-        self.list_path(path).map(|(at, listing, _)| (at, listing))
+        self.list_path(path).map(|(_, listing, _)| listing)
     }
     /// Where the binding keeps the names of big collections between the
     /// pages of a listing; none keeps none (every page reads them again).

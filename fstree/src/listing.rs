@@ -42,7 +42,7 @@ pub fn list_members<F: Fs>(
         && let Some(names) = snapshots.resume(path, cursor)
         && let Some((id, index)) = cursor.kept
     {
-        let (_, listing) = fs.open_listing(path)?;
+        let listing = fs.open_listing(path)?;
         let names = (index..names.len()).filter_map(|i| names.get(i));
         let (entries, next) = page(fs, path, &listing, names, limit);
         return Ok(Page {

@@ -44,12 +44,10 @@ impl Fs for Store {
         Ok((dir, names))
     }
 
-    fn open_listing(&self, path: &str) -> Result<(PathBuf, Descriptor)> {
+    fn open_listing(&self, path: &str) -> Result<Descriptor> {
         let at = fstree::resolve(self, path)?;
-        let dir = self
-            .open(wasi_path(&at), OpenFlags::DIRECTORY, DescriptorFlags::READ)
-            .map_err(|e| fs_err(e).looked_up())?;
-        Ok((at, dir))
+        self.open(wasi_path(&at), OpenFlags::DIRECTORY, DescriptorFlags::READ)
+            .map_err(|e| fs_err(e).looked_up())
     }
 
     fn snapshots(&self) -> Option<&fstree::snapshot::Snapshots> {

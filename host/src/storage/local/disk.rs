@@ -158,15 +158,17 @@ impl Fs for Store {
         Ok((at, listing, names))
     }
 
-    fn open_listing(&self, path: &str) -> Result<(PathBuf, Listing)> {
-        let at = fstree::locate(self, path)?;
+    fn open_listing(&self, path: &str) -> Result<Listing> {
         let fd = match self.open_beneath(path, OFlags::RDONLY | OFlags::DIRECTORY)? {
             Some(dir) => dir.into(),
             None => self
                 .open_dir(&fstree::resolve(self, path)?)
                 .map_err(fstree::Error::looked_up)?,
         };
-        Ok((at.clone(), Listing { dir: at, fd }))
+        Ok(Listing {
+            dir: fstree::locate(self, path)?,
+            fd,
+        })
     }
 
     fn snapshots(&self) -> Option<&fstree::snapshot::Snapshots> {
