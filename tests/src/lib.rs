@@ -20,12 +20,14 @@ pub use reqwest::blocking::{Body, Client, RequestBuilder};
 pub use reqwest::header::HeaderMap;
 
 mod dav;
+mod ext4;
 mod http;
 mod postgres;
 mod server;
 mod xml;
 
 pub use self::dav::*;
+pub use self::ext4::*;
 pub use self::http::*;
 pub use self::postgres::*;
 pub use self::server::*;

@@ -179,8 +179,17 @@ impl Server {
         Server::deploy_with(deployment, &[])
     }
 
+    /// [`Server::deploy`] with its directory made in `parent` (a
+    /// filesystem of the test's own, say).
+    pub fn deploy_in(deployment: &Deployment, parent: &Path) -> Server {
+        Server::deploy_on(scratch_in(parent), deployment, &[])
+    }
+
     fn deploy_with(deployment: &Deployment, extra: &[&str]) -> Server {
-        let dir = scratch();
+        Server::deploy_on(scratch(), deployment, extra)
+    }
+
+    fn deploy_on(dir: tempfile::TempDir, deployment: &Deployment, extra: &[&str]) -> Server {
         std::fs::create_dir(dir.path().join("root")).unwrap();
         let launch = deployment.launch(dir.path(), extra);
         Server::launch(dir, launch)
@@ -431,9 +440,13 @@ impl Drop for Server {
 
 /// A fresh temporary directory holding `sentinel.txt`.
 fn scratch() -> tempfile::TempDir {
+    scratch_in(&std::env::temp_dir())
+}
+
+fn scratch_in(parent: &Path) -> tempfile::TempDir {
     let dir = tempfile::Builder::new()
         .prefix("edgedav-e2e-")
-        .tempdir()
+        .tempdir_in(parent)
         .expect("tempdir");
     std::fs::write(dir.path().join("sentinel.txt"), SENTINEL).unwrap();
     dir

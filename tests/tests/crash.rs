@@ -215,128 +215,14 @@ fn uploads_cut_by_a_kill_leave_old_or_complete_files() {
     );
 }
 
-/// A journal-less ext4 (as on this project's CI machines) in an image
-/// file, mounted through a loop device for as long as the value lives.
-/// What its files hold *on the disk* is read from the image with
-/// `debugfs`: what the kernel has written to the device, not its caches,
-/// i.e. what a power cut would leave.
-struct Ext4Image {
-    dir: tempfile::TempDir,
-}
-
-impl Ext4Image {
-    fn mount(test: &str) -> Option<Self> {
-        // SAFETY: a plain query of the process's effective user.
-        if unsafe { libc::geteuid() } != 0 {
-            skip(&format!("SKIPPED {test}: mounting an image needs root\n"));
-            return None;
-        }
-        let dir = tempfile::Builder::new()
-            .prefix("edgedav-ext4-")
-            .tempdir()
-            .unwrap();
-        let image = Self { dir };
-        std::fs::File::create(image.image())
-            .and_then(|f| f.set_len(64 << 20))
-            .unwrap();
-        std::fs::create_dir(image.mount_point()).unwrap();
-        let run = |program: &str, args: &[&Path]| {
-            std::process::Command::new(program)
-                .args(args)
-                .output()
-                .is_ok_and(|out| out.status.success())
-        };
-        let made = run(
-            "mkfs.ext4",
-            &[
-                Path::new("-q"),
-                Path::new("-O"),
-                Path::new("^has_journal"),
-                &image.image(),
-            ],
-        );
-        if !made
-            || !run(
-                "mount",
-                &[
-                    Path::new("-o"),
-                    Path::new("loop"),
-                    &image.image(),
-                    &image.mount_point(),
-                ],
-            )
-        {
-            skip(&format!(
-                "SKIPPED {test}: no journal-less ext4 on a loop device (mkfs.ext4, mount -o loop)\n"
-            ));
-            return None;
-        }
-        Some(image)
-    }
-
-    fn image(&self) -> PathBuf {
-        self.dir.path().join("image")
-    }
-
-    fn mount_point(&self) -> PathBuf {
-        self.dir.path().join("mnt")
-    }
-
-    /// `debugfs -R REQUEST` on the image: its standard output.
-    fn debugfs(&self, request: &str) -> Vec<u8> {
-        let out = std::process::Command::new("debugfs")
-            .arg("-R")
-            .arg(request)
-            .arg(self.image())
-            .output()
-            .expect("debugfs (e2fsprogs) runs");
-        out.stdout
-    }
-
-    /// A server whose user `u` (password `pw`) keeps their files in
-    /// `/store` of this filesystem.
-    fn serve(&self) -> Server {
-        Server::start_config(&format!(
-            "[[bindings]]\nlisten = \"127.0.0.1:0\"\n\n[[users]]\nname = \"u\"\npassword_hash = \"{}\"\nhome = {{ backend = \"local\", path = \"{}\" }}\n",
-            hash_password("pw"),
-            self.mount_point().join("store").display()
-        ))
-    }
-
-    /// Whether the disk holds a name at `path` (absolute in the filesystem).
-    fn has(&self, path: &str) -> bool {
-        String::from_utf8_lossy(&self.debugfs(&format!("stat {path}"))).contains("Links: ")
-    }
-
-    /// The names the disk holds in directory `path`.
-    fn names(&self, path: &str) -> Vec<String> {
-        let listed = String::from_utf8_lossy(&self.debugfs(&format!("ls -p {path}"))).into_owned();
-        // `/inode/mode/uid/gid/name/size/`, one entry per line.
-        listed
-            .lines()
-            .filter_map(|line| line.split('/').nth(5).map(str::to_owned))
-            .filter(|name| !name.is_empty() && name != "." && name != "..")
-            .collect()
-    }
-
-    /// The link count and content the disk holds for `path` (absolute in
-    /// the filesystem).
-    fn on_disk(&self, path: &str) -> (u32, Vec<u8>) {
-        let stat = String::from_utf8_lossy(&self.debugfs(&format!("stat {path}"))).into_owned();
-        let links = stat
-            .split_once("Links: ")
-            .and_then(|(_, rest)| rest.split_whitespace().next()?.parse().ok())
-            .unwrap_or_else(|| panic!("{path} is not on the disk: {stat}"));
-        (links, self.debugfs(&format!("cat {path}")))
-    }
-}
-
-impl Drop for Ext4Image {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg(self.mount_point())
-            .status();
-    }
+/// A server whose user `u` (password `pw`) keeps their files in `/store`
+/// of `disk`.
+fn serve(disk: &Ext4Image) -> Server {
+    Server::start_config(&format!(
+        "[[bindings]]\nlisten = \"127.0.0.1:0\"\n\n[[users]]\nname = \"u\"\npassword_hash = \"{}\"\nhome = {{ backend = \"local\", path = \"{}\" }}\n",
+        hash_password("pw"),
+        disk.mount_point().join("store").display()
+    ))
 }
 
 /// When a PUT is answered, the disk holds the file whole and named: its
@@ -350,7 +236,7 @@ fn an_answered_put_is_on_the_disk_whole() {
     let Some(disk) = Ext4Image::mount(test) else {
         return;
     };
-    let s = disk.serve();
+    let s = serve(&disk);
     for (round, status) in [(1, 201), (2, 204)] {
         let body = format!("round {round} ").repeat(1000);
         s.req_as("u", "pw", "PUT", "/f")
@@ -366,83 +252,16 @@ fn an_answered_put_is_on_the_disk_whole() {
     }
 }
 
-/// When a MKCOL, COPY, MOVE, DELETE or PROPPATCH is answered, the disk
-/// holds its outcome: a copy whole (also one that replaced a file: never an
-/// empty file where a good one was), a move under its new name only, a
-/// deletion gone, a new collection, dead properties in their sidecar.
+/// When a MKCOL, COPY, MOVE, DELETE or PROPPATCH is answered, its outcome
+/// is on the disk (see [`answered_changes_are_on_the_disk`]).
 #[test]
 fn answered_changes_of_names_and_properties_are_on_the_disk() {
     let test = "answered_changes_of_names_and_properties_are_on_the_disk";
     let Some(disk) = Ext4Image::mount(test) else {
         return;
     };
-    let s = disk.serve();
-    let send = |method: &str, path: &str, destination: Option<&str>, body: &str, status: u16| {
-        let mut r = s.req_as("u", "pw", method, path);
-        if let Some(to) = destination {
-            r = r.header("Destination", s.url(to));
-        }
-        r.body(body.as_bytes().to_vec())
-            .exec()
-            .expect(&[status], &format!("{method} {path}"));
-    };
-    let content = "the original ".repeat(1000);
-    let whole = |path: &str, what: &str| {
-        assert!(disk.on_disk(path).1 == content.as_bytes(), "{what}");
-    };
-    let gone = |path: &str, what: &str| assert!(!disk.has(path), "{what}");
-    let sidecars = |count: usize, what: &str| {
-        let names = disk.names("/store/.edgedav/props");
-        assert_eq!(names.len(), count, "{what}: {names:?}");
-        names
-    };
-    send("PUT", "/f", None, &content, 201);
-    send("PUT", "/old", None, "a file a copy replaces", 201);
-
-    send(
-        "PROPPATCH",
-        "/f",
-        None,
-        r#"<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:z"><D:set><D:prop><Z:color>teal</Z:color></D:prop></D:set></D:propertyupdate>"#,
-        207,
-    );
-    let names = sidecars(1, "PROPPATCH: the sidecar of /f on the disk");
-    let sidecar = disk
-        .on_disk(&format!("/store/.edgedav/props/{}", names[0]))
-        .1;
-    assert!(
-        String::from_utf8_lossy(&sidecar).contains("teal"),
-        "PROPPATCH: the dead property on the disk"
-    );
-
-    send("MKCOL", "/c", None, "", 201);
-    assert!(
-        disk.debugfs("stat /store/c")
-            .windows(15)
-            .any(|w| w == b"Type: directory"),
-        "MKCOL: the collection on the disk"
-    );
-
-    send("COPY", "/f", Some("/c/copy"), "", 201);
-    whole("/store/c/copy", "COPY: the new copy on the disk");
-    send("COPY", "/f", Some("/old"), "", 204);
-    whole("/store/old", "COPY: the replaced file on the disk");
-    sidecars(3, "COPY: the copies' sidecars on the disk");
-
-    send("COPY", "/c", Some("/d"), "", 201);
-    whole(
-        "/store/d/copy",
-        "COPY of a collection: its member on the disk",
-    );
-
-    send("MOVE", "/c/copy", Some("/moved"), "", 201);
-    whole("/store/moved", "MOVE: the new name on the disk");
-    gone("/store/c/copy", "MOVE: the old name gone from the disk");
-
-    send("DELETE", "/old", None, "", 204);
-    gone("/store/old", "DELETE: the file gone from the disk");
-    send("DELETE", "/d", None, "", 204);
-    gone("/store/d", "DELETE: the collection gone from the disk");
-    // /f, /moved (its sidecar followed it) and nothing of the deleted ones.
-    sidecars(2, "DELETE: the sidecars gone from the disk");
+    let s = serve(&disk);
+    answered_changes_are_on_the_disk(&disk, &s, "/store", |method, path| {
+        s.req_as("u", "pw", method, path)
+    });
 }

@@ -200,3 +200,22 @@ fn fs_an_upload_that_breaks_off_is_400_and_leaves_the_old_content() {
         .collect();
     assert_eq!(names, ["doc.bin"], "nothing staged is left beside it");
 }
+
+/// What the adapter answered is on the disk, as on the native host
+/// (`tests/tests/crash.rs`): its commits and tree operations sync through
+/// wasi's `descriptor.sync`, read back from a journal-less ext4 image.
+#[test]
+fn fs_answered_changes_are_on_the_disk() {
+    let test = "fs_answered_changes_are_on_the_disk";
+    let Some(env) = edge_env(test) else {
+        return;
+    };
+    let Some(disk) = Ext4Image::mount(test) else {
+        return;
+    };
+    let w = Server::deploy_in(&env.fs(), &disk.mount_point());
+    let scratch = w.dir().file_name().unwrap().to_str().unwrap().to_owned();
+    answered_changes_are_on_the_disk(&disk, &w, &format!("/{scratch}/root"), |method, path| {
+        w.http(method, path)
+    });
+}
