@@ -113,10 +113,22 @@ impl Ext4Image {
 }
 
 impl Drop for Ext4Image {
+    /// Unmounts; lazily when something still holds the filesystem (a
+    /// server of a failed test on its way out), so no mount is left behind.
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg(self.mount_point())
-            .status();
+        let umount = |lazy: bool| {
+            let mut command = std::process::Command::new("umount");
+            if lazy {
+                command.arg("--lazy");
+            }
+            command
+                .arg(self.mount_point())
+                .status()
+                .is_ok_and(|status| status.success())
+        };
+        if !umount(false) {
+            umount(true);
+        }
     }
 }
 
