@@ -81,19 +81,27 @@ fn store(fs: &impl Fs, path: &str, properties: Vec<Property>, touched: &mut Touc
         // The directory is made again if it was removed (with the internal
         // directory, say) while the server ran.
         Err(Error::NotFound) => {
-            for made in [fs.root().join(INTERNAL_DIR), dir(fs)] {
-                match fs.create_dir(&made) {
-                    Ok(()) => touched.created(&made),
-                    Err(Error::AlreadyExists) => {}
-                    Err(e) => return Err(e),
-                }
-            }
+            make_dir(fs)?;
             fs.write_file(&at, &bytes)?;
         }
         written => written?,
     }
     touched.dir(&dir(fs));
     Ok(())
+}
+
+/// Makes the sidecar directory, and the internal one above it, where they
+/// are missing: durably, since sidecars are synced into it.
+pub fn make_dir(fs: &impl Fs) -> Result<()> {
+    let mut touched = Touched::default();
+    for made in [fs.root().join(INTERNAL_DIR), dir(fs)] {
+        match fs.create_dir(&made) {
+            Ok(()) => touched.created(&made),
+            Err(Error::AlreadyExists) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    touched.sync(fs)
 }
 
 /// Removes a resource's sidecar, if it has one. Durably (the directory is

@@ -158,7 +158,6 @@ pub fn copy(
         return done.finish(fs);
     };
     copy_node(fs, &from, &to, source, destination, recursive, &mut done)?;
-    done.touched.dir(parent(&to));
     done.finish(fs)
 }
 
@@ -233,8 +232,9 @@ fn prepare_transfer(
 }
 
 /// Copies one resource with its properties and, if `recursive`, its
-/// members. Member errors name the destination member (as RFC 4918's
-/// multistatus examples do).
+/// members, touching the directories it changes (`to`'s parent included).
+/// Member errors name the destination member (as RFC 4918's multistatus
+/// examples do).
 fn copy_node(
     fs: &impl Fs,
     from: &Path,

@@ -32,9 +32,7 @@ impl Fs for Store {
     }
 
     fn list(&self, at: &Path) -> Result<(Descriptor, Vec<String>)> {
-        let dir = self
-            .open(wasi_path(at), OpenFlags::DIRECTORY, DescriptorFlags::READ)
-            .map_err(fs_err)?;
+        let dir = self.open_dir(wasi_path(at)).map_err(fs_err)?;
         let stream = dir.read_directory().map_err(fs_err)?;
         let mut names = Vec::new();
         while let Some(entry) = stream.read_directory_entry().map_err(fs_err)? {
@@ -46,7 +44,7 @@ impl Fs for Store {
 
     fn open_listing(&self, path: &str) -> Result<Descriptor> {
         let at = fstree::resolve(self, path)?;
-        self.open(wasi_path(&at), OpenFlags::DIRECTORY, DescriptorFlags::READ)
+        self.open_dir(wasi_path(&at))
             .map_err(|e| fs_err(e).looked_up())
     }
 
@@ -70,9 +68,7 @@ impl Fs for Store {
     }
 
     fn has_entries(&self, at: &Path) -> Result<bool> {
-        let dir = self
-            .open(wasi_path(at), OpenFlags::DIRECTORY, DescriptorFlags::READ)
-            .map_err(fs_err)?;
+        let dir = self.open_dir(wasi_path(at)).map_err(fs_err)?;
         let stream = dir.read_directory().map_err(fs_err)?;
         Ok(stream.read_directory_entry().map_err(fs_err)?.is_some())
     }
@@ -153,7 +149,7 @@ impl Fs for Store {
     }
 
     fn sync_dir(&self, at: &Path) -> Result<()> {
-        self.open(wasi_path(at), OpenFlags::DIRECTORY, DescriptorFlags::READ)
+        self.open_dir(wasi_path(at))
             .and_then(|dir| dir.sync())
             .map_err(fs_err)
     }

@@ -162,23 +162,7 @@ const NOFOLLOW: PathFlags = PathFlags::empty();
 impl Store {
     /// Creates the internal directories.
     fn init(&self) -> Result<(), Error> {
-        for dir in [
-            Path::new(INTERNAL_DIR).to_owned(),
-            fstree::sidecar::dir(self),
-        ] {
-            match self.dir.create_directory_at(wasi_path(&dir)) {
-                // New: on the disk, with its name, before sidecars are
-                // synced into it.
-                Ok(()) => {
-                    let parent = dir.parent().unwrap_or(&self.root);
-                    fstree::Fs::sync_dir(self, &dir)?;
-                    fstree::Fs::sync_dir(self, parent)?;
-                }
-                Err(ErrorCode::Exist) => {}
-                Err(e) => return Err(fs_err(e).into()),
-            }
-        }
-        Ok(())
+        Ok(fstree::sidecar::make_dir(self)?)
     }
 
     fn stat(&self, rel: &str, flags: PathFlags) -> Result<DescriptorStat, ErrorCode> {
@@ -217,9 +201,14 @@ impl Store {
         Ok((staged, fd))
     }
 
+    /// A directory, open for reading its entries.
+    fn open_dir(&self, rel: &str) -> Result<Descriptor, ErrorCode> {
+        self.open(rel, OpenFlags::DIRECTORY, DescriptorFlags::READ)
+    }
+
     /// Names in a directory (not `.`/`..`), reserved ones included.
     fn read_dir(&self, rel: &str) -> Result<Vec<(String, DescriptorType)>, ErrorCode> {
-        let dir = self.open(rel, OpenFlags::DIRECTORY, DescriptorFlags::READ)?;
+        let dir = self.open_dir(rel)?;
         let stream = dir.read_directory()?;
         let mut out = Vec::new();
         while let Some(entry) = stream.read_directory_entry()? {

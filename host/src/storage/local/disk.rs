@@ -49,6 +49,18 @@ impl Store {
         }
     }
 
+    /// The collection at contract path `path` and its location, open for
+    /// listing: by the one `openat2` that proves confinement too, else
+    /// resolved and confined the general way.
+    fn open_collection(&self, path: &str) -> Result<(PathBuf, OwnedFd)> {
+        if let Some(dir) = self.open_beneath(path, OFlags::RDONLY | OFlags::DIRECTORY)? {
+            return Ok((fstree::locate(self, path)?, dir.into()));
+        }
+        let at = fstree::resolve(self, path)?;
+        let fd = self.open_dir(&at).map_err(fstree::Error::looked_up)?;
+        Ok((at, fd))
+    }
+
     /// A location as a directory descriptor and a path relative to it: the
     /// root's descriptor and the rest of the path for a location below the
     /// root (a lookup then walks only the path inside the store), else the
@@ -150,25 +162,14 @@ impl Fs for Store {
     /// than [`Fs::confine`] then [`Fs::list`], which remain the way when
     /// that call cannot tell.
     fn list_path(&self, path: &str) -> Result<(PathBuf, Listing, Vec<String>)> {
-        let Some(dir) = self.open_beneath(path, OFlags::RDONLY | OFlags::DIRECTORY)? else {
-            return fstree::list_resolved(self, path);
-        };
-        let at = fstree::locate(self, path)?;
-        let (listing, names) = listing(at.clone(), dir.into())?;
+        let (at, fd) = self.open_collection(path)?;
+        let (listing, names) = listing(at.clone(), fd)?;
         Ok((at, listing, names))
     }
 
     fn open_listing(&self, path: &str) -> Result<Listing> {
-        let fd = match self.open_beneath(path, OFlags::RDONLY | OFlags::DIRECTORY)? {
-            Some(dir) => dir.into(),
-            None => self
-                .open_dir(&fstree::resolve(self, path)?)
-                .map_err(fstree::Error::looked_up)?,
-        };
-        Ok(Listing {
-            dir: fstree::locate(self, path)?,
-            fd,
-        })
+        let (dir, fd) = self.open_collection(path)?;
+        Ok(Listing { dir, fd })
     }
 
     fn snapshots(&self) -> Option<&fstree::snapshot::Snapshots> {
