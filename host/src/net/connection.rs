@@ -21,6 +21,8 @@
 //!   closes a connection with data still arriving, the socket is shut down
 //!   for writing and what arrives is read and discarded for a bounded time
 //!   first.
+//! * **Answers leave together.** The first write after a request arrived
+//!   waits one turn of the worker's queue (see [`WriteTurn`]).
 
 use std::io;
 use std::net::SocketAddr;
@@ -295,6 +297,7 @@ pub struct Socket {
     stream: Option<TcpStream>,
     state: Arc<State>,
     held: Option<Held>,
+    turn: WriteTurn,
 }
 
 impl Socket {
@@ -303,7 +306,18 @@ impl Socket {
             stream: Some(stream),
             state: Arc::new(State::new()),
             held: Some(held),
+            turn: WriteTurn::default(),
         }
+    }
+
+    /// Whether this write waits for its turn ([`WriteTurn`]); if so, the
+    /// connection's task goes to the back of the worker's queue.
+    fn write_later(&mut self, cx: &Context<'_>) -> bool {
+        let later = self.turn.write_later();
+        if later {
+            cx.waker().wake_by_ref();
+        }
+        later
     }
 
     fn stream(&mut self) -> Pin<&mut TcpStream> {
@@ -335,6 +349,37 @@ impl Drop for Socket {
     }
 }
 
+/// When a connection writes: the first write after bytes arrived is put off
+/// by one turn of the worker's queue (never two writes in a row), so that
+/// the answers of the worker's connections that became readable together
+/// leave one after the other once all of them are ready, as an event loop
+/// (lighttpd's, nginx's) writes them. Written as soon as each is ready,
+/// they reach a client that went to sleep in between, and each `writev`
+/// pays for waking it (an inter-processor interrupt, dear in a VM); put
+/// off, the client wakes once for them all. A lone request loses one turn
+/// of an empty queue. Measured in README → Performance ("What changed").
+#[derive(Debug, Default)]
+struct WriteTurn {
+    /// Bytes arrived since the last write.
+    read_since_write: bool,
+    /// The last write was put off.
+    put_off: bool,
+}
+
+impl WriteTurn {
+    fn read(&mut self) {
+        self.read_since_write = true;
+    }
+
+    /// Whether the write now being made waits for a turn.
+    fn write_later(&mut self) -> bool {
+        let later = self.read_since_write && !self.put_off;
+        self.read_since_write = false;
+        self.put_off = later;
+        later
+    }
+}
+
 /// Shuts `stream` down for writing, then reads and discards what arrives
 /// until the client closes, goes quiet for [`LINGER_IDLE`], or
 /// [`LINGER_TIME`] / [`LINGER_BYTES`] are used up (nginx's lingering close).
@@ -363,6 +408,7 @@ impl AsyncRead for Socket {
         let polled = self.stream().poll_read(cx, buf);
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
             self.state.read();
+            self.turn.read();
         }
         polled
     }
@@ -374,6 +420,9 @@ impl AsyncWrite for Socket {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if self.write_later(cx) {
+            return Poll::Pending;
+        }
         let polled = self.stream().poll_write(cx, data);
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
             self.state.wrote();
@@ -386,6 +435,9 @@ impl AsyncWrite for Socket {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        if self.write_later(cx) {
+            return Poll::Pending;
+        }
         let polled = sendfile::poll_write_vectored(self.stream().get_mut(), cx, bufs);
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
             self.state.wrote();
@@ -437,4 +489,26 @@ pub fn refuse(stream: TcpStream, peer: SocketAddr, reason: Refusal, answer: bool
             linger(stream).await;
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WriteTurn;
+
+    #[test]
+    fn the_first_write_after_a_read_waits_one_turn_and_never_two() {
+        let mut turn = WriteTurn::default();
+        assert!(!turn.write_later(), "nothing read: nothing to wait for");
+        turn.read();
+        assert!(turn.write_later(), "an answer waits its turn");
+        assert!(!turn.write_later(), "then goes");
+        assert!(!turn.write_later(), "and so does the rest of it");
+        // A client that keeps sending cannot hold its answer back.
+        turn.read();
+        assert!(turn.write_later());
+        turn.read();
+        assert!(!turn.write_later(), "never put off twice in a row");
+        turn.read();
+        assert!(turn.write_later(), "the next answer waits again");
+    }
 }
