@@ -46,7 +46,7 @@ struct Kept {
 
 impl Kept {
     fn bytes(&self) -> usize {
-        self.snapshots.iter().map(|s| s.names.bytes()).sum()
+        self.snapshots.iter().map(|s| s.names.bytes).sum()
     }
 }
 
@@ -62,14 +62,21 @@ struct Snapshot {
 pub(crate) struct Names {
     text: String,
     ends: Vec<u32>,
+    /// What they count for in the budgets ([`Names::cost`]).
+    bytes: usize,
 }
 
 impl Names {
+    /// What `names` count for in the budgets: each its length and 4 bytes
+    /// (its end in the buffer).
+    fn cost(names: &[String]) -> usize {
+        names.iter().map(|name| name.len() + 4).sum()
+    }
+
     /// `sorted` must be sorted; None when they are too many bytes to keep
     /// (for a store, or with what the process keeps already).
     fn new(sorted: &[String]) -> Option<Self> {
-        let text_bytes: usize = sorted.iter().map(String::len).sum();
-        let bytes = text_bytes + 4 * sorted.len();
+        let bytes = Self::cost(sorted);
         if bytes > MAX_BYTES {
             return None;
         }
@@ -79,14 +86,14 @@ impl Names {
                 (kept + bytes <= MAX_PROCESS_BYTES).then_some(kept + bytes)
             })
             .ok()?;
-        let mut text = String::with_capacity(text_bytes);
+        let mut text = String::with_capacity(bytes - 4 * sorted.len());
         let mut ends = Vec::with_capacity(sorted.len());
         for name in sorted {
             text.push_str(name);
             // Within MAX_BYTES, so within u32.
             ends.push(text.len() as u32);
         }
-        Some(Self { text, ends })
+        Some(Self { text, ends, bytes })
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -101,16 +108,12 @@ impl Names {
         };
         Some(&self.text[start..end])
     }
-
-    fn bytes(&self) -> usize {
-        self.text.len() + 4 * self.ends.len()
-    }
 }
 
 impl Drop for Names {
     /// Gives its bytes back to the process's budget.
     fn drop(&mut self) {
-        PROCESS_BYTES.fetch_sub(self.bytes(), Relaxed);
+        PROCESS_BYTES.fetch_sub(self.bytes, Relaxed);
     }
 }
 
@@ -153,7 +156,7 @@ impl Snapshots {
     /// Keeps the sorted names of the collection at `path`; its id, or None
     /// when they are too big to keep.
     pub(crate) fn keep(&self, path: &str, sorted: &[String]) -> Option<u64> {
-        let bytes: usize = sorted.iter().map(|name| name.len() + 4).sum();
+        let bytes = Names::cost(sorted);
         let mut kept = self.lock();
         let now = Instant::now();
         kept.snapshots.retain(|s| now.duration_since(s.used) < IDLE);
