@@ -54,13 +54,16 @@ ensure_toolchain() {
 # litmus suite, two real clients (rclone, cadaver) used by
 # tests/tests/clients.rs, Chromium and Node.js for the web interface's browser
 # test (tests/tests/webui.rs), systemd-analyze for the service unit's check,
-# wrk, lighttpd and nginx for the benchmark's smoke run, and PostgreSQL for
-# cluster mode (tests/tests/cluster.rs starts its own servers from its
-# binaries; the package's own cluster is not used).
+# wrk, lighttpd and nginx for the benchmark's smoke run, e2fsprogs for the
+# crash tests' journal-less ext4 image (tests/src/ext4.rs: mkfs.ext4, and
+# debugfs to read what is on the disk), and PostgreSQL for cluster mode
+# (tests/tests/cluster.rs starts its own servers from its binaries; the
+# package's own cluster is not used).
 ensure_packages() {
     local missing=() tool package
     for tool in curl:curl litmus:litmus rclone:rclone cadaver:cadaver chromium:chromium \
-        node:nodejs npm:npm systemd-analyze:systemd wrk:wrk lighttpd:lighttpd nginx:nginx; do
+        node:nodejs npm:npm systemd-analyze:systemd wrk:wrk lighttpd:lighttpd nginx:nginx \
+        mkfs.ext4:e2fsprogs debugfs:e2fsprogs; do
         command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
     done
     # The WebDAV modules of the benchmark's peers.
