@@ -33,6 +33,8 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
     pub bytes_received: AtomicU64,
     pub bytes_sent: AtomicU64,
+    /// Of those, sent from the file without being read (`runtime::file_splice`).
+    pub bytes_sent_unread: AtomicU64,
     pub active_connections: AtomicI64,
     /// Requests waiting for a component instance now.
     pub instance_queue: AtomicI64,
@@ -279,6 +281,11 @@ impl Metrics {
             "edgedav_bytes_sent_total",
             "Response body bytes sent.",
             self.bytes_sent.load(Relaxed),
+        );
+        counter(
+            "edgedav_bytes_sent_unread_total",
+            "Response body bytes sent from the file without being read (plain HTTP/1 downloads from local disk).",
+            self.bytes_sent_unread.load(Relaxed),
         );
         counter(
             "edgedav_connections_accepted_total",

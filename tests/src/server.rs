@@ -379,6 +379,21 @@ impl Server {
         &self.client
     }
 
+    /// The value of `name` (with its labels, if any) in the admin
+    /// listener's `/metrics`; none when it is not there.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let admin = self.admin.as_ref().expect("an admin listener");
+        let text = self
+            .client
+            .get(format!("{admin}/metrics"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    }
+
     /// A reqwest request with any method, for what [`Dav::req`] does not
     /// offer (streamed bodies, timeouts, the response as it arrives);
     /// sent with [`Exec::exec`] or reqwest's `send`.

@@ -67,18 +67,8 @@ fn wave(s: &Server, password: impl Fn(usize) -> String + Sync) -> Vec<u16> {
 
 /// `edgedav_password_verifications_total` from the admin listener.
 fn verifications(s: &Server) -> u64 {
-    let admin = s.admin.as_ref().expect("admin listener");
-    let text = s
-        .client()
-        .get(format!("{admin}/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("edgedav_password_verifications_total "))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .unwrap_or_else(|| panic!("no verification counter in:\n{text}")) as u64
+    s.metric("edgedav_password_verifications_total")
+        .expect("the verification counter") as u64
 }
 
 #[test]

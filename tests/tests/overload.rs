@@ -97,26 +97,6 @@ fn closed_by_server(c: &mut TcpStream) -> Duration {
     started.elapsed()
 }
 
-/// The admin listener's metrics.
-fn metrics(s: &Server) -> String {
-    s.client()
-        .get(format!("{}/metrics", s.admin.as_ref().unwrap()))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap()
-}
-
-fn metric(s: &Server, line_start: &str) -> Option<f64> {
-    metrics(s).lines().find_map(|l| {
-        l.strip_prefix(line_start)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
-    })
-}
-
 /// Starts a PUT of `len` bytes with `Expect: 100-continue` and waits for
 /// the `100 Continue`: the guest is then reading the body, i.e. the upload
 /// holds an instance. Sends one byte of the body.
@@ -154,10 +134,7 @@ fn one_address_at_its_connection_cap_gets_503_while_another_is_served() {
     let r = get_from_second_address(s.url("/"));
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(
-        metric(
-            &s,
-            "edgedav_connections_rejected_total{reason=\"max_connections_per_ip\"}"
-        ),
+        s.metric("edgedav_connections_rejected_total{reason=\"max_connections_per_ip\"}"),
         Some(1.0)
     );
     drop(held);
@@ -196,13 +173,10 @@ fn the_first_request_has_a_deadline_that_trickled_bytes_do_not_extend() {
     let took = trickle(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
     assert!(took < Duration::from_secs(4), "h2 preface: {took:?}");
     assert!(
-        metric(
-            &s,
-            "edgedav_connections_timed_out_total{reason=\"first_request\"}"
-        )
-        .is_some_and(|n| n >= 3.0),
-        "{}",
-        metrics(&s)
+        s.metric("edgedav_connections_timed_out_total{reason=\"first_request\"}")
+            .is_some_and(|n| n >= 3.0),
+        "connections timed out before their first request: {:?}",
+        s.metric("edgedav_connections_timed_out_total{reason=\"first_request\"}")
     );
 }
 
@@ -238,7 +212,7 @@ fn a_request_waits_for_an_instance_and_gets_503_with_retry_after_when_none_frees
     let base = s.url("/");
     let get = std::thread::spawn(move || get_from_second_address(base).status().as_u16());
     let queued = Instant::now();
-    while metric(&s, "edgedav_instance_queue") != Some(1.0) {
+    while s.metric("edgedav_instance_queue") != Some(1.0) {
         assert!(queued.elapsed() < BOUND, "the GET never queued");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -257,10 +231,7 @@ fn a_request_waits_for_an_instance_and_gets_503_with_retry_after_when_none_frees
     let waited = started.elapsed();
     assert!(waited >= Duration::from_millis(2500), "{waited:?}");
     assert_eq!(
-        metric(
-            &s,
-            "edgedav_requests_refused_total{reason=\"instances_busy\"}"
-        ),
+        s.metric("edgedav_requests_refused_total{reason=\"instances_busy\"}"),
         Some(1.0)
     );
     drop(second);
@@ -302,7 +273,7 @@ fn a_small_body_trickling_in_holds_no_instance() {
     .unwrap();
     // The server has read what was sent of the body...
     let sent = Instant::now();
-    while metric(&s, "edgedav_bytes_received_total") != Some(10.0) {
+    while s.metric("edgedav_bytes_received_total") != Some(10.0) {
         assert!(sent.elapsed() < BOUND, "the body was never read");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -345,10 +316,7 @@ fn a_body_slower_than_min_body_rate_is_cut_with_408() {
     // Nothing was committed.
     assert_eq!(s.req_as("u", "pw", "GET", "/slow").exec().status, 404);
     assert_eq!(
-        metric(
-            &s,
-            "edgedav_requests_refused_total{reason=\"min_body_rate\"}"
-        ),
+        s.metric("edgedav_requests_refused_total{reason=\"min_body_rate\"}"),
         Some(1.0)
     );
     // A body at a normal pace is not affected.

@@ -97,19 +97,8 @@ fn errors(s: &Server, kind: &str) -> u64 {
 
 /// A sample of the server's metrics, by its exact name and labels.
 fn metric(s: &Server, name: &str) -> u64 {
-    let text = s
-        .client()
-        .get(format!("{}/metrics", s.admin.as_ref().unwrap()))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
-    let key = format!("{name} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&key))
-        .unwrap_or_else(|| panic!("no {key} in\n{text}"))
-        .parse()
-        .unwrap()
+    s.metric(name)
+        .unwrap_or_else(|| panic!("no {name} in /metrics")) as u64
 }
 
 #[test]

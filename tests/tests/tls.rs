@@ -57,6 +57,9 @@ fn start() -> Server {
     Server::start_config_with(
         &format!(
             r#"
+[admin]
+listen = "127.0.0.1:0"
+
 [[bindings]]
 listen = "127.0.0.1:0"
 tls = {{ cert_file = "cert.pem", key_file = "key.pem" }}
@@ -126,9 +129,16 @@ fn tls_negotiates_http2_and_serves_webdav() {
     assert_eq!(code, "401", "no credentials over h2");
 }
 
+/// The server's count of body bytes sent from the file unread.
+fn unread_bytes(s: &Server) -> f64 {
+    s.metric("edgedav_bytes_sent_unread_total")
+        .expect("the unread bytes counter")
+}
+
 /// A download big enough that the local store's chunks are sent from the
-/// file on plain HTTP/1.1 (`net/sendfile.rs`): over TLS and h2 the same
-/// chunks go through as bytes in memory, and every way gets the file.
+/// file on plain HTTP/1.1 (`net/sendfile.rs`), without being read
+/// (`runtime/file_splice.rs`): over TLS and h2 the same chunks are read
+/// and go through as bytes in memory, and every way gets the file.
 #[test]
 fn big_downloads_arrive_whole_over_every_protocol() {
     let s = start();
@@ -148,6 +158,7 @@ fn big_downloads_arrive_whole_over_every_protocol() {
         (plain, "--http2-prior-knowledge"),
     ] {
         let _ = std::fs::remove_file(&got);
+        let unread_before = unread_bytes(&s);
         let (version, _) = curl(&[
             "-k",
             flag,
@@ -165,6 +176,10 @@ fn big_downloads_arrive_whole_over_every_protocol() {
             std::fs::read(&got).unwrap() == data,
             "{base} {flag}: the download differs"
         );
+        let unread = unread_bytes(&s) - unread_before;
+        let plain_http1 = base == plain && flag == "--http1.1";
+        let expected = if plain_http1 { data.len() as f64 } else { 0.0 };
+        assert_eq!(unread, expected, "{base} {flag}: bytes sent unread");
     }
     // A range starts its chunks in the middle of the file.
     let _ = std::fs::remove_file(&got);

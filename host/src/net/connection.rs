@@ -33,9 +33,9 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hyper::Request;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::service::service_fn;
+use hyper::{Request, Version};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -49,6 +49,7 @@ use crate::metrics::{self, Refusal};
 use crate::net::sendfile;
 use crate::net::traffic::ResponseBody;
 use crate::runtime::admission::IpHold;
+use crate::runtime::file_splice::PlainHttp1;
 
 /// A closing socket reads and discards for at most this long in all...
 const LINGER_TIME: Duration = Duration::from_secs(10);
@@ -94,11 +95,11 @@ impl Connection {
         let state = socket.state.clone();
         let peer = self.peer;
         let Some(acceptor) = tls else {
-            return self.run(socket, state).await;
+            return self.run(socket, state, true).await;
         };
         let deadline = tokio::time::Instant::from_std(self.accepted + self.timeouts.header_read);
         match tokio::time::timeout_at(deadline, acceptor.accept(socket)).await {
-            Ok(Ok(tls)) => self.run(tls, state).await,
+            Ok(Ok(tls)) => self.run(tls, state, false).await,
             Ok(Err(e)) => debug!(%peer, "TLS handshake failed: {e}"),
             Err(_) => {
                 metrics::get().connection_timed_out(metrics::Timeout::FirstRequest);
@@ -107,13 +108,19 @@ impl Connection {
         }
     }
 
-    async fn run<I>(mut self, io: I, state: Arc<State>)
+    /// Serves the connection; `plain` when `io` is the [`Socket`] itself
+    /// (no TLS), whose HTTP/1 answers may then carry unread chunks
+    /// (`runtime::file_splice`).
+    async fn run<I>(mut self, io: I, state: Arc<State>, plain: bool)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let (endpoint, peer) = (self.endpoint.clone(), self.peer);
         let service_state = state.clone();
-        let service = service_fn(move |request: Request<Incoming>| {
+        let service = service_fn(move |mut request: Request<Incoming>| {
+            if plain && request.version() <= Version::HTTP_11 {
+                request.extensions_mut().insert(PlainHttp1);
+            }
             let endpoint = endpoint.clone();
             let in_flight = InFlight::start(&service_state, &request);
             async move {
@@ -423,7 +430,10 @@ impl AsyncWrite for Socket {
         if self.write_later(cx) {
             return Poll::Pending;
         }
-        let polled = self.stream().poll_write(cx, data);
+        // Through the same path as a vectored write: `data` may lie in a
+        // chunk that must be sent from its file.
+        let bufs = [io::IoSlice::new(data)];
+        let polled = sendfile::poll_write_vectored(self.stream().get_mut(), cx, &bufs);
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
             self.state.wrote();
         }

@@ -9,21 +9,25 @@
 //! from the page cache into a buffer, then from that buffer into the socket.
 //! The second copy costs the most (the kernel copies into freshly allocated
 //! socket pages); `sendfile` avoids it, handing the socket references to the
-//! page cache's pages. A file that another program changes in place may
-//! send its newer bytes of the same length, as with any server that uses
-//! `sendfile`; one cut short sends what the buffer holds.
+//! page cache's pages. On plain HTTP/1 the first copy is gone too: the
+//! chunk was never read (`runtime::file_splice`), and its memory holds
+//! zeros. A file that another program changes in place may send its newer
+//! bytes of the same length, as with any server that uses `sendfile`; one
+//! cut short sends what the buffer holds, or, for an unread chunk, fails
+//! the connection.
 
-use std::fs::File;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll, ready};
 
 use rustix::net::{SendAncillaryBuffer, SendFlags};
 use tokio::io::{AsyncWrite, Interest};
 use tokio::net::TcpStream;
 
-use crate::storage::file_chunks::file_of;
+use crate::metrics;
+use crate::storage::file_chunks::{InFile, file_of};
 
 /// Writes `bufs` to `stream` as `writev` would, except that a slice lying
 /// in a registered chunk (and the slices after it that continue it in the
@@ -42,38 +46,55 @@ pub fn poll_write_vectored(
         .filter_map(|(i, buf)| file_of(buf.as_ptr()).map(|at| (i, at)));
     match in_files.next() {
         None => Pin::new(stream).poll_write_vectored(cx, bufs),
-        Some((0, (file, offset))) => {
+        Some((0, at)) => {
             let mut len = bufs[0].len();
             for buf in &bufs[1..] {
                 match file_of(buf.as_ptr()) {
-                    Some((next, at)) if Arc::ptr_eq(&next, &file) && at == offset + len as u64 => {
+                    Some(next)
+                        if Arc::ptr_eq(&next.file, &at.file)
+                            && next.offset == at.offset + len as u64
+                            && next.unread == at.unread =>
+                    {
                         len += buf.len();
                     }
                     _ => break,
                 }
             }
-            poll_sendfile(stream, cx, &file, offset, len, &bufs[0])
+            poll_sendfile(stream, cx, at, len, &bufs[0])
         }
         Some((first, _)) => poll_send_more(stream, cx, &bufs[..first]),
     }
 }
 
-/// Sends `len` bytes of `file` from `offset`. `in_memory` holds the first
-/// of them and is written instead when the file no longer has them (it was
-/// cut short since they were read) or cannot be sent from.
+/// Sends `len` bytes of `at`'s file from its offset. `in_memory` holds the
+/// first of them and is written instead when the file no longer has them
+/// (it was cut short since they were read) or cannot be sent from; an
+/// unread chunk's memory holds zeros, so then the write fails instead.
 fn poll_sendfile(
     stream: &mut TcpStream,
     cx: &mut Context<'_>,
-    file: &File,
-    mut offset: u64,
+    at: InFile,
     len: usize,
     in_memory: &[u8],
 ) -> Poll<io::Result<usize>> {
+    let mut offset = at.offset;
     let sent = ready!(poll_writing(stream, cx, |socket| {
-        rustix::fs::sendfile(socket, file, Some(&mut offset), len)
+        rustix::fs::sendfile(socket, &*at.file, Some(&mut offset), len)
     }));
     match sent {
-        Ok(n) if n > 0 => Poll::Ready(Ok(n)),
+        Ok(n) if n > 0 => {
+            if at.unread {
+                metrics::get()
+                    .bytes_sent_unread
+                    .fetch_add(n as u64, Relaxed);
+            }
+            Poll::Ready(Ok(n))
+        }
+        Ok(_) if at.unread => Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the file was cut short while it was being sent",
+        ))),
+        Err(e) if at.unread => Poll::Ready(Err(e)),
         // None sent (cut short), or a failure, which the write below
         // reports again if it is the socket's.
         _ => Pin::new(stream).poll_write(cx, in_memory),
@@ -111,6 +132,7 @@ fn poll_writing(
 
 #[cfg(test)]
 mod tests {
+    use std::fs::File;
     use std::os::unix::fs::FileExt;
     use std::path::PathBuf;
 
@@ -119,7 +141,8 @@ mod tests {
     use tokio::net::TcpListener;
 
     use super::*;
-    use crate::storage::file_chunks::{MIN_CHUNK, chunk};
+
+    use crate::storage::file_chunks::{MIN_CHUNK, chunk, unread};
 
     const N: usize = 2 * MIN_CHUNK;
 
@@ -147,6 +170,17 @@ mod tests {
         fn drop(&mut self) {
             let _ = std::fs::remove_file(&self.0);
         }
+    }
+
+    /// `received` is `head` followed by `N` bytes `fill`.
+    fn assert_head_then(received: &[u8], fill: u8) {
+        let mut expected = b"head".to_vec();
+        expected.extend(vec![fill; N]);
+        assert!(
+            received == expected,
+            "{} bytes, not as expected",
+            received.len()
+        );
     }
 
     /// What the other end of a loopback connection receives when `parts`
@@ -208,12 +242,36 @@ mod tests {
         let bytes = scratch.chunk(0, N);
         scratch.1.set_len(0).unwrap();
         let received = sent(&[b"head", &bytes]).await;
-        let mut expected = b"head".to_vec();
-        expected.extend(vec![b'a'; N]);
-        assert!(
-            received == expected,
-            "{} bytes, not as expected",
-            received.len()
+        assert_head_then(&received, b'a');
+    }
+
+    #[tokio::test]
+    async fn unread_chunks_go_out_from_their_file() {
+        let scratch = Scratch::new();
+        let (first, second) = (
+            unread(&scratch.1, 0, MIN_CHUNK).unwrap(),
+            unread(&scratch.1, MIN_CHUNK as u64, MIN_CHUNK).unwrap(),
+        );
+        let received = sent(&[b"head", &first, &second]).await;
+        assert_head_then(&received, b'a');
+    }
+
+    #[tokio::test]
+    async fn an_unread_chunk_of_a_file_cut_short_fails_the_write_instead_of_sending_zeros() {
+        let scratch = Scratch::new();
+        let bytes = unread(&scratch.1, 0, N).unwrap();
+        scratch.1.set_len(0).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (client, accepted) = tokio::join!(
+            TcpStream::connect(listener.local_addr().unwrap()),
+            listener.accept()
+        );
+        let (_client, mut server) = (client.unwrap(), accepted.unwrap().0);
+        let bufs = [IoSlice::new(&bytes)];
+        let written = std::future::poll_fn(|cx| poll_write_vectored(&mut server, cx, &bufs)).await;
+        assert_eq!(
+            written.map_err(|e| e.kind()).unwrap_err(),
+            io::ErrorKind::UnexpectedEof
         );
     }
 }

@@ -11,7 +11,7 @@
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
 use crate::locks::LockView;
-use crate::storage::stream::ReaderStream;
+use crate::runtime::file_splice::FileSplice;
 use crate::storage::{self, Backend, Reader, Writer};
 use edgedav::dav::locks::{ActiveLock, LockError, LockRequest};
 use edgedav::dav::storage::{
@@ -47,6 +47,7 @@ pub struct DavView<'a> {
     pub backend: &'a dyn Backend,
     pub locks: &'a LockView,
     pub table: &'a mut ResourceTable,
+    pub splice: &'a mut FileSplice,
 }
 
 /// [`HasData`] marker that makes the linker hand a [`DavView`] to the imports.
@@ -102,7 +103,8 @@ impl edgedav::dav::storage::Host for DavView<'_> {
         }
     }
 
-    /// Every backend offers the stream: its reader behind a [`ReaderStream`].
+    /// Every backend offers the stream: its reader behind a
+    /// [`ReaderStream`](crate::storage::stream::ReaderStream).
     async fn open_read_stream(
         &mut self,
         path: String,
@@ -111,8 +113,10 @@ impl edgedav::dav::storage::Host for DavView<'_> {
     ) -> Answer<Option<(Resource<DynInputStream>, Metadata)>> {
         match self.backend.open_read(&path, offset, length).await {
             Ok((reader, metadata)) => {
-                let stream: DynInputStream = Box::new(ReaderStream::new(reader));
-                Ok(Ok(Some((self.table.push(stream)?, metadata))))
+                let len = metadata.size.saturating_sub(offset);
+                let len = length.map_or(len, |length| length.min(len));
+                let stream = self.splice.push_source(self.table, reader, len)?;
+                Ok(Ok(Some((stream, metadata))))
             }
             Err(e) => Ok(Err(e)),
         }

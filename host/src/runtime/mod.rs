@@ -47,6 +47,7 @@ use wasmtime_wasi_http::{
 };
 
 use self::bindings::DavView;
+use self::file_splice::{FileSplice, PlainHttp1, SpliceView};
 use crate::locks::LockView;
 use crate::metrics::{self, ComponentError};
 use crate::runtime::admission::Slot;
@@ -55,6 +56,7 @@ use crate::storage::Backend;
 pub mod admission;
 pub mod bindings;
 mod cpu;
+pub mod file_splice;
 mod guest;
 
 mod warm;
@@ -163,6 +165,7 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         bindings::add_to_linker(&mut linker, RequestState::dav)?;
+        file_splice::add_to_linker(&mut linker, RequestState::splice)?;
         let instance_pre = linker
             .instantiate_pre(&component)
             .context("the component imports something edgedav does not provide")?;
@@ -223,6 +226,8 @@ impl Runtime {
             None => (self.new_store(storage, cpu.clone()), None, 0),
         };
         store.set_epoch_deadline(1);
+        let plain_http1 = request.extensions().get::<PlainHttp1>().is_some();
+        store.data_mut().splice.reset(plain_http1);
 
         let (sender, receiver) = oneshot::channel();
         let prepared = (|| -> wasmtime::Result<_> {
@@ -334,6 +339,7 @@ impl Runtime {
                 grown_to: 0,
             },
             cpu,
+            splice: FileSplice::default(),
         }
     }
 }
@@ -482,6 +488,7 @@ struct RequestState {
     locks: LockView,
     limits: MemoryLimit,
     cpu: Arc<CpuClock>,
+    splice: FileSplice,
 }
 
 impl RequestState {
@@ -503,6 +510,14 @@ impl RequestState {
             backend: &*self.backend,
             locks: &self.locks,
             table: &mut self.table,
+            splice: &mut self.splice,
+        }
+    }
+
+    fn splice(&mut self) -> SpliceView<'_> {
+        SpliceView {
+            table: &mut self.table,
+            splice: &mut self.splice,
         }
     }
 }

@@ -80,6 +80,15 @@ pub trait FileReader: Send {
     async fn read_chunk(&mut self, max: u32) -> Result<Bytes> {
         self.read(max).await.map(Bytes::from)
     }
+
+    /// The next chunk, up to `max` bytes, without reading it: bytes that
+    /// only the socket may meet, which sends them from the file
+    /// ([`file_chunks::unread`]); empty once the range is exhausted. None
+    /// when this reader cannot (only the local store's can), or not for
+    /// this chunk: then it is read.
+    fn next_unread(&mut self, _max: u32) -> Option<Bytes> {
+        None
+    }
 }
 
 /// Content being written. Dropping it without [`FileWriter::commit`] must

@@ -8,6 +8,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 use bytes::Bytes;
 use wasmtime_wasi::p2::{InputStream, Pollable, StreamError, StreamResult};
@@ -36,6 +38,10 @@ pub struct ReaderStream {
     buffered: Bytes,
     /// Set once the range is exhausted or a read failed.
     end: Option<End>,
+    /// While set (for the length of a splice into a plain HTTP/1 response
+    /// body, `runtime::file_splice`), chunks are handed out unread
+    /// ([`FileReader::next_unread`]); none once the reader declined.
+    unread: Option<Arc<AtomicBool>>,
 }
 
 enum End {
@@ -50,14 +56,36 @@ impl ReaderStream {
             pending: None,
             buffered: Bytes::new(),
             end: None,
+            unread: None,
         }
+    }
+
+    /// A stream that hands out its chunks unread while the flag it returns
+    /// is set.
+    pub fn with_unread(reader: Reader) -> (Self, Arc<AtomicBool>) {
+        let flag = Arc::new(AtomicBool::new(false));
+        let stream = Self {
+            unread: Some(flag.clone()),
+            ..Self::new(reader)
+        };
+        (stream, flag)
+    }
+
+    /// Whether the next chunk may be handed out unread: asked for, and
+    /// nothing read or being read to hand out first.
+    fn unread_now(&self) -> bool {
+        self.unread.as_ref().is_some_and(|flag| flag.load(Relaxed))
+            && self.buffered.is_empty()
+            && self.pending.is_none()
+            && self.reader.is_some()
     }
 }
 
 #[async_trait::async_trait]
 impl Pollable for ReaderStream {
     async fn ready(&mut self) {
-        if !self.buffered.is_empty() || self.end.is_some() {
+        // An unread chunk is ready at once: no read ahead.
+        if !self.buffered.is_empty() || self.end.is_some() || self.unread_now() {
             return;
         }
         let pending = match (&mut self.pending, self.reader.take()) {
@@ -83,6 +111,19 @@ impl Pollable for ReaderStream {
 
 impl InputStream for ReaderStream {
     fn read(&mut self, size: usize) -> StreamResult<Bytes> {
+        if self.end.is_none() && self.unread_now() {
+            let max = u32::try_from(size).unwrap_or(u32::MAX).min(CHUNK);
+            match self.reader.as_mut().and_then(|r| r.next_unread(max)) {
+                Some(chunk) if chunk.is_empty() => self.end = Some(End::Exhausted),
+                Some(chunk) => return Ok(chunk),
+                // Declined: read from now on (the caller's next `ready`
+                // reads ahead).
+                None => {
+                    self.unread = None;
+                    return Ok(Bytes::new());
+                }
+            }
+        }
         if !self.buffered.is_empty() {
             let n = size.min(self.buffered.len());
             return Ok(self.buffered.split_to(n));
@@ -174,5 +215,41 @@ mod tests {
         let (bytes, end) = drain(&mut stream, 64).await;
         assert_eq!(bytes, b"kept");
         assert!(matches!(end, StreamError::Closed));
+    }
+
+    /// Reads `'r'`; hands out `'u'` unread while it has chunks left, then
+    /// declines.
+    struct Unreads(usize);
+
+    #[async_trait::async_trait]
+    impl FileReader for Unreads {
+        async fn read(&mut self, _max: u32) -> Result<Vec<u8>, Error> {
+            Ok(b"r".to_vec())
+        }
+
+        fn next_unread(&mut self, _max: u32) -> Option<Bytes> {
+            self.0 = self.0.checked_sub(1)?;
+            Some(Bytes::from_static(b"u"))
+        }
+    }
+
+    #[tokio::test]
+    async fn chunks_are_handed_out_unread_only_while_the_flag_is_set() {
+        let (mut stream, flag) = ReaderStream::with_unread(Box::new(Unreads(1)));
+        assert_eq!(&stream.blocking_read(8).await.unwrap()[..], b"r");
+        flag.store(true, Relaxed);
+        assert_eq!(&stream.blocking_read(8).await.unwrap()[..], b"u");
+        // Declined: read from then on, the flag set or not.
+        assert_eq!(&stream.blocking_read(8).await.unwrap()[..], b"r");
+        assert_eq!(&stream.blocking_read(8).await.unwrap()[..], b"r");
+    }
+
+    #[tokio::test]
+    async fn a_chunk_read_ahead_is_handed_out_before_any_unread_one() {
+        let (mut stream, flag) = ReaderStream::with_unread(Box::new(Unreads(1)));
+        stream.ready().await;
+        flag.store(true, Relaxed);
+        assert_eq!(&stream.blocking_read(8).await.unwrap()[..], b"r");
+        assert_eq!(&stream.blocking_read(8).await.unwrap()[..], b"u");
     }
 }

@@ -38,7 +38,7 @@
 //! it; [`metadata`] turns a stat into the contract's metadata and ETag.
 
 use std::fs::{self, File};
-use std::io::{self, Seek, SeekFrom};
+use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -174,7 +174,7 @@ impl Backend for LocalBackend {
 
     async fn open_read(&self, path: &str, offset: u64, length: Option<u64>) -> Result<Opened> {
         self.inline(|s| {
-            let mut file = match s.open_beneath(path, OFlags::RDONLY)? {
+            let file = match s.open_beneath(path, OFlags::RDONLY)? {
                 Some(file) => file,
                 None => File::open(s.resolve(path)?).map_err(lookup)?,
             };
@@ -182,9 +182,6 @@ impl Backend for LocalBackend {
             let opened = file.metadata()?;
             if opened.is_dir() {
                 return Err(Error::IsACollection);
-            }
-            if offset > 0 {
-                file.seek(SeekFrom::Start(offset))?;
             }
             // No further than the size the metadata reports: a range to the
             // end is then read without a last read to find the end.
