@@ -5,7 +5,7 @@
 //! reach the socket, which sends them from the file with `sendfile`
 //! (`net::sendfile`), but each was first read into memory, because any
 //! consumer of a stream may look at its bytes: the guest reading it, TLS,
-//! HTTP/2. That read was a quarter of the server's CPU in a 1 MiB GET.
+//! HTTP/2. That read was a fifth of the server's samples in a 1 MiB GET.
 //!
 //! Here the host's `blocking-splice` (shadowing wasi-io's) tells the
 //! source to hand out its chunks unread (`file_chunks::unread`) when, and
