@@ -183,15 +183,20 @@ mod tests {
         );
     }
 
-    /// What the other end of a loopback connection receives when `parts`
-    /// are written through [`poll_write_vectored`] until all are out.
-    async fn sent(parts: &[&[u8]]) -> Vec<u8> {
+    /// Both ends of a loopback connection: the client's, the server's.
+    async fn connected() -> (TcpStream, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (client, accepted) = tokio::join!(
             TcpStream::connect(listener.local_addr().unwrap()),
             listener.accept()
         );
-        let (mut client, mut server) = (client.unwrap(), accepted.unwrap().0);
+        (client.unwrap(), accepted.unwrap().0)
+    }
+
+    /// What the other end of a loopback connection receives when `parts`
+    /// are written through [`poll_write_vectored`] until all are out.
+    async fn sent(parts: &[&[u8]]) -> Vec<u8> {
+        let (mut client, mut server) = connected().await;
         let total: usize = parts.iter().map(|p| p.len()).sum();
         let write = async {
             let (mut part, mut skip) = (0, 0);
@@ -261,12 +266,7 @@ mod tests {
         let scratch = Scratch::new();
         let bytes = unread(&scratch.1, 0, N).unwrap();
         scratch.1.set_len(0).unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let (client, accepted) = tokio::join!(
-            TcpStream::connect(listener.local_addr().unwrap()),
-            listener.accept()
-        );
-        let (_client, mut server) = (client.unwrap(), accepted.unwrap().0);
+        let (_client, mut server) = connected().await;
         let bufs = [IoSlice::new(&bytes)];
         let written = std::future::poll_fn(|cx| poll_write_vectored(&mut server, cx, &bufs)).await;
         assert_eq!(

@@ -113,9 +113,7 @@ impl edgedav::dav::storage::Host for DavView<'_> {
     ) -> Answer<Option<(Resource<DynInputStream>, Metadata)>> {
         match self.backend.open_read(&path, offset, length).await {
             Ok((reader, metadata)) => {
-                let len = metadata.size.saturating_sub(offset);
-                let len = length.map_or(len, |length| length.min(len));
-                let stream = self.splice.push_source(self.table, reader, len)?;
+                let stream = self.splice.push_source(self.table, reader)?;
                 Ok(Ok(Some((stream, metadata))))
             }
             Err(e) => Ok(Err(e)),

@@ -27,8 +27,8 @@ use wasmtime_wasi::p2::bindings::io::streams::{Host as _, HostOutputStream, Stre
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, OutputStream, Pollable, StreamResult};
 use wasmtime_wasi_http::p2::body::HostOutgoingBody;
 
+use crate::storage::Reader;
 use crate::storage::stream::ReaderStream;
-use crate::storage::{Reader, file_chunks};
 
 /// A request's mark that it came over plain HTTP/1 (no TLS, no HTTP/2),
 /// set by the connection.
@@ -54,16 +54,13 @@ impl FileSplice {
         };
     }
 
-    /// `reader`, of a range of `len` bytes, as the guest's input stream,
-    /// in `table`.
+    /// `reader` as the guest's input stream, in `table`.
     pub fn push_source(
         &mut self,
         table: &mut ResourceTable,
         reader: Reader,
-        len: u64,
     ) -> wasmtime::Result<Resource<DynInputStream>> {
-        // A small file is read: a copy costs less than a `sendfile`.
-        if !self.plain_http1 || len < file_chunks::MIN_CHUNK as u64 {
+        if !self.plain_http1 || !reader.sends_unread() {
             return Ok(table.push(Box::new(ReaderStream::new(reader)) as DynInputStream)?);
         }
         let (stream, flag) = ReaderStream::with_unread(reader);
@@ -104,9 +101,9 @@ pub fn add_to_linker<T: Send + 'static>(
               (dest, source, len): (Resource<DynOutputStream>, Resource<DynInputStream>, u64)| {
             Box::new(async move {
                 let SpliceView { table, splice } = view(store.data_mut());
-                let unread = splice.unread_flag(dest.rep(), source.rep()).map(Unread::start);
+                let armed = splice.unread_flag(dest.rep(), source.rep()).map(Armed::new);
                 let spliced = table.blocking_splice(dest, source, len).await;
-                drop(unread);
+                drop(armed);
                 Ok((match spliced {
                     Ok(moved) => Ok(moved),
                     Err(e) => Err::<u64, StreamError>(table.convert_stream_error(e)?),
@@ -141,16 +138,16 @@ pub fn add_to_linker<T: Send + 'static>(
 
 /// Sets a source's unread flag for as long as it lives: a splice that is
 /// dropped half-way leaves it unset.
-struct Unread(Arc<AtomicBool>);
+struct Armed(Arc<AtomicBool>);
 
-impl Unread {
-    fn start(flag: Arc<AtomicBool>) -> Self {
+impl Armed {
+    fn new(flag: Arc<AtomicBool>) -> Self {
         flag.store(true, Relaxed);
         Self(flag)
     }
 }
 
-impl Drop for Unread {
+impl Drop for Armed {
     fn drop(&mut self) {
         self.0.store(false, Relaxed);
     }

@@ -81,11 +81,16 @@ pub trait FileReader: Send {
         self.read(max).await.map(Bytes::from)
     }
 
+    /// Whether [`FileReader::next_unread`] may hand out chunks: only the
+    /// local store's reader can, and only for a range worth a `sendfile`.
+    fn sends_unread(&self) -> bool {
+        false
+    }
+
     /// The next chunk, up to `max` bytes, without reading it: bytes that
     /// only the socket may meet, which sends them from the file
     /// ([`file_chunks::unread`]); empty once the range is exhausted. None
-    /// when this reader cannot (only the local store's can), or not for
-    /// this chunk: then it is read.
+    /// when this reader cannot, or not for this chunk: then it is read.
     fn next_unread(&mut self, _max: u32) -> Option<Bytes> {
         None
     }

@@ -46,6 +46,11 @@ impl FileReader for LocalReader {
         Ok(buf)
     }
 
+    fn sends_unread(&self) -> bool {
+        // A small range is read: a copy costs less than a `sendfile`.
+        self.remaining >= file_chunks::MIN_CHUNK as u64
+    }
+
     fn next_unread(&mut self, max: u32) -> Option<Bytes> {
         let want = self.remaining.min(max.into()) as usize;
         if want == 0 {
